@@ -1,0 +1,243 @@
+/* The threads engine: T OS threads update one shared linear model with no
+ * lock (racy or compare-and-swap writes) or under one mutex (the serialised
+ * baseline). Each thread takes a contiguous chunk of the epoch's order.
+ *
+ * Staleness of an update = updates other threads committed between its read
+ * (prediction) and its write. Each thread counts its own commits on its own
+ * cache line; a measured update sums the others' counters before and after,
+ * so nothing shared is written on the hot path. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "linear.h"
+#include "rng.h"
+
+#define PA_LINE 64
+#define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
+#define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
+
+typedef struct {
+    _Alignas(PA_LINE) int64_t done;
+    char pad[PA_LINE - sizeof(int64_t)];
+} pa_commit_counter;
+
+typedef struct pa_shared pa_shared;
+
+typedef struct {
+    _Alignas(PA_LINE) pa_shared *sh;
+    pthread_t thread;
+    int tid;
+    int64_t start, end;
+    double sumloss;
+    int64_t n_updates, last_clock;
+    int64_t *hist;
+    int64_t smax, scount;
+    double ssum;
+    int status;
+} pa_worker;
+
+struct pa_shared {
+    const pa_epoch_ctx *ctx;
+    pa_linear_kernel kernel;
+    pa_linear_model *model;
+    const pa_dataset *data;
+    const pa_engine_opts *opts;
+    int64_t hist_len;
+    pa_commit_counter *commits;
+    int stop;
+    pthread_mutex_t lock;   /* the update lock of the "locked" mode */
+    pthread_mutex_t exit_lock;
+    pthread_cond_t exit_cond;
+    int n_exited;
+};
+
+static int64_t others_committed(const pa_shared *sh, int tid)
+{
+    int64_t s = 0;
+    for (int o = 0; o < sh->opts->n_threads; o++)
+        if (o != tid) s += __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
+    return s;
+}
+
+static void record_staleness(pa_worker *wk, int64_t s)
+{
+    int64_t len = wk->sh->hist_len;
+    wk->hist[s < len - 1 ? s : len - 1]++;
+    if (s > wk->smax) wk->smax = s;
+    wk->ssum += (double)s;
+    wk->scount++;
+}
+
+static void run_chunk(pa_worker *wk)
+{
+    pa_shared *sh = wk->sh;
+    const pa_engine_opts *o = sh->opts;
+    const int T = o->n_threads, locked = o->update == PA_LOCKED;
+    const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
+    int64_t *done = &sh->commits[wk->tid].done, n_done = 0;
+    for (int64_t r = wk->start; r < wk->end; r++) {
+        if ((r - wk->start) % PA_STOP_CHECK == 0 &&
+            __atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
+            break;
+        int64_t i = o->order[r];
+        int64_t k = (r - wk->start) * T + wk->tid + 1;
+        int measure = every && n_done % every == 0;
+        int64_t before = measure ? others_committed(sh, wk->tid) : 0;
+        if (locked) pthread_mutex_lock(&sh->lock);
+        double p = sh->kernel.predict(sh->ctx, sh->model, sh->data, i, k);
+        if (!isfinite(p)) {
+            if (locked) pthread_mutex_unlock(&sh->lock);
+            wk->status = PA_DIVERGED;
+            __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        sh->kernel.apply(sh->ctx, sh->model, sh->data, i, k, p, &wk->sumloss);
+        if (locked) pthread_mutex_unlock(&sh->lock);
+        __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
+        wk->last_clock = k;
+        if (measure) record_staleness(wk, others_committed(sh, wk->tid) - before);
+    }
+    wk->n_updates = n_done;
+    if (!every) { /* one thread: every update saw the model it read */
+        wk->hist[0] += n_done;
+        wk->scount += n_done;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    pa_worker *wk = arg;
+    run_chunk(wk);
+    pthread_mutex_lock(&wk->sh->exit_lock);
+    wk->sh->n_exited++;
+    pthread_cond_signal(&wk->sh->exit_cond);
+    pthread_mutex_unlock(&wk->sh->exit_lock);
+    return NULL;
+}
+
+/* Waits for the workers, polling the caller (signals) every 50 ms. */
+static void wait_workers(pa_shared *sh, int n_started)
+{
+    pthread_mutex_lock(&sh->exit_lock);
+    while (sh->n_exited < n_started) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        int rc = pthread_cond_timedwait(&sh->exit_cond, &sh->exit_lock, &ts);
+        if (rc == ETIMEDOUT && sh->opts->poll) {
+            pthread_mutex_unlock(&sh->exit_lock);
+            if (sh->opts->poll(sh->opts->poll_ctx))
+                __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+            pthread_mutex_lock(&sh->exit_lock);
+        }
+    }
+    pthread_mutex_unlock(&sh->exit_lock);
+}
+
+static int64_t row_cost(const pa_dataset *ds)
+{
+    if (!ds->sparse) return ds->n_features;
+    return ds->n_samples ? ds->indptr[ds->n_samples] / ds->n_samples + 1 : 1;
+}
+
+static int run_workers(pa_shared *sh, pa_worker *wk, int T)
+{
+    int inline_run = T == 1 && (!sh->opts->poll ||
+        sh->opts->n_order * row_cost(sh->data) < PA_INLINE_WORK);
+    if (inline_run) {
+        run_chunk(&wk[0]);
+        return PA_OK;
+    }
+    int started = 0;
+    for (; started < T; started++)
+        if (pthread_create(&wk[started].thread, NULL, worker_main, &wk[started]))
+            break;
+    if (started < T) /* could not start them all: stop the others */
+        __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+    wait_workers(sh, started);
+    for (int t = 0; t < started; t++) pthread_join(wk[t].thread, NULL);
+    return started < T ? PA_NOMEM : PA_OK;
+}
+
+int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
+                    pa_linear_model *model, int64_t t0, double eta,
+                    const pa_engine_opts *opts, pa_epoch_stats *stats)
+{
+    const int T = opts->n_threads > 0 ? opts->n_threads : 1;
+    const int64_t n = opts->n_order, hist_len = stats->hist_len;
+    int update = opts->update;
+    if (T == 1 || update == PA_LOCKED) update = PA_PLAIN;
+    pa_epoch_ctx ctx;
+    int status = pa_epoch_ctx_init(&ctx, params, data->sparse, t0, eta, n + T);
+    if (status != PA_OK) return stats->status = status;
+
+    pa_shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.ctx = &ctx;
+    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse, update);
+    sh.model = model;
+    sh.data = data;
+    sh.opts = opts;
+    sh.hist_len = hist_len;
+    pthread_mutex_init(&sh.lock, NULL);
+    pthread_mutex_init(&sh.exit_lock, NULL);
+    pthread_cond_init(&sh.exit_cond, NULL);
+    sh.commits = aligned_alloc(PA_LINE, sizeof(pa_commit_counter) * T);
+    pa_worker *wk = aligned_alloc(PA_LINE, sizeof(pa_worker) * T);
+    int64_t *hists = calloc((size_t)T * hist_len, sizeof(int64_t));
+    if (!sh.commits || !wk || !hists) {
+        status = PA_NOMEM;
+        goto out;
+    }
+    memset(sh.commits, 0, sizeof(pa_commit_counter) * T);
+    memset(wk, 0, sizeof(pa_worker) * T);
+    for (int t = 0; t < T; t++) {
+        wk[t].sh = &sh;
+        wk[t].tid = t;
+        wk[t].start = n * t / T;
+        wk[t].end = n * (t + 1) / T;
+        wk[t].hist = hists + (size_t)t * hist_len;
+    }
+    status = run_workers(&sh, wk, T);
+
+    int64_t k_end = 0;
+    for (int t = 0; t < T; t++) {
+        stats->sumloss += wk[t].sumloss;
+        stats->n_updates += wk[t].n_updates;
+        stats->staleness_sum += wk[t].ssum;
+        stats->staleness_count += wk[t].scount;
+        if (wk[t].smax > stats->staleness_max) stats->staleness_max = wk[t].smax;
+        for (int64_t b = 0; b < hist_len; b++) stats->staleness_hist[b] += wk[t].hist[b];
+        if (wk[t].last_clock > k_end) k_end = wk[t].last_clock;
+        if (wk[t].status != PA_OK && status == PA_OK) status = wk[t].status;
+    }
+    stats->clock_end = k_end;
+    pa_linear_finish(&ctx, model, data->n_features, k_end);
+    if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
+out:
+    free(hists);
+    free(wk);
+    free(sh.commits);
+    pthread_cond_destroy(&sh.exit_cond);
+    pthread_mutex_destroy(&sh.exit_lock);
+    pthread_mutex_destroy(&sh.lock);
+    pa_epoch_ctx_free(&ctx);
+    return stats->status = status;
+}
+
+void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch)
+{
+    pa_rng rng;
+    uint64_t s = seed;
+    pa_rng_seed(&rng, pa_splitmix64(&s) ^ (epoch * 0xd1b54a32d192ed03ULL));
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)pa_rng_below(&rng, (uint64_t)i + 1);
+        int64_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+}

@@ -1,0 +1,125 @@
+/* The linear model's kernels, instantiated per data type and write mode,
+ * and the per-epoch constants they read. */
+#include <stdlib.h>
+#include "linear.h"
+
+#define REAL double
+#define SFX _f64_plain
+#define MODE_PLAIN 1
+#define MODE_ATOMIC 0
+#include "linear_kernel.h"
+#undef SFX
+#undef MODE_PLAIN
+#define SFX _f64_racy
+#define MODE_PLAIN 0
+#include "linear_kernel.h"
+#undef SFX
+#undef MODE_ATOMIC
+#define SFX _f64_atomic
+#define MODE_ATOMIC 1
+#include "linear_kernel.h"
+#undef SFX
+#undef MODE_ATOMIC
+#undef MODE_PLAIN
+#undef REAL
+
+#define REAL float
+#define SFX _f32_plain
+#define MODE_PLAIN 1
+#define MODE_ATOMIC 0
+#include "linear_kernel.h"
+#undef SFX
+#undef MODE_PLAIN
+#define SFX _f32_racy
+#define MODE_PLAIN 0
+#include "linear_kernel.h"
+#undef SFX
+#undef MODE_ATOMIC
+#define SFX _f32_atomic
+#define MODE_ATOMIC 1
+#include "linear_kernel.h"
+#undef SFX
+#undef MODE_ATOMIC
+#undef MODE_PLAIN
+#undef REAL
+
+#define KERNELS(sfx) \
+    { { pa_predict_dense##sfx, pa_apply_dense##sfx }, \
+      { pa_predict_sparse##sfx, pa_apply_sparse##sfx } }
+
+/* [dtype][mode: plain, racy, atomic][sparse] */
+static const pa_linear_kernel kernels[2][3][2] = {
+    { KERNELS(_f64_plain), KERNELS(_f64_racy), KERNELS(_f64_atomic) },
+    { KERNELS(_f32_plain), KERNELS(_f32_racy), KERNELS(_f32_atomic) },
+};
+
+pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update)
+{
+    int mode = update == PA_ATOMIC ? 2 : update == PA_RACY ? 1 : 0;
+    return kernels[dtype == PA_F32][mode][sparse != 0];
+}
+
+double pa_eta(const pa_linear_params *p, double eta_const, int64_t t)
+{
+    switch (p->schedule) {
+    case PA_OPTIMAL:
+        return 1.0 / (p->alpha * (p->optimal_init + (double)t - 1.0));
+    case PA_INVSCALING:
+        return p->eta0 / pow((double)t, p->power_t);
+    default:
+        return eta_const;
+    }
+}
+
+int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
+                      int64_t t0, double eta, int64_t max_clock)
+{
+    c->p = p;
+    c->t0 = t0;
+    c->eta_const = eta;
+    c->varying = p->schedule == PA_OPTIMAL || p->schedule == PA_INVSCALING;
+    c->l2 = p->l2;
+    c->l1 = p->l1;
+    c->has_l2 = c->l2 > 0.0;
+    c->has_l1 = c->l1 > 0.0;
+    c->mu = p->momentum;
+    c->has_mom = p->momentum != 0.0;
+    c->logd_step = c->has_l2 ? pa_log_decay(pa_decay(c->l2, eta)) : 0.0;
+    c->u_step = c->l1 * eta;
+    c->logd_prefix = c->u_prefix = NULL;
+    if (!c->varying)
+        return PA_OK;
+    if (sparse && c->has_l2) {
+        double *L = malloc((size_t)(max_clock + 1) * sizeof(double));
+        if (!L) return PA_NOMEM;
+        L[0] = 0.0;
+        for (int64_t k = 1; k <= max_clock; k++)
+            L[k] = L[k - 1] + pa_log_decay(pa_decay(c->l2, pa_eta(p, eta, t0 + k)));
+        c->logd_prefix = L;
+    }
+    if (c->has_l1) {
+        double *U = malloc((size_t)(max_clock + 1) * sizeof(double));
+        if (!U) { pa_epoch_ctx_free(c); return PA_NOMEM; }
+        U[0] = 0.0;
+        for (int64_t k = 1; k <= max_clock; k++)
+            U[k] = U[k - 1] + c->l1 * pa_eta(p, eta, t0 + k);
+        c->u_prefix = U;
+    }
+    return PA_OK;
+}
+
+void pa_epoch_ctx_free(pa_epoch_ctx *c)
+{
+    free(c->logd_prefix);
+    free(c->u_prefix);
+    c->logd_prefix = c->u_prefix = NULL;
+}
+
+void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,
+                      int64_t n_features, int64_t k_end)
+{
+    if (m->last)
+        for (int64_t j = 0; j < n_features; j++)
+            pa_catch_up_f64_plain(c, m, j, k_end);
+    m->u = pa_ctx_u(c, m->u, k_end);
+}

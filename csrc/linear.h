@@ -1,0 +1,31 @@
+/* Internal interface of the linear model's kernels, used by the engines. */
+#ifndef PA_LINEAR_H
+#define PA_LINEAR_H
+#include "pyasync_core.h"
+#include "linear_epoch.h"
+
+/* Prediction of row i at local clock k (catches its coordinates up first). */
+typedef double (*pa_predict_fn)(const pa_epoch_ctx *, pa_linear_model *,
+                                const pa_dataset *, int64_t i, int64_t k);
+/* Applies row i's update at clock k from prediction p (possibly computed on
+ * an older model); adds the loss at p; returns the step. */
+typedef double (*pa_apply_fn)(const pa_epoch_ctx *, pa_linear_model *,
+                              const pa_dataset *, int64_t i, int64_t k,
+                              double p, double *loss);
+
+typedef struct {
+    pa_predict_fn predict;
+    pa_apply_fn apply;
+} pa_linear_kernel;
+
+pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update);
+
+int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
+                      int64_t t0, double eta, int64_t max_clock);
+void pa_epoch_ctx_free(pa_epoch_ctx *c);
+
+/* Catches every coordinate up to clock k_end and closes the L1 total;
+ * run by one thread once the workers have stopped. */
+void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,
+                      int64_t n_features, int64_t k_end);
+#endif

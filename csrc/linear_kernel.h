@@ -1,0 +1,207 @@
+/* One update of a linear model from one row: the only place the update
+ * math lives. Included once per (data type, write mode); the including file
+ * defines REAL, SFX (name suffix) and MODE_PLAIN / MODE_ATOMIC.
+ *
+ * The update with momentum mu, decay d and step upd = -eta * dloss * sw:
+ *     v <- mu v + upd x;   w <- d w + v        (mu = 0: scikit-learn's SGD)
+ * then the L1 truncation of Tsuruoka et al. on the touched coordinates.
+ * Sparse rows keep O(nnz): coordinates not in a row are caught up lazily
+ * from the clock of their last update. */
+#include "losses.h"
+#include "atomics.h"
+#include "linear_epoch.h"
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SFX)
+
+#if MODE_PLAIN
+#define LD(p) (*(p))
+#define ST(p, x) (*(p) = (x))
+#define AXPB(p, a, bb) (*(p) = (a) * *(p) + (bb))
+#define LDI(p) (*(p))
+#define CLAIM(p, old, now) (*(p) = (now), 1)
+#elif MODE_ATOMIC
+#define LD(p) pa_load(p)
+#define ST(p, x) pa_store((p), (x))
+#define AXPB(p, a, bb) pa_cas_axpb((p), (a), (bb))
+#define LDI(p) pa_load_i64(p)
+#define CLAIM(p, old, now) pa_cas_i64((p), (old), (now))
+#else /* racy */
+#define LD(p) pa_load(p)
+#define ST(p, x) pa_store((p), (x))
+#define AXPB(p, a, bb) pa_racy_axpb((p), (a), (bb))
+#define LDI(p) pa_load_i64(p)
+#define CLAIM(p, old, now) (pa_store_i64((p), (now)), 1)
+#endif
+
+#define MAX_DLOSS 1e12
+
+/* Bring coordinate j to the end of step kt as if untouched since last[j]. */
+static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                   int64_t j, int64_t kt)
+{
+    int64_t last = LDI(&m->last[j]);
+    if (last >= kt || !CLAIM(&m->last[j], last, kt))
+        return;
+    int64_t g = kt - last;
+    double D = exp(pa_ctx_logD(c, last, kt));
+    double v = c->has_mom ? LD(&m->v[j]) : 0.0;
+    if (v != 0.0) {
+        double mug = pow(c->mu, (double)g);
+        AXPB(&m->w[j], D, pa_velocity_gain(c->mu, D, mug, g) * v);
+        AXPB(&m->v[j], mug, 0.0);
+    } else if (D != 1.0) {
+        AXPB(&m->w[j], D, 0.0);
+    }
+}
+
+/* Scikit-learn's truncated-gradient L1 step on coordinate j. */
+static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u)
+{
+    double z = LD(&m->w[j]), w = z;
+    if (z > 0.0) {
+        w = z - (u + m->q[j]);
+        if (w < 0.0) w = 0.0;
+    } else if (z < 0.0) {
+        w = z + (u - m->q[j]);
+        if (w > 0.0) w = 0.0;
+    }
+    ST(&m->w[j], w);
+    m->q[j] += w - z;
+}
+
+/* The step of the update, -eta * dloss * sample weight; adds the loss. */
+static inline double FN(pa_step)(const pa_epoch_ctx *c, int64_t k, double p,
+                                 double y, double sw, double *loss)
+{
+    const pa_linear_params *prm = c->p;
+    double dloss = pa_loss_dloss(prm->loss, prm->loss_param, y, p);
+    *loss += pa_loss_value(prm->loss, prm->loss_param, y, p);
+    if (dloss < -MAX_DLOSS) dloss = -MAX_DLOSS;
+    else if (dloss > MAX_DLOSS) dloss = MAX_DLOSS;
+    return -pa_ctx_eta(c, k) * dloss * sw;
+}
+
+static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                         double upd)
+{
+    if (!c->p->fit_intercept)
+        return;
+    double delta = upd * c->p->intercept_decay;
+    if (c->has_mom)
+        delta = AXPB(m->vb, c->mu, delta);
+    AXPB(m->b, 1.0, delta);
+}
+
+/* ---- dense rows: every coordinate is touched by every update ---- */
+
+static double FN(pa_predict_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                   const pa_dataset *ds, int64_t i, int64_t k)
+{
+    (void)c; (void)k;
+    const REAL *x = (const REAL *)ds->data + i * ds->n_features;
+    const double *w = m->w;
+    int64_t n = ds->n_features;
+    double s = 0.0;
+#if MODE_PLAIN
+#pragma omp simd reduction(+:s)
+    for (int64_t j = 0; j < n; j++) s += w[j] * (double)x[j];
+#else
+    for (int64_t j = 0; j < n; j++) s += LD(&w[j]) * (double)x[j];
+#endif
+    return s + LD(m->b);
+}
+
+static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                 const pa_dataset *ds, int64_t i, int64_t k,
+                                 double p, double *loss)
+{
+    const REAL *x = (const REAL *)ds->data + i * ds->n_features;
+    int64_t n = ds->n_features;
+    double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
+    double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
+    double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
+    double *restrict w = m->w;
+    if (c->has_mom) {
+        double *restrict v = m->v, mu = c->mu;
+#if MODE_PLAIN
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            v[j] = mu * v[j] + upd * (double)x[j];
+            w[j] = d * w[j] + v[j];
+        }
+#else
+        for (int64_t j = 0; j < n; j++)
+            AXPB(&w[j], d, AXPB(&v[j], mu, upd * (double)x[j]));
+#endif
+    } else if (d != 1.0 || upd != 0.0) {
+#if MODE_PLAIN
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) w[j] = d * w[j] + upd * (double)x[j];
+#else
+        for (int64_t j = 0; j < n; j++) AXPB(&w[j], d, upd * (double)x[j]);
+#endif
+    }
+    FN(pa_intercept_step)(c, m, upd);
+    if (c->has_l1) {
+        double u = pa_ctx_u(c, m->u, k);
+        for (int64_t j = 0; j < n; j++) FN(pa_l1_step)(m, j, u);
+    }
+    return upd;
+}
+
+/* ---- CSR rows: only the row's coordinates, caught up lazily ---- */
+
+static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                    const pa_dataset *ds, int64_t i, int64_t k)
+{
+    const REAL *x = (const REAL *)ds->data;
+    const int32_t *ind = ds->indices;
+    double s = 0.0;
+    for (int64_t e = ds->indptr[i]; e < ds->indptr[i + 1]; e++) {
+        int64_t j = ind[e];
+        if (m->last) FN(pa_catch_up)(c, m, j, k - 1);
+        s += LD(&m->w[j]) * (double)x[e];
+    }
+    return s + LD(m->b);
+}
+
+static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                  const pa_dataset *ds, int64_t i, int64_t k,
+                                  double p, double *loss)
+{
+    const REAL *x = (const REAL *)ds->data;
+    const int32_t *ind = ds->indices;
+    int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
+    double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
+    double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
+    double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
+    for (int64_t e = e0; e < e1; e++) {
+        int64_t j = ind[e];
+        double g = upd * (double)x[e];
+        if (m->last) {
+            FN(pa_catch_up)(c, m, j, k - 1);
+            /* the touched step; never move another worker's clock back */
+            int64_t last = LDI(&m->last[j]);
+            if (last < k) (void)CLAIM(&m->last[j], last, k);
+        }
+        if (c->has_mom)
+            AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
+        else
+            AXPB(&m->w[j], d, g);
+    }
+    FN(pa_intercept_step)(c, m, upd);
+    if (c->has_l1) {
+        double u = pa_ctx_u(c, m->u, k);
+        for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u);
+    }
+    return upd;
+}
+
+#undef LD
+#undef ST
+#undef AXPB
+#undef LDI
+#undef CLAIM
+#undef FN

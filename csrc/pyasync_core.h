@@ -1,0 +1,81 @@
+/* Public interface of the compiled core; the only header the Cython
+ * bridge includes. Plain C, no Python headers. */
+#ifndef PYASYNC_CORE_H
+#define PYASYNC_CORE_H
+#include <stdint.h>
+
+enum pa_dtype { PA_F64 = 0, PA_F32 = 1 };
+enum pa_schedule { PA_CONSTANT = 0, PA_OPTIMAL, PA_INVSCALING, PA_ADAPTIVE };
+/* plain: one writer at a time (one thread, or under the lock). */
+enum pa_update { PA_RACY = 0, PA_ATOMIC, PA_LOCKED, PA_PLAIN };
+enum pa_status { PA_OK = 0, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM };
+
+typedef struct {
+    int loss;
+    double loss_param;      /* hinge threshold, huber c or epsilon */
+    double alpha;           /* scales the "optimal" learning rate */
+    double l2, l1;          /* penalty strengths: (1 - l1_ratio) * alpha, l1_ratio * alpha */
+    int schedule;
+    double eta0, power_t, optimal_init;
+    double momentum;        /* explicit momentum over the global update sequence */
+    int fit_intercept;
+    double intercept_decay;
+} pa_linear_params;
+
+/* Rows are dense C-contiguous (n_samples x n_features) or CSR. */
+typedef struct {
+    int dtype;
+    int sparse;
+    int64_t n_samples, n_features;
+    const void *data;
+    const int64_t *indptr;
+    const int32_t *indices;
+    const double *y;
+    const double *sample_weight; /* includes class weight; NULL means ones */
+} pa_dataset;
+
+/* Shared model state, read and written by every worker. `v` and `vb` are
+ * NULL-able (no momentum), `q` (L1) and `last` (lazy sparse clock) too. */
+typedef struct {
+    double *w, *v, *q;
+    int64_t *last;
+    double *b, *vb;
+    double u; /* cumulative L1 penalty at the epoch start */
+} pa_linear_model;
+
+typedef struct {
+    int n_threads;
+    int update;
+    int staleness_every;   /* measure one update in this many */
+    const int64_t *order;  /* rows of this epoch, in order; split in chunks */
+    int64_t n_order;
+    /* Called about every 50 ms from the launching thread; non-zero stops. */
+    int (*poll)(void *);
+    void *poll_ctx;
+} pa_engine_opts;
+
+typedef struct {
+    double sumloss;
+    int64_t n_updates;
+    int64_t clock_end;       /* local clock of the last update */
+    int64_t *staleness_hist; /* caller's array, added to; last bin = overflow */
+    int64_t hist_len;
+    int64_t staleness_max, staleness_count;
+    double staleness_sum;
+    int status;
+} pa_epoch_stats;
+
+/* One epoch of the threads engine over a linear model. `t0` counts the
+ * updates done before (scikit-learn's t_ - 1); `eta` is the rate for the
+ * constant and adaptive schedules. Returns a pa_status. */
+int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
+                    pa_linear_model *model, int64_t t0, double eta,
+                    const pa_engine_opts *opts, pa_epoch_stats *stats);
+
+/* The learning rate of update number t (1-based), as scikit-learn. */
+double pa_eta(const pa_linear_params *params, double eta_const, int64_t t);
+
+/* Deterministic permutation of 0..n-1 for (seed, epoch). */
+void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch);
+
+#endif

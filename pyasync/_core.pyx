@@ -1,0 +1,224 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The only place Python meets C: checks buffers, releases the GIL, runs an
+engine, returns statistics."""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t, int32_t, uint64_t
+
+cnp.import_array()
+
+cdef extern from "Python.h":
+    # Raw: leaves the exception set and returns -1, for a nogil poll.
+    int _check_signals "PyErr_CheckSignals" ()
+    void *_err_occurred "PyErr_Occurred" ()
+
+cdef extern from "pyasync_core.h":
+    ctypedef struct pa_linear_params:
+        int loss
+        double loss_param, alpha, l2, l1
+        int schedule
+        double eta0, power_t, optimal_init, momentum
+        int fit_intercept
+        double intercept_decay
+    ctypedef struct pa_dataset:
+        int dtype, sparse
+        int64_t n_samples, n_features
+        const void *data
+        const int64_t *indptr
+        const int32_t *indices
+        const double *y
+        const double *sample_weight
+    ctypedef struct pa_linear_model:
+        double *w
+        double *v
+        double *q
+        int64_t *last
+        double *b
+        double *vb
+        double u
+    ctypedef struct pa_engine_opts:
+        int n_threads, update, staleness_every
+        const int64_t *order
+        int64_t n_order
+        int (*poll)(void *) noexcept nogil
+        void *poll_ctx
+    ctypedef struct pa_epoch_stats:
+        double sumloss
+        int64_t n_updates, clock_end
+        int64_t *staleness_hist
+        int64_t hist_len, staleness_max, staleness_count
+        double staleness_sum
+        int status
+    int pa_linear_epoch(const pa_linear_params *, const pa_dataset *,
+                        pa_linear_model *, int64_t, double,
+                        const pa_engine_opts *, pa_epoch_stats *) nogil
+    double pa_eta(const pa_linear_params *, double, int64_t) nogil
+    void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
+    int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
+
+LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
+          "perceptron": 4, "squared_error": 5, "huber": 6,
+          "epsilon_insensitive": 7, "squared_epsilon_insensitive": 8}
+SCHEDULES = {"constant": 0, "optimal": 1, "invscaling": 2, "adaptive": 3}
+UPDATES = {"racy": 0, "atomic": 1, "locked": 2}
+
+
+class Diverged(ArithmeticError):
+    """Non-finite prediction or weights during an epoch."""
+
+
+cdef int _poll_signals(void *ctx) noexcept nogil:
+    with gil:
+        return 1 if _check_signals() != 0 else 0
+
+
+cdef int _reraise() except -1:
+    # The interrupt left its exception set: let it propagate.
+    return -1
+
+
+cdef void *_data(cnp.ndarray a, object dtype, str name) except NULL:
+    if a.dtype != dtype or not a.flags.c_contiguous:
+        raise TypeError(f"{name} must be a C-contiguous {np.dtype(dtype)} array")
+    if a.size == 0:
+        return <void *>a  # never read: a valid non-NULL address
+    return cnp.PyArray_DATA(a)
+
+
+cdef void _set_params(pa_linear_params *p, dict prm) except *:
+    p.loss = LOSSES[prm["loss"]]
+    p.loss_param = prm["loss_param"]
+    p.alpha = prm["alpha"]
+    p.l2 = prm["l2"]
+    p.l1 = prm["l1"]
+    p.schedule = SCHEDULES[prm["learning_rate"]]
+    p.eta0 = prm["eta0"]
+    p.power_t = prm["power_t"]
+    p.optimal_init = prm["optimal_init"]
+    p.momentum = prm["momentum"]
+    p.fit_intercept = 1 if prm["fit_intercept"] else 0
+    p.intercept_decay = prm["intercept_decay"]
+
+
+def eta(dict params, double eta_const, int64_t t):
+    """The learning rate of update number t (1-based)."""
+    cdef pa_linear_params p
+    _set_params(&p, params)
+    return pa_eta(&p, eta_const, t)
+
+
+def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
+    """Shuffles int64 `order` in place, deterministically for (seed, epoch)."""
+    cdef int64_t *ptr = <int64_t *>_data(order, np.int64, "order")
+    cdef int64_t n = order.shape[0]
+    with nogil:
+        pa_shuffle_order(ptr, n, seed, epoch)
+
+
+def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
+                 int64_t t0, double eta_const, cnp.ndarray order,
+                 int n_threads, str update, int staleness_every,
+                 cnp.ndarray hist):
+    """One epoch of the threads engine on a linear model.
+
+    `X` is a dense C-contiguous array or a canonical CSR matrix (int32
+    indices, int64 indptr). `state` holds the shared model arrays: w, v, q,
+    last (None when unused), b and vb (1-element arrays) and u (float),
+    updated in place. Returns a dict of epoch statistics."""
+    cdef pa_linear_params p
+    cdef pa_dataset ds
+    cdef pa_linear_model m
+    cdef pa_engine_opts o
+    cdef pa_epoch_stats st
+    cdef int status
+    _set_params(&p, params)
+    dtype = X.dtype
+    ds.dtype = 1 if dtype == np.float32 else 0
+    if dtype != np.float32 and dtype != np.float64:
+        raise TypeError("X must be float32 or float64")
+    ds.n_samples = X.shape[0]
+    ds.n_features = X.shape[1]
+    if hasattr(X, "indptr"):
+        ds.sparse = 1
+        ds.data = _data(X.data, dtype, "X.data")
+        ds.indices = <const int32_t *>_data(X.indices, np.int32, "X.indices")
+        ds.indptr = <const int64_t *>_data(X.indptr, np.int64, "X.indptr")
+    else:
+        ds.sparse = 0
+        ds.data = _data(X, dtype, "X")
+        ds.indices = NULL
+        ds.indptr = NULL
+    if y.shape[0] != ds.n_samples:
+        raise ValueError("y and X have different numbers of rows")
+    ds.y = <const double *>_data(y, np.float64, "y")
+    ds.sample_weight = NULL
+    if sample_weight is not None:
+        if sample_weight.shape[0] != ds.n_samples:
+            raise ValueError("sample_weight and X have different numbers of rows")
+        ds.sample_weight = <const double *>_data(sample_weight, np.float64, "sample_weight")
+
+    cdef cnp.ndarray w = state["w"]
+    if w.shape[0] != ds.n_features:
+        raise ValueError("w does not match the number of features")
+    m.w = <double *>_data(w, np.float64, "w")
+    m.v = NULL if state["v"] is None else <double *>_data(state["v"], np.float64, "v")
+    m.q = NULL if state["q"] is None else <double *>_data(state["q"], np.float64, "q")
+    m.last = NULL if state["last"] is None else <int64_t *>_data(state["last"], np.int64, "last")
+    for name in ("v", "q", "last"):
+        if state[name] is not None and state[name].shape[0] != ds.n_features:
+            raise ValueError(f"{name} does not match the number of features")
+    if (p.momentum != 0.0) != (state["v"] is not None):
+        raise ValueError("the velocity must be given exactly when momentum is on")
+    m.b = <double *>_data(state["b"], np.float64, "b")
+    m.vb = <double *>_data(state["vb"], np.float64, "vb")
+    m.u = state["u"]
+    if state["last"] is not None:
+        state["last"].fill(0)
+
+    if order.shape[0] > 0 and (order.min() < 0 or order.max() >= ds.n_samples):
+        raise ValueError("order holds a row index out of range")
+    o.n_threads = n_threads
+    o.update = UPDATES[update]
+    o.staleness_every = staleness_every
+    o.order = <const int64_t *>_data(order, np.int64, "order")
+    o.n_order = order.shape[0]
+    o.poll = _poll_signals
+    o.poll_ctx = NULL
+    if n_threads < 1:
+        raise ValueError("n_threads must be >= 1")
+    st.sumloss = 0.0
+    st.n_updates = 0
+    st.clock_end = 0
+    st.staleness_hist = <int64_t *>_data(hist, np.int64, "hist")
+    st.hist_len = hist.shape[0]
+    st.staleness_max = 0
+    st.staleness_count = 0
+    st.staleness_sum = 0.0
+    with nogil:
+        status = pa_linear_epoch(&p, &ds, &m, t0, eta_const, &o, &st)
+    state["u"] = m.u
+    if status == PA_INTERRUPTED:
+        if _err_occurred() == NULL:
+            raise KeyboardInterrupt
+        _reraise()
+    if status == PA_NOMEM:
+        raise MemoryError("the engine could not allocate its state or threads")
+    return {"diverged": status == PA_DIVERGED, "sumloss": st.sumloss,
+            "n_updates": st.n_updates, "staleness_max": st.staleness_max,
+            "staleness_count": st.staleness_count,
+            "staleness_sum": st.staleness_sum}
+
+
+cdef extern from "losses.h":
+    double pa_loss_value(int, double, double, double) nogil
+    double pa_loss_dloss(int, double, double, double) nogil
+
+
+def loss_value(str loss, double param, double y, double p):
+    """The loss at prediction p for target y (scikit-learn's definitions)."""
+    return pa_loss_value(LOSSES[loss], param, y, p)
+
+
+def loss_dloss(str loss, double param, double y, double p):
+    """The loss's derivative with respect to the prediction p."""
+    return pa_loss_dloss(LOSSES[loss], param, y, p)

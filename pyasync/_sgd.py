@@ -1,0 +1,137 @@
+"""The epoch loop of a linear model's SGD: schedules, stopping rules and
+divergence checks around the compiled engine, one epoch at a time."""
+import numpy as np
+
+from . import _core
+from .staleness import StalenessStats
+
+MAX_INT = np.iinfo(np.int32).max
+HIST_LEN = 257
+# One update in this many measures its staleness: reading the other threads'
+# counters costs cache misses, so measuring every update would not be free.
+STALENESS_SAMPLE_EVERY = 16
+
+
+class DivergenceError(ValueError):
+    """The fit produced non-finite weights or predictions."""
+
+
+def optimal_init(loss, loss_param, alpha):
+    """scikit-learn's start of the "optimal" schedule: t such that the first
+    rate is a typical-weight heuristic."""
+    typw = np.sqrt(1.0 / np.sqrt(alpha))
+    initial_eta0 = typw / max(1.0, _core.loss_dloss(loss, loss_param, 1.0, -typw))
+    return 1.0 / (initial_eta0 * alpha)
+
+
+def penalty_strengths(penalty, alpha, l1_ratio):
+    """(l2, l1) coefficients of the penalty, as scikit-learn splits alpha."""
+    if penalty == "l2":
+        return alpha, 0.0
+    if penalty == "l1":
+        return 0.0, alpha
+    if penalty == "elasticnet":
+        return (1.0 - l1_ratio) * alpha, l1_ratio * alpha
+    return 0.0, 0.0
+
+
+class EngineCSR:
+    """A CSR matrix as the engine reads it: int32 indices, int64 indptr."""
+
+    def __init__(self, X):
+        self.data = np.ascontiguousarray(X.data)
+        self.indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+        self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+        self.shape = X.shape
+        self.dtype = X.dtype
+
+
+def engine_input(X):
+    """X as the engine reads it (dense arrays pass through)."""
+    return EngineCSR(X) if hasattr(X, "indptr") else X
+
+
+def new_state(n_features, coef, intercept, velocity, intercept_velocity,
+              momentum, l1, lazy):
+    """The shared model arrays the engine updates in place."""
+    return {
+        "w": np.array(coef, dtype=np.float64, order="C"),
+        "b": np.array([intercept], dtype=np.float64),
+        "v": (np.array(velocity, dtype=np.float64, order="C")
+              if momentum != 0.0 else None),
+        "vb": np.array([intercept_velocity if momentum != 0.0 else 0.0]),
+        "q": np.zeros(n_features) if l1 > 0.0 else None,
+        "last": (np.zeros(n_features, dtype=np.int64)
+                 if lazy else None),
+        "u": 0.0,
+    }
+
+
+def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
+               intercept_velocity, train_idx, t0, max_iter, tol,
+               n_iter_no_change, eta0, seed, shuffle, n_jobs, update,
+               score_fn=None, verbose=0):
+    """Runs up to `max_iter` epochs; returns the fitted state and curves.
+
+    `score_fn(w, b)`, when given, is the validation score that early
+    stopping watches; otherwise the training objective is watched."""
+    n_features = X.shape[1]
+    sparse = hasattr(X, "indptr")
+    X = engine_input(X)
+    lazy = sparse and (params["l2"] > 0.0 or params["momentum"] != 0.0)
+    state = new_state(n_features, coef, intercept, velocity, intercept_velocity,
+                      params["momentum"], params["l1"], lazy)
+    order = np.array(train_idx, dtype=np.int64)
+    n_train = order.shape[0]
+    hist = np.zeros(HIST_LEN, dtype=np.int64)
+    stale_sum, stale_max = 0.0, 0
+    eta = eta0
+    t = t0
+    loss_curve = []
+    best, no_improvement = np.inf, 0
+    epoch = 0
+    for epoch in range(max_iter):
+        if shuffle:
+            _core.shuffle_order(order, seed, epoch)
+        res = _core.linear_epoch(params, X, y, sample_weight, state, t, eta,
+                                 order, n_jobs, update,
+                                 STALENESS_SAMPLE_EVERY, hist)
+        t += res["n_updates"]
+        stale_sum += res["staleness_sum"]
+        stale_max = max(stale_max, res["staleness_max"])
+        w, b = state["w"], state["b"][0]
+        if res["diverged"] or not np.isfinite(b) or not np.all(np.isfinite(w)):
+            raise DivergenceError(
+                f"Floating-point under-/overflow occurred at epoch #{epoch + 1}. "
+                "Scaling input data with StandardScaler or MinMaxScaler, a "
+                "smaller eta0 or a smaller momentum might help.")
+        mean_loss = res["sumloss"] / max(n_train, 1)
+        loss_curve.append(mean_loss)
+        if score_fn is not None:
+            # watch the negated score so that lower is better, as the loss
+            current = -score_fn(w, b)
+        else:
+            current = mean_loss + params["l2"] * 0.5 * float(w @ w) \
+                + params["l1"] * float(np.abs(w).sum())
+        if verbose:
+            print(f"-- Epoch {epoch + 1}\nNorm: {np.linalg.norm(w):.2f}, "
+                  f"Bias: {b:.6f}, T: {t - t0}, Avg. loss: {mean_loss:.6f}")
+        if tol is not None and current > best - tol:
+            no_improvement += 1
+        else:
+            no_improvement = 0
+        best = min(best, current)
+        if no_improvement >= n_iter_no_change:
+            if params["learning_rate"] == "adaptive" and eta > 1e-6:
+                eta /= 5.0
+                no_improvement = 0
+            else:
+                if verbose:
+                    print(f"Convergence after {epoch + 1} epochs")
+                break
+    return {
+        "coef": state["w"], "intercept": state["b"][0],
+        "velocity": state["v"], "intercept_velocity": state["vb"][0],
+        "n_iter": epoch + 1, "t": t, "loss_curve": loss_curve,
+        "staleness": StalenessStats.from_counts(hist, stale_sum, stale_max),
+    }

@@ -1,0 +1,520 @@
+"""AsyncSGDClassifier and AsyncSGDRegressor: drop-in counterparts of
+scikit-learn's SGDClassifier and SGDRegressor trained by lock-free
+asynchronous workers."""
+import os
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin,
+                          clone)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (_check_partial_fit_first_call,
+                                      unique_labels)
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
+                                      validate_data)
+
+from . import _core, _sgd
+from .staleness import StalenessStats
+
+CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
+                         "perceptron", "squared_error", "huber",
+                         "epsilon_insensitive", "squared_epsilon_insensitive")
+REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
+                     "squared_epsilon_insensitive")
+PENALTIES = ("l2", "l1", "elasticnet", None)
+LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive")
+UPDATES = ("racy", "atomic", "locked")
+ASYNCHRONY = ("threads",)
+# scikit-learn's smaller intercept step on sparse data
+SPARSE_INTERCEPT_DECAY = 0.01
+
+
+def resolve_n_jobs(n_jobs):
+    """Worker threads: None -> 1, -1 -> all cores, -k -> all but k-1."""
+    if n_jobs is None:
+        return 1
+    if not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return int(n_jobs)
+
+
+def _check_real(name, value, low=None, high=None, low_open=False,
+                high_open=False):
+    if isinstance(value, bool) or not isinstance(value, Real) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+class _BaseAsyncSGD(BaseEstimator):
+    _losses = CLASSIFICATION_LOSSES
+
+    def _validate_hyperparameters(self, for_partial_fit=False):
+        _check_choice("loss", self.loss, self._losses)
+        _check_choice("penalty", self.penalty, PENALTIES)
+        _check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
+        _check_choice("update", self.update, UPDATES)
+        _check_choice("asynchrony", self.asynchrony, ASYNCHRONY)
+        _check_real("alpha", self.alpha, 0.0)
+        _check_real("l1_ratio", self.l1_ratio, 0.0, 1.0)
+        _check_real("epsilon", self.epsilon, 0.0)
+        _check_real("eta0", self.eta0, 0.0)
+        _check_real("power_t", self.power_t)
+        _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
+        _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                    True, True)
+        _check_int("max_iter", self.max_iter, 1)
+        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        _check_int("verbose", self.verbose, 0)
+        if self.tol is not None:
+            _check_real("tol", self.tol)
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise ValueError("fit_intercept must be a bool")
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise ValueError("shuffle must be a bool")
+        if self.average not in (False, 0):
+            raise ValueError("average (averaged SGD) is not supported; use average=False")
+        if self.learning_rate == "optimal" and self.alpha == 0:
+            raise ValueError("alpha must be > 0 since learning_rate is 'optimal'. "
+                             "alpha is used to compute the optimal learning rate.")
+        if self.learning_rate != "optimal" and self.eta0 <= 0:
+            raise ValueError(f"eta0 must be > 0 with learning_rate={self.learning_rate!r}")
+        if self.early_stopping and for_partial_fit:
+            raise ValueError("early_stopping should be False with partial_fit")
+        return resolve_n_jobs(self.n_jobs)
+
+    def _loss_param(self):
+        if self.loss == "hinge":
+            return 1.0
+        if self.loss == "perceptron":
+            return 0.0
+        if self.loss == "squared_hinge":
+            return 1.0
+        if self.loss == "modified_huber":
+            return 0.0
+        return float(self.epsilon)
+
+    def _engine_params(self, sparse):
+        l2, l1 = _sgd.penalty_strengths(self.penalty, float(self.alpha),
+                                        float(self.l1_ratio))
+        loss_param = self._loss_param()
+        return {
+            "loss": self.loss, "loss_param": loss_param,
+            "alpha": float(self.alpha), "l2": l2, "l1": l1,
+            "learning_rate": self.learning_rate, "eta0": float(self.eta0),
+            "power_t": float(self.power_t),
+            "optimal_init": (_sgd.optimal_init(self.loss, loss_param, self.alpha)
+                             if self.learning_rate == "optimal" else 0.0),
+            "momentum": float(self.momentum),
+            "fit_intercept": bool(self.fit_intercept),
+            "intercept_decay": SPARSE_INTERCEPT_DECAY if sparse else 1.0,
+        }
+
+    def _validate_X(self, X, y=None, reset=True):
+        kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32],
+                      order="C", accept_large_sparse=False)
+        if y is None:
+            X = validate_data(self, X, reset=reset, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, reset=reset, **kwargs)
+        if sp.issparse(X):
+            X = _canonical_csr(X)
+        return X if y is None else (X, y)
+
+    def _split(self, y, sample_weight, random_state):
+        """Training rows and the validation rows of early stopping."""
+        n = y.shape[0]
+        if not self.early_stopping:
+            return np.arange(n), None
+        if self._is_classifier:
+            splitter = StratifiedShuffleSplit(test_size=self.validation_fraction,
+                                              random_state=random_state)
+        else:
+            splitter = ShuffleSplit(test_size=self.validation_fraction,
+                                    random_state=random_state)
+        train, val = next(splitter.split(np.zeros((n, 1)), y))
+        if val.shape[0] == 0 or train.shape[0] == 0:
+            raise ValueError(
+                f"Splitting {n} samples with validation_fraction="
+                f"{self.validation_fraction} leaves an empty training or "
+                "validation set; change validation_fraction.")
+        return train, val
+
+    def _fit_problem(self, X, y, sample_weight, coef, intercept, velocity,
+                     intercept_velocity, train_idx, score_fn, max_iter, seed,
+                     n_jobs, params):
+        return _sgd.fit_linear(
+            X, y, sample_weight, params=params, coef=coef, intercept=intercept,
+            velocity=velocity, intercept_velocity=intercept_velocity,
+            train_idx=train_idx, t0=int(self.t_) - 1, max_iter=max_iter,
+            tol=self.tol, n_iter_no_change=self.n_iter_no_change,
+            eta0=float(self.eta0), seed=seed, shuffle=self.shuffle,
+            n_jobs=n_jobs, update=self.update, score_fn=score_fn,
+            verbose=self.verbose)
+
+    def _warn_if_not_converged(self, max_iter):
+        if self.tol is not None and self.n_iter_ == max_iter and max_iter > 1:
+            warnings.warn("Maximum number of iteration reached before "
+                          "convergence. Consider increasing max_iter to "
+                          "improve the fit.", ConvergenceWarning)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _canonical_csr(X):
+    """CSR with sorted indices and no duplicates (summed)."""
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
+    """Linear classifier trained by lock-free asynchronous SGD.
+
+    Parameters follow :class:`sklearn.linear_model.SGDClassifier`; on top:
+
+    momentum : float in (-1, 1), default=0.0
+        Explicit (heavy-ball) momentum over the global sequence of updates,
+        one velocity shared by all workers. Negative values are allowed:
+        asynchrony itself adds momentum (about 1 - 1/M for M workers).
+    update : {"racy", "atomic", "locked"}, default="racy"
+        How workers write the shared model: racy (Hogwild, a concurrent
+        write may be lost), atomic (compare-and-swap, none is lost) or
+        locked (one mutex, the serialised baseline).
+    asynchrony : {"threads"}, default="threads"
+        The engine: ``n_jobs`` OS threads.
+
+    Multi-class problems are fit one-vs-rest, one class after another, each
+    with all ``n_jobs`` threads: asynchrony is within one model's updates,
+    which is what the staleness measures, and each model stays in cache.
+
+    Attributes besides scikit-learn's: ``staleness_`` (StalenessStats),
+    ``loss_curve_`` (mean training loss per epoch; the mean over classes).
+    """
+
+    _is_classifier = True
+
+    def __init__(self, loss="hinge", *, penalty="l2", alpha=0.0001,
+                 l1_ratio=0.15, fit_intercept=True, max_iter=1000, tol=1e-3,
+                 shuffle=True, verbose=0, epsilon=0.1, n_jobs=None,
+                 random_state=None, learning_rate="optimal", eta0=0.01,
+                 power_t=0.5, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=5, class_weight=None, warm_start=False,
+                 average=False, momentum=0.0, update="racy",
+                 asynchrony="threads"):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.shuffle = shuffle
+        self.verbose = verbose
+        self.epsilon = epsilon
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.average = average
+        self.momentum = momentum
+        self.update = update
+        self.asynchrony = asynchrony
+
+    def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
+        """Fit the model from scratch (or from the last fit with
+        warm_start=True), up to max_iter epochs."""
+        n_jobs = self._validate_hyperparameters()
+        X, y = self._validate_X(X, y, reset=True)
+        classes = unique_labels(y)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                "The number of classes has to be greater than one; got "
+                f"{classes.shape[0]} class")
+        if not self.warm_start or not hasattr(self, "coef_"):
+            coef_init = self._check_init(coef_init, intercept_init, classes,
+                                         X.shape[1])
+        else:
+            if classes.shape[0] != self.classes_.shape[0] or \
+                    np.any(classes != self.classes_):
+                raise ValueError("warm_start needs the same classes as before")
+            coef_init = (self.coef_.copy(), self.intercept_.copy())
+        self.classes_ = classes
+        self.t_ = 1.0
+        self._velocity = None
+        self._fit(X, y, sample_weight, coef_init, self.max_iter, n_jobs)
+        self._warn_if_not_converged(self.max_iter)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y); `classes` is required on the first call."""
+        n_jobs = self._validate_hyperparameters(for_partial_fit=True)
+        first = not hasattr(self, "classes_")
+        X, y = self._validate_X(X, y, reset=first)
+        if _check_partial_fit_first_call(self, classes):
+            if self.classes_.shape[0] < 2:
+                raise ValueError("classes must hold at least two classes")
+            self.t_ = 1.0
+            self._velocity = None
+            init = self._check_init(None, None, self.classes_, X.shape[1])
+        else:
+            init = (self.coef_, self.intercept_)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
+        self._fit(X, y, sample_weight, init, 1, n_jobs)
+        return self
+
+    def _check_init(self, coef_init, intercept_init, classes, n_features):
+        n_models = 1 if classes.shape[0] == 2 else classes.shape[0]
+        coef = np.zeros((n_models, n_features))
+        intercept = np.zeros(n_models)
+        if coef_init is not None:
+            coef_init = np.asarray(coef_init, dtype=np.float64).reshape(n_models, -1)
+            if coef_init.shape != coef.shape:
+                raise ValueError("Provided coef_init does not match dataset.")
+            coef[:] = coef_init
+        if intercept_init is not None:
+            intercept_init = np.asarray(intercept_init, dtype=np.float64).ravel()
+            if intercept_init.shape != intercept.shape:
+                raise ValueError("Provided intercept_init does not match dataset.")
+            intercept[:] = intercept_init
+        return coef, intercept
+
+    def _fit(self, X, y, sample_weight, init, max_iter, n_jobs):
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if self.class_weight is not None:
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            sample_weight = sample_weight * cw[np.searchsorted(self.classes_, y)]
+        random_state = check_random_state(self.random_state)
+        coef, intercept = (np.array(a, dtype=np.float64) for a in init)
+        if self._velocity is None or self._velocity[0].shape != coef.shape:
+            self._velocity = (np.zeros_like(coef), np.zeros_like(intercept))
+        train, val = self._split(y, sample_weight, random_state)
+        params = self._engine_params(sp.issparse(X))
+        positives = self.classes_[1:] if coef.shape[0] == 1 else self.classes_
+        results = []
+        for k, positive in enumerate(positives):
+            y_pm = np.where(y == positive, 1.0, -1.0)
+            score_fn = None
+            if val is not None:
+                score_fn = _binary_accuracy(X[val], y_pm[val], sample_weight[val])
+            seed = random_state.randint(_sgd.MAX_INT)
+            res = self._fit_problem(
+                X, y_pm, sample_weight, coef[k], intercept[k],
+                self._velocity[0][k], self._velocity[1][k], train, score_fn,
+                max_iter, seed, n_jobs, params)
+            coef[k], intercept[k] = res["coef"], res["intercept"]
+            if res["velocity"] is not None:
+                self._velocity[0][k] = res["velocity"]
+                self._velocity[1][k] = res["intercept_velocity"]
+            results.append(res)
+        self.coef_, self.intercept_ = coef, intercept
+        self.n_iter_ = max(r["n_iter"] for r in results)
+        self.t_ = float(max(r["t"] for r in results) + 1)
+        curves = [r["loss_curve"] for r in results]
+        length = max(len(c) for c in curves)
+        self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
+                            for i in range(length)]
+        self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
+
+    def decision_function(self, X):
+        """Signed distance to the hyperplane of each class."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[scores.argmax(axis=1)]
+
+    def _check_proba(self):
+        if self.loss not in ("log_loss", "modified_huber"):
+            raise AttributeError(
+                f"probability estimates are not available for loss={self.loss!r}")
+        return True
+
+    @available_if(_check_proba)
+    def predict_proba(self, X):
+        """Probability of each class (log_loss and modified_huber), with
+        scikit-learn's one-vs-rest normalisation."""
+        scores = self.decision_function(X)
+        binary = scores.ndim == 1
+        if self.loss == "log_loss":
+            prob = 1.0 / (1.0 + np.exp(-np.clip(scores, -500, 500)))
+        else:
+            prob = (np.clip(scores, -1, 1) + 1) / 2.0
+        if binary:
+            return np.column_stack([1 - prob, prob])
+        prob = prob.reshape(prob.shape[0], -1)
+        norm = prob.sum(axis=1, keepdims=True)
+        all_zero = norm[:, 0] == 0
+        prob[all_zero] = 1.0
+        norm[all_zero] = prob.shape[1]
+        return prob / norm
+
+    @available_if(_check_proba)
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+
+def _binary_accuracy(X_val, y_val, w_val):
+    def score(w, b):
+        pred = np.where(safe_sparse_dot(X_val, w) + b > 0, 1.0, -1.0)
+        return float(np.average(pred == y_val, weights=w_val))
+    return score
+
+
+class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
+    """Linear regressor trained by lock-free asynchronous SGD.
+
+    Parameters follow :class:`sklearn.linear_model.SGDRegressor`; ``momentum``,
+    ``update`` and ``asynchrony`` as :class:`AsyncSGDClassifier`."""
+
+    _is_classifier = False
+    _losses = REGRESSION_LOSSES
+
+    def __init__(self, loss="squared_error", *, penalty="l2", alpha=0.0001,
+                 l1_ratio=0.15, fit_intercept=True, max_iter=1000, tol=1e-3,
+                 shuffle=True, verbose=0, epsilon=0.1, n_jobs=None,
+                 random_state=None, learning_rate="invscaling", eta0=0.01,
+                 power_t=0.25, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=5, warm_start=False, average=False,
+                 momentum=0.0, update="racy", asynchrony="threads"):
+        self.loss = loss
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.shuffle = shuffle
+        self.verbose = verbose
+        self.epsilon = epsilon
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.average = average
+        self.momentum = momentum
+        self.update = update
+        self.asynchrony = asynchrony
+
+    def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
+        n_jobs = self._validate_hyperparameters()
+        X, y = self._validate_X(X, y, reset=True)
+        if self.warm_start and hasattr(self, "coef_"):
+            coef_init = self.coef_ if coef_init is None else coef_init
+            intercept_init = self.intercept_ if intercept_init is None else intercept_init
+        self.t_ = 1.0
+        self._velocity = None
+        self._fit(X, y, sample_weight, coef_init, intercept_init, self.max_iter,
+                  n_jobs)
+        self._warn_if_not_converged(self.max_iter)
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        n_jobs = self._validate_hyperparameters(for_partial_fit=True)
+        first = not hasattr(self, "coef_")
+        X, y = self._validate_X(X, y, reset=first)
+        if first:
+            self.t_ = 1.0
+            self._velocity = None
+            self._fit(X, y, sample_weight, None, None, 1, n_jobs)
+        else:
+            self._fit(X, y, sample_weight, self.coef_, self.intercept_, 1, n_jobs)
+        return self
+
+    def _fit(self, X, y, sample_weight, coef_init, intercept_init, max_iter,
+             n_jobs):
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity")
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        n_features = X.shape[1]
+        coef = np.zeros(n_features)
+        intercept = 0.0
+        if coef_init is not None:
+            coef_init = np.asarray(coef_init, dtype=np.float64).ravel()
+            if coef_init.shape != coef.shape:
+                raise ValueError("Provided coef_init does not match dataset.")
+            coef[:] = coef_init
+        if intercept_init is not None:
+            intercept_init = np.asarray(intercept_init, dtype=np.float64).ravel()
+            if intercept_init.shape != (1,):
+                raise ValueError("Provided intercept_init does not match dataset.")
+            intercept = float(intercept_init[0])
+        if self._velocity is None or self._velocity[0].shape != coef.shape:
+            self._velocity = (np.zeros(n_features), 0.0)
+        random_state = check_random_state(self.random_state)
+        train, val = self._split(y, sample_weight, random_state)
+        score_fn = None
+        if val is not None:
+            score_fn = _r2_score(X[val], y[val], sample_weight[val])
+        seed = random_state.randint(_sgd.MAX_INT)
+        res = self._fit_problem(X, y, sample_weight, coef, intercept,
+                                self._velocity[0], self._velocity[1], train,
+                                score_fn, max_iter, seed, n_jobs,
+                                self._engine_params(sp.issparse(X)))
+        self.coef_ = res["coef"]
+        self.intercept_ = np.array([res["intercept"]])
+        if res["velocity"] is not None:
+            self._velocity = (res["velocity"], res["intercept_velocity"])
+        self.n_iter_ = res["n_iter"]
+        self.t_ = float(res["t"] + 1)
+        self.loss_curve_ = res["loss_curve"]
+        self.staleness_ = res["staleness"]
+
+    def predict(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return safe_sparse_dot(X, self.coef_, dense_output=True) + self.intercept_[0]
+
+
+def _r2_score(X_val, y_val, w_val):
+    def score(w, b):
+        pred = safe_sparse_dot(X_val, w) + b
+        resid = np.average((y_val - pred) ** 2, weights=w_val)
+        var = np.average((y_val - np.average(y_val, weights=w_val)) ** 2,
+                         weights=w_val)
+        return 1.0 - resid / var if var > 0 else 0.0
+    return score
