@@ -17,6 +17,7 @@
 
 #define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
+#define PA_PREFETCH_AHEAD 4      /* rows */
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
 
 typedef struct {
@@ -83,6 +84,9 @@ static void run_chunk(pa_worker *wk)
             __atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
             break;
         int64_t i = o->order[r];
+        if (r + PA_PREFETCH_AHEAD < wk->end)
+            sh->kernel.prefetch(sh->model, sh->data, o->order[r + PA_PREFETCH_AHEAD],
+                                o->order[r + PA_PREFETCH_AHEAD / 2]);
         int64_t k = (r - wk->start) * T + wk->tid + 1;
         int measure = every && n_done % every == 0;
         int64_t before = measure ? others_committed(sh, wk->tid) : 0;

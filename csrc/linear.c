@@ -1,6 +1,7 @@
 /* The linear model's kernels, instantiated per data type and write mode,
  * and the per-epoch constants they read. */
 #include <stdlib.h>
+#include <string.h>
 #include "linear.h"
 
 #define REAL double
@@ -44,8 +45,8 @@
 #undef REAL
 
 #define KERNELS(sfx) \
-    { { pa_predict_dense##sfx, pa_apply_dense##sfx }, \
-      { pa_predict_sparse##sfx, pa_apply_sparse##sfx } }
+    { { pa_predict_dense##sfx, pa_apply_dense##sfx, pa_prefetch_dense##sfx }, \
+      { pa_predict_sparse##sfx, pa_apply_sparse##sfx, pa_prefetch_sparse##sfx } }
 
 /* [dtype][mode: plain, racy, atomic][sparse] */
 static const pa_linear_kernel kernels[2][3][2] = {
@@ -71,9 +72,15 @@ double pa_eta(const pa_linear_params *p, double eta_const, int64_t t)
     }
 }
 
+static double *prefix_alloc(int64_t max_clock)
+{
+    return malloc((size_t)(max_clock + 1) * sizeof(double));
+}
+
 int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
                       int64_t t0, double eta, int64_t max_clock)
 {
+    memset(c, 0, sizeof *c);
     c->p = p;
     c->t0 = t0;
     c->eta_const = eta;
@@ -84,42 +91,63 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
     c->has_l1 = c->l1 > 0.0;
     c->mu = p->momentum;
     c->has_mom = p->momentum != 0.0;
-    c->logd_step = c->has_l2 ? pa_log_decay(pa_decay(c->l2, eta)) : 0.0;
     c->u_step = c->l1 * eta;
-    c->logd_prefix = c->u_prefix = NULL;
-    if (!c->varying)
-        return PA_OK;
     if (sparse && c->has_l2) {
-        double *L = malloc((size_t)(max_clock + 1) * sizeof(double));
-        if (!L) return PA_NOMEM;
-        L[0] = 0.0;
+        double *P = c->decay_prefix = prefix_alloc(max_clock);
+        if (!P) goto nomem;
+        P[0] = 1.0;
         for (int64_t k = 1; k <= max_clock; k++)
-            L[k] = L[k - 1] + pa_log_decay(pa_decay(c->l2, pa_eta(p, eta, t0 + k)));
-        c->logd_prefix = L;
+            P[k] = P[k - 1] * pa_decay(c->l2, pa_ctx_eta(c, k));
+        if (P[max_clock] <= PA_TINY) {
+            double *L = c->logd_prefix = prefix_alloc(max_clock);
+            if (!L) goto nomem;
+            L[0] = 0.0;
+            for (int64_t k = 1; k <= max_clock; k++) {
+                double d = pa_decay(c->l2, pa_ctx_eta(c, k));
+                L[k] = L[k - 1] + log(d > PA_TINY ? d : PA_TINY);
+            }
+        }
     }
-    if (c->has_l1) {
-        double *U = malloc((size_t)(max_clock + 1) * sizeof(double));
-        if (!U) { pa_epoch_ctx_free(c); return PA_NOMEM; }
+    c->scaled = sparse && c->has_l2 && !c->has_mom &&
+                c->decay_prefix[max_clock] > PA_SCALE_FLOOR;
+    c->lazy = sparse && !c->scaled && (c->has_l2 || c->has_mom);
+    if (c->lazy && c->has_mom) {
+        double *M = c->mu_pow = prefix_alloc(max_clock);
+        if (!M) goto nomem;
+        M[0] = 1.0;
+        for (int64_t g = 1; g <= max_clock; g++) M[g] = M[g - 1] * c->mu;
+    }
+    if (c->has_l1 && c->varying) {
+        double *U = c->u_prefix = prefix_alloc(max_clock);
+        if (!U) goto nomem;
         U[0] = 0.0;
         for (int64_t k = 1; k <= max_clock; k++)
-            U[k] = U[k - 1] + c->l1 * pa_eta(p, eta, t0 + k);
-        c->u_prefix = U;
+            U[k] = U[k - 1] + c->l1 * pa_ctx_eta(c, k);
     }
     return PA_OK;
+nomem:
+    pa_epoch_ctx_free(c);
+    return PA_NOMEM;
 }
 
 void pa_epoch_ctx_free(pa_epoch_ctx *c)
 {
+    free(c->decay_prefix);
     free(c->logd_prefix);
+    free(c->mu_pow);
     free(c->u_prefix);
-    c->logd_prefix = c->u_prefix = NULL;
+    c->decay_prefix = c->logd_prefix = c->mu_pow = c->u_prefix = NULL;
 }
 
 void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,
                       int64_t n_features, int64_t k_end)
 {
-    if (m->last)
+    if (c->lazy)
         for (int64_t j = 0; j < n_features; j++)
             pa_catch_up_f64_plain(c, m, j, k_end);
+    if (c->scaled) {
+        double scale = c->decay_prefix[k_end];
+        for (int64_t j = 0; j < n_features; j++) m->w[j] *= scale;
+    }
     m->u = pa_ctx_u(c, m->u, k_end);
 }

@@ -13,9 +13,15 @@ typedef double (*pa_apply_fn)(const pa_epoch_ctx *, pa_linear_model *,
                               const pa_dataset *, int64_t i, int64_t k,
                               double p, double *loss);
 
+/* Hints the caches about row i, which comes a few updates later, and
+ * about the weights of row i_near, which comes sooner. */
+typedef void (*pa_prefetch_fn)(const pa_linear_model *, const pa_dataset *,
+                               int64_t i, int64_t i_near);
+
 typedef struct {
     pa_predict_fn predict;
     pa_apply_fn apply;
+    pa_prefetch_fn prefetch;
 } pa_linear_kernel;
 
 pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update);

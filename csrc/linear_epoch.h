@@ -1,11 +1,23 @@
-/* Per-epoch constants of a linear model's update: the learning rate, the
- * L2 decay and the cumulative L1 penalty as functions of the local clock k
- * (1-based update number within the epoch). Shared read-only by workers. */
+/* Per-epoch constants of a linear model's update, as functions of the local
+ * clock k (1-based update number within the epoch): the learning rate, the
+ * product of L2 decays, powers of the momentum and the cumulative L1
+ * penalty. Computed once per epoch, shared read-only by the workers.
+ *
+ * Sparse rows stay O(nnz) in one of two ways:
+ *  - scaled (L2, no momentum): w_j is stored divided by the decay product
+ *    P[k], so the decay of untouched coordinates costs nothing, like
+ *    scikit-learn's wscale but with the scale a function of the clock, not
+ *    a shared variable;
+ *  - lazy (momentum): each coordinate remembers the clock of its last
+ *    update and is caught up in closed form when next touched. */
 #ifndef PA_LINEAR_EPOCH_H
 #define PA_LINEAR_EPOCH_H
 #include <math.h>
 #include <stdint.h>
 #include "pyasync_core.h"
+
+#define PA_TINY 1e-280
+#define PA_SCALE_FLOOR 1e-100 /* below, scaled weights would overflow */
 
 typedef struct {
     const pa_linear_params *p;
@@ -13,10 +25,13 @@ typedef struct {
     double eta_const;
     int varying;          /* learning rate changes with every update */
     int has_l2, has_l1, has_mom;
+    int scaled, lazy;     /* how sparse rows keep untouched coordinates */
     double l2, l1, mu;    /* penalty strengths, momentum */
-    double logd_step, u_step; /* per update, when the rate is constant */
-    double *logd_prefix;  /* sum of log decay over steps 1..k, when varying */
-    double *u_prefix;     /* sum of L1 penalty over steps 1..k, when varying */
+    double u_step;        /* L1 penalty per update, when the rate is constant */
+    double *decay_prefix; /* P[k]: product of decays over steps 1..k */
+    double *logd_prefix;  /* log P[k], only when P underflows */
+    double *mu_pow;       /* mu^g */
+    double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
 } pa_epoch_ctx;
 
 static inline double pa_ctx_eta(const pa_epoch_ctx *c, int64_t k)
@@ -31,13 +46,13 @@ static inline double pa_decay(double l2, double eta)
     return d > 0.0 ? d : 0.0;
 }
 
-static inline double pa_log_decay(double d) { return log(d > 1e-300 ? d : 1e-300); }
-
-/* Log of the product of decays over steps a+1..b. */
-static inline double pa_ctx_logD(const pa_epoch_ctx *c, int64_t a, int64_t b)
+/* Product of decays over steps a+1..b. */
+static inline double pa_ctx_D(const pa_epoch_ctx *c, int64_t a, int64_t b)
 {
-    return c->logd_prefix ? c->logd_prefix[b] - c->logd_prefix[a]
-                          : (double)(b - a) * c->logd_step;
+    if (!c->decay_prefix) return 1.0;
+    double pb = c->decay_prefix[b];
+    if (pb > PA_TINY) return pb / c->decay_prefix[a];
+    return c->logd_prefix ? exp(c->logd_prefix[b] - c->logd_prefix[a]) : 0.0;
 }
 
 /* Cumulative L1 penalty applied up to and including step k. */
@@ -47,11 +62,13 @@ static inline double pa_ctx_u(const pa_epoch_ctx *c, double u0, int64_t k)
 }
 
 /* Weight of v in w after g untouched steps (v <- mu v; w <- d w + v):
- * sum_{i=1..g} d^(g-i) mu^i, with d the mean decay over the gap (exact for
- * a constant rate). `D` = d^g, `mug` = mu^g. */
-static inline double pa_velocity_gain(double mu, double D, double mug, int64_t g)
+ * sum_{i=1..g} d^(g-i) mu^i, with d the decay at the middle of the gap
+ * (exact for a constant rate). `D` = product of the decays, `mug` = mu^g. */
+static inline double pa_velocity_gain(const pa_epoch_ctx *c, int64_t a,
+                                      int64_t g, double D, double mug)
 {
-    double d = g == 1 ? D : exp(log(D > 1e-300 ? D : 1e-300) / (double)g);
+    double mu = c->mu;
+    double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, a + (g + 1) / 2)) : 1.0;
     if (fabs(d - mu) > 1e-3)
         return mu * (D - mug) / (d - mu);
     if (g > 4096)

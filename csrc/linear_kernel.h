@@ -37,7 +37,8 @@
 
 #define MAX_DLOSS 1e12
 
-/* Bring coordinate j to the end of step kt as if untouched since last[j]. */
+/* Bring coordinate j to the end of step kt as if untouched since last[j]
+ * (lazy mode). */
 static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
                                    int64_t j, int64_t kt)
 {
@@ -45,21 +46,23 @@ static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
     if (last >= kt || !CLAIM(&m->last[j], last, kt))
         return;
     int64_t g = kt - last;
-    double D = exp(pa_ctx_logD(c, last, kt));
+    double D = pa_ctx_D(c, last, kt);
     double v = c->has_mom ? LD(&m->v[j]) : 0.0;
     if (v != 0.0) {
-        double mug = pow(c->mu, (double)g);
-        AXPB(&m->w[j], D, pa_velocity_gain(c->mu, D, mug, g) * v);
+        double mug = c->mu_pow[g];
+        AXPB(&m->w[j], D, pa_velocity_gain(c, last, g, D, mug) * v);
         AXPB(&m->v[j], mug, 0.0);
     } else if (D != 1.0) {
         AXPB(&m->w[j], D, 0.0);
     }
 }
 
-/* Scikit-learn's truncated-gradient L1 step on coordinate j. */
-static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u)
+/* Scikit-learn's truncated-gradient L1 step on coordinate j; `scale` is
+ * the factor from stored to true weights. */
+static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u,
+                                  double scale)
 {
-    double z = LD(&m->w[j]), w = z;
+    double z = LD(&m->w[j]) * scale, w = z;
     if (z > 0.0) {
         w = z - (u + m->q[j]);
         if (w < 0.0) w = 0.0;
@@ -67,7 +70,7 @@ static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u)
         w = z + (u - m->q[j]);
         if (w > 0.0) w = 0.0;
     }
-    ST(&m->w[j], w);
+    ST(&m->w[j], w / scale);
     m->q[j] += w - z;
 }
 
@@ -95,6 +98,17 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
 }
 
 /* ---- dense rows: every coordinate is touched by every update ---- */
+
+static void FN(pa_prefetch_dense)(const pa_linear_model *m, const pa_dataset *ds,
+                                  int64_t i, int64_t i_near)
+{
+    (void)i_near;
+    const char *row = (const char *)((const REAL *)ds->data + i * ds->n_features);
+    size_t bytes = (size_t)ds->n_features * sizeof(REAL);
+    for (size_t off = 0; off < bytes; off += 64)
+        __builtin_prefetch(row + off);
+    (void)m;
+}
 
 static double FN(pa_predict_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
                                    const pa_dataset *ds, int64_t i, int64_t k)
@@ -146,24 +160,41 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
     FN(pa_intercept_step)(c, m, upd);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        for (int64_t j = 0; j < n; j++) FN(pa_l1_step)(m, j, u);
+        for (int64_t j = 0; j < n; j++) FN(pa_l1_step)(m, j, u, 1.0);
     }
     return upd;
 }
 
 /* ---- CSR rows: only the row's coordinates, caught up lazily ---- */
 
+/* Rows come in shuffled order: ask for a coming row's lines (and the
+ * weights it will touch) ahead of time. */
+static void FN(pa_prefetch_sparse)(const pa_linear_model *m, const pa_dataset *ds,
+                                   int64_t i, int64_t i_near)
+{
+    const REAL *x = (const REAL *)ds->data;
+    const int32_t *ind = ds->indices;
+    int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
+    for (int64_t e = e0; e < e1; e += 64 / sizeof(REAL))
+        __builtin_prefetch(&x[e]);
+    for (int64_t e = e0; e < e1; e += 16)
+        __builtin_prefetch(&ind[e]);
+    /* the nearer row's indices are in cache by now: fetch its weights */
+    for (int64_t e = ds->indptr[i_near]; e < ds->indptr[i_near + 1]; e++)
+        __builtin_prefetch(&m->w[ind[e]], 1);
+}
+
 static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     const pa_dataset *ds, int64_t i, int64_t k)
 {
     const REAL *x = (const REAL *)ds->data;
     const int32_t *ind = ds->indices;
+    const int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
     double s = 0.0;
-    for (int64_t e = ds->indptr[i]; e < ds->indptr[i + 1]; e++) {
-        int64_t j = ind[e];
-        if (m->last) FN(pa_catch_up)(c, m, j, k - 1);
-        s += LD(&m->w[j]) * (double)x[e];
-    }
+    if (c->lazy)
+        for (int64_t e = e0; e < e1; e++) FN(pa_catch_up)(c, m, ind[e], k - 1);
+    for (int64_t e = e0; e < e1; e++) s += LD(&m->w[ind[e]]) * (double)x[e];
+    if (c->scaled) s *= c->decay_prefix[k - 1];
     return s + LD(m->b);
 }
 
@@ -173,28 +204,36 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
 {
     const REAL *x = (const REAL *)ds->data;
     const int32_t *ind = ds->indices;
-    int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
+    const int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
     double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
-    double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
-    for (int64_t e = e0; e < e1; e++) {
-        int64_t j = ind[e];
-        double g = upd * (double)x[e];
-        if (m->last) {
-            FN(pa_catch_up)(c, m, j, k - 1);
-            /* the touched step; never move another worker's clock back */
-            int64_t last = LDI(&m->last[j]);
-            if (last < k) (void)CLAIM(&m->last[j], last, k);
+    double scale = c->scaled ? c->decay_prefix[k] : 1.0;
+    if (c->scaled) { /* the decay is in the scale: add to stored weights */
+        double g = upd / scale;
+        for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
+    } else {
+        double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
+        for (int64_t e = e0; e < e1; e++) {
+            int64_t j = ind[e];
+            double g = upd * (double)x[e], dj = d, muj = c->mu;
+            if (c->lazy) {
+                FN(pa_catch_up)(c, m, j, k - 1);
+                int64_t last = LDI(&m->last[j]);
+                if (last == k) /* a duplicate index in this row: decay once */
+                    dj = 1.0, muj = 1.0;
+                else if (last < k) /* never move another worker's clock back */
+                    (void)CLAIM(&m->last[j], last, k);
+            }
+            if (c->has_mom)
+                AXPB(&m->w[j], dj, AXPB(&m->v[j], muj, g));
+            else
+                AXPB(&m->w[j], dj, g);
         }
-        if (c->has_mom)
-            AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
-        else
-            AXPB(&m->w[j], d, g);
     }
     FN(pa_intercept_step)(c, m, upd);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u);
+        for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u, scale);
     }
     return upd;
 }

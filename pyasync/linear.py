@@ -138,8 +138,6 @@ class _BaseAsyncSGD(BaseEstimator):
             X = validate_data(self, X, reset=reset, **kwargs)
         else:
             X, y = validate_data(self, X, y, reset=reset, **kwargs)
-        if sp.issparse(X):
-            X = _canonical_csr(X)
         return X if y is None else (X, y)
 
     def _split(self, y, sample_weight, random_state):
@@ -183,14 +181,6 @@ class _BaseAsyncSGD(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _canonical_csr(X):
-    """CSR with sorted indices and no duplicates (summed)."""
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    return X
 
 
 class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):

@@ -1,0 +1,382 @@
+"""The C core, driven sequentially (n_jobs=1) through the estimators, against
+the numba reference of tests/reference.py, and both against scikit-learn.
+
+Agreement is asserted to 1e-10: max abs difference on coef and intercept,
+relative to max(1, the largest reference value)."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import SGDClassifier, SGDRegressor
+from sklearn.utils import check_random_state
+
+from pyasync import AsyncSGDClassifier, AsyncSGDRegressor, _core, _sgd
+
+from reference import LOSS_IDS, SCHEDULE_IDS, ref_dloss, ref_eta, reference_sgd
+
+CLF_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
+              "perceptron")
+REG_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
+              "squared_epsilon_insensitive")
+ALL_LOSSES = CLF_LOSSES + REG_LOSSES
+PENALTIES = ("l2", "l1", "elasticnet", None)
+SCHEDULES = ("constant", "optimal", "invscaling", "adaptive")
+MOMENTA = (0.0, 0.5, -0.5)
+# (estimator kind, loss): every loss on the classifier (targets -1/+1), the
+# regression losses on the regressor too (real targets)
+EST_LOSSES = ([("clf", loss) for loss in ALL_LOSSES]
+              + [("reg", loss) for loss in REG_LOSSES])
+
+TOL = 1e-10
+# The C core catches the coordinates a sparse row does not touch up lazily.
+# With momentum AND an L2 decay that varies with the schedule (optimal,
+# invscaling) its catch-up uses the MEAN decay over the gap, an
+# approximation of the eager update: there the core is held to TOL against
+# the lazy reference that does the same (reference._ref_sgd_lazy) and only to
+# this looser bound against the eager one. Observed on this data: up to 2e-3
+# with "optimal" (its rate, hence its decay, changes fast early on), 3e-6
+# with "invscaling".
+TOL_LAZY_MOMENTUM = 1e-2
+
+N, M, EPOCHS = 60, 12, 3
+X_SCALE = 0.1
+EPSILON = 0.1
+L1_RATIO = 0.3
+
+
+# ---------------------------------------------------------------- helpers
+
+def loss_param(loss, epsilon=EPSILON):
+    return {"hinge": 1.0, "squared_hinge": 1.0, "perceptron": 0.0,
+            "modified_huber": 0.0, "log_loss": epsilon}.get(loss, epsilon)
+
+
+def strengths(penalty, alpha, l1_ratio=L1_RATIO):
+    """(l2, l1) as scikit-learn splits alpha."""
+    return {"l2": (alpha, 0.0), "l1": (0.0, alpha),
+            "elasticnet": ((1 - l1_ratio) * alpha, l1_ratio * alpha),
+            None: (0.0, 0.0)}[penalty]
+
+
+def optimal_init(loss, alpha):
+    typw = np.sqrt(1.0 / np.sqrt(alpha))
+    eta0 = typw / max(1.0, ref_dloss(LOSS_IDS[loss], loss_param(loss), 1.0, -typw))
+    return 1.0 / (eta0 * alpha)
+
+
+def hyper(schedule):
+    """Hyper-parameters per schedule, with X_SCALE such that no fit diverges
+    (a diverging fit amplifies rounding: no agreement to 1e-10 is due)."""
+    if schedule == "optimal":
+        return {"alpha": 0.01, "eta0": 0.01, "power_t": 0.5}
+    if schedule == "invscaling":
+        return {"alpha": 0.001, "eta0": 0.5, "power_t": 0.4}
+    return {"alpha": 0.001, "eta0": 0.2, "power_t": 0.5}
+
+
+def make_data(sparse, dtype, kind, seed=0, n=N, m=M, n_classes=2):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, m)) * X_SCALE
+    if sparse:
+        X[rng.random((n, m)) < 0.6] = 0.0
+        X[3] = 0.0  # an empty row
+        X[7, 2] = 0.0
+    w_true = rng.normal(size=m)
+    score = X @ w_true + 0.05 * rng.normal(size=n)
+    if kind == "reg":
+        y = 2.0 * score / X_SCALE + 0.3
+    elif n_classes == 2:
+        y = (score > 0).astype(np.int64)
+    else:
+        y = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    X = X.astype(dtype)
+    if sparse:
+        X = sp.csr_matrix(X)
+        # an explicitly stored zero: stays a touched coordinate for L1
+        X.data[1] = 0.0
+    sw = rng.uniform(0.3, 2.0, size=n)
+    return X, y, sw
+
+
+def estimator(kind, loss, penalty, schedule, momentum, fit_intercept, **kw):
+    h = hyper(schedule)
+    cls = AsyncSGDClassifier if kind == "clf" else AsyncSGDRegressor
+    params = dict(loss=loss, penalty=penalty, l1_ratio=L1_RATIO,
+                  learning_rate=schedule, momentum=momentum,
+                  fit_intercept=fit_intercept, epsilon=EPSILON, tol=None,
+                  shuffle=False, max_iter=EPOCHS, n_jobs=1, **h)
+    params.update(kw)
+    return cls(**params)
+
+
+def reference_for(est, X, y_target, sw, orders, **kw):
+    """The reference run with the estimator's hyper-parameters, computed
+    independently of pyasync's own parameter mapping."""
+    l2, l1 = strengths(est.penalty, est.alpha, est.l1_ratio)
+    return reference_sgd(
+        X, y_target, orders=orders, loss=est.loss, loss_param=loss_param(est.loss, est.epsilon),
+        l2=l2, l1=l1, learning_rate=est.learning_rate, eta0=est.eta0,
+        alpha=est.alpha,
+        optimal_init=(optimal_init(est.loss, est.alpha)
+                      if est.learning_rate == "optimal" else 0.0),
+        power_t=est.power_t, momentum=est.momentum,
+        fit_intercept=est.fit_intercept, sample_weight=sw, **kw)
+
+
+def rel_err(got_w, got_b, ref_w, ref_b):
+    scale = max(1.0, float(np.max(np.abs(ref_w))), abs(float(ref_b)))
+    err = max(float(np.max(np.abs(np.asarray(got_w) - ref_w))),
+              abs(float(got_b) - float(ref_b)))
+    return err / scale
+
+
+def lazy_approx(sparse, momentum, schedule, penalty):
+    """Whether the core's lazy catch-up is an approximation (see TOL_LAZY_MOMENTUM)."""
+    return (sparse and momentum != 0.0 and schedule in ("optimal", "invscaling")
+            and penalty in ("l2", "elasticnet"))
+
+
+def tolerance(sparse, momentum, schedule, penalty):
+    return TOL_LAZY_MOMENTUM if lazy_approx(sparse, momentum, schedule, penalty) else TOL
+
+
+def check_core(coef, intercept, est, X, y_target, sw, orders, **kw):
+    """Failures (list of strings) of the core's (coef, intercept) against the
+    eager reference and, for CSR X, the lazy one (always to TOL)."""
+    sparse = sp.issparse(X)
+    tol = tolerance(sparse, est.momentum, est.learning_rate, est.penalty)
+    out = []
+    ref = reference_for(est, X, y_target, sw, orders, **kw)
+    assert np.all(np.isfinite(ref["coef"])) and np.isfinite(ref["intercept"])
+    err = rel_err(coef, intercept, ref["coef"], ref["intercept"])
+    if not err <= tol:
+        out.append(f"eager reference: rel err {err:.3g} > {tol}")
+    if sparse:
+        lazy = reference_for(est, X, y_target, sw, orders, lazy=True, **kw)
+        err = rel_err(coef, intercept, lazy["coef"], lazy["intercept"])
+        if not err <= TOL:
+            out.append(f"lazy reference: rel err {err:.3g} > {TOL}")
+    return out, ref
+
+
+def binary_target(est, y):
+    if isinstance(est, AsyncSGDRegressor):
+        return np.asarray(y, dtype=np.float64)
+    return np.where(y == est.classes_[1], 1.0, -1.0)
+
+
+def shuffled_orders(n, seed, epochs):
+    order = np.arange(n, dtype=np.int64)
+    out = []
+    for e in range(epochs):
+        _core.shuffle_order(order, seed, e)
+        out.append(order.copy())
+    return np.array(out)
+
+
+# ---------------------------------------------------- the pieces of the math
+
+@pytest.mark.parametrize("loss", ALL_LOSSES)
+def test_dloss_matches_core(loss):
+    param = loss_param(loss)
+    ps = np.concatenate([np.linspace(-30, 30, 241), [-1.1, -1, -0.9, 0.0, 0.9, 1, 1.1,
+                                                      18.0, -18.0, 0.1, -0.1]])
+    for y in (-1.0, 1.0, 0.3, -2.5):
+        for p in ps:
+            got = _core.loss_dloss(loss, param, y, p)
+            ref = ref_dloss(LOSS_IDS[loss], param, y, p)
+            assert got == pytest.approx(ref, rel=1e-14, abs=1e-300), (loss, y, p)
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES)
+@pytest.mark.parametrize("alpha", (1e-4, 1e-2, 0.3))
+def test_optimal_init_matches(loss, alpha):
+    assert _sgd.optimal_init(loss, loss_param(loss), alpha) == \
+        pytest.approx(optimal_init(loss, alpha), rel=1e-14)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_eta_matches_core(schedule):
+    h = hyper(schedule)
+    oi = optimal_init("hinge", h["alpha"])
+    params = {"loss": "hinge", "loss_param": 1.0, "alpha": h["alpha"], "l2": 0.0,
+              "l1": 0.0, "learning_rate": schedule, "eta0": h["eta0"],
+              "power_t": h["power_t"], "optimal_init": oi, "momentum": 0.0,
+              "fit_intercept": True, "intercept_decay": 1.0}
+    for t in (1, 2, 3, 10, 61, 1000, 123457):
+        got = _core.eta(params, h["eta0"], t)
+        ref = ref_eta(SCHEDULE_IDS[schedule], h["eta0"], h["alpha"], oi, h["power_t"], t)
+        assert got == pytest.approx(ref, rel=1e-15), (schedule, t)
+
+
+@pytest.mark.parametrize("penalty", PENALTIES)
+def test_penalty_strengths_match(penalty):
+    assert _sgd.penalty_strengths(penalty, 0.01, L1_RATIO) == \
+        pytest.approx(strengths(penalty, 0.01))
+
+
+def test_reference_hand_computed():
+    """Two updates of the reference worked out by hand (hinge, l2, momentum)."""
+    X = np.array([[1.0, 0.0], [0.0, 2.0]])
+    y = np.array([1.0, -1.0])
+    mu, eta, l2 = 0.5, 0.1, 0.2
+    r = reference_sgd(X, y, orders=[[0, 1]], loss="hinge", loss_param=1.0, l2=l2,
+                      learning_rate="constant", eta0=eta, momentum=mu)
+    d = 1 - l2 * eta
+    # update 1: p = 0 -> dloss = -1, upd = 0.1
+    v = np.array([0.1, 0.0]); w = v.copy(); vb = 0.1; b = 0.1
+    # update 2: p = w.x + b = 0 + 0.1 -> y p = -0.1 <= 1 -> dloss = +1, upd = -0.1
+    upd = -0.1
+    v = mu * v + upd * X[1]; w = d * w + v
+    vb = mu * vb + upd; b += vb
+    np.testing.assert_allclose(r["coef"], w, rtol=0, atol=1e-15)
+    assert r["intercept"] == pytest.approx(b, abs=1e-15)
+    assert r["t"] == 3
+
+
+# ------------------------------------------------------ C core vs reference
+
+def grid_orders(epochs=EPOCHS, n=N):
+    return np.tile(np.arange(n), (epochs, 1))
+
+
+@pytest.mark.parametrize("fit_intercept", (True, False))
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("momentum", MOMENTA)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("penalty", PENALTIES)
+@pytest.mark.parametrize("kind,loss", EST_LOSSES, ids=[f"{k}-{l}" for k, l in EST_LOSSES])
+def test_core_matches_reference(kind, loss, penalty, schedule, momentum, sparse,
+                                fit_intercept):
+    failures = []
+    for dtype in (np.float64, np.float32):
+        X, y, sw_all = make_data(sparse, dtype, kind)
+        for sw in (None, sw_all):
+            est = estimator(kind, loss, penalty, schedule, momentum, fit_intercept)
+            est.fit(X, y, sample_weight=sw)
+            fails, ref = check_core(est.coef_.ravel(), est.intercept_[0], est, X,
+                                    binary_target(est, y), sw, grid_orders())
+            failures += [(np.dtype(dtype).name, sw is not None, f) for f in fails]
+            assert est.t_ == ref["t"]
+            if not fit_intercept:
+                assert est.intercept_[0] == 0.0
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("momentum", MOMENTA)
+@pytest.mark.parametrize("schedule", ("constant", "optimal", "invscaling"))
+@pytest.mark.parametrize("kind,loss,penalty", [
+    ("clf", "hinge", "elasticnet"), ("clf", "log_loss", "l2"),
+    ("clf", "modified_huber", "l1"), ("reg", "squared_error", "elasticnet"),
+    ("reg", "huber", None)])
+def test_core_matches_reference_shuffled(kind, loss, penalty, schedule, momentum,
+                                         sparse):
+    """shuffle=True: the order of each epoch is reproduced from the seed the
+    estimator draws, and fed to the reference."""
+    X, y, sw = make_data(sparse, np.float64, kind, seed=1)
+    est = estimator(kind, loss, penalty, schedule, momentum, True, shuffle=True,
+                    random_state=42, max_iter=4)
+    est.fit(X, y, sample_weight=sw)
+    seed = check_random_state(42).randint(np.iinfo(np.int32).max)
+    orders = shuffled_orders(N, seed, 4)
+    assert not np.array_equal(orders[0], orders[1])
+    coef, b = est.coef_.ravel(), est.intercept_[0]
+    fails, _ = check_core(coef, b, est, X, binary_target(est, y), sw, orders)
+    assert not fails, fails
+    # the same fit with the rows in their original order differs: the order
+    # matters, so the agreement above is not an accident
+    ref0 = reference_for(est, X, binary_target(est, y), sw, grid_orders(4))
+    assert rel_err(coef, b, ref0["coef"], ref0["intercept"]) > 1e-6
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("momentum", (0.0, 0.5))
+def test_core_matches_reference_multiclass_shuffled(sparse, momentum):
+    """One-vs-rest: one seed drawn per binary problem, in class order."""
+    X, y, sw = make_data(sparse, np.float64, "clf", seed=2, n_classes=3)
+    est = estimator("clf", "hinge", "elasticnet", "optimal", momentum, True,
+                    shuffle=True, random_state=7)
+    est.fit(X, y, sample_weight=sw)
+    assert est.coef_.shape == (3, M)
+    rs = check_random_state(7)
+    for k, cls in enumerate(est.classes_):
+        seed = rs.randint(np.iinfo(np.int32).max)
+        fails, _ = check_core(est.coef_[k], est.intercept_[k], est, X,
+                              np.where(y == cls, 1.0, -1.0), sw,
+                              shuffled_orders(N, seed, EPOCHS))
+        assert not fails, (k, fails)
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("momentum", MOMENTA)
+@pytest.mark.parametrize("kind,loss", [("clf", "squared_hinge"), ("reg", "squared_error")])
+def test_partial_fit_continues_reference(kind, loss, sparse, momentum):
+    """partial_fit calls continue t, the weights and the velocity; the L1
+    accumulators (u, q) restart with each call, as scikit-learn's."""
+    X, y, sw = make_data(sparse, np.float64, kind, seed=3)
+    est = estimator(kind, loss, "elasticnet", "invscaling", momentum, True)
+    state = {"coef": None, "intercept": 0.0, "velocity": None,
+             "intercept_velocity": 0.0, "t_start": 1}
+    for call in range(3):
+        if kind == "clf":
+            est.partial_fit(X, y, classes=np.unique(y), sample_weight=sw)
+        else:
+            est.partial_fit(X, y, sample_weight=sw)
+        # continue from the core's own state (the lazy approximation, if any,
+        # then does not compound over calls)
+        fails, ref = check_core(est.coef_.ravel(), est.intercept_[0], est, X,
+                                binary_target(est, y), sw, [np.arange(N)], **state)
+        assert not fails, (call, fails)
+        assert est.t_ == ref["t"]
+        vel = est._velocity
+        state = {"coef": est.coef_.ravel().copy(), "intercept": est.intercept_[0],
+                 "velocity": None if momentum == 0 else np.ravel(vel[0]).copy(),
+                 "intercept_velocity": 0.0 if momentum == 0 else float(np.ravel(vel[1])[0]),
+                 "t_start": ref["t"]}
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+def test_coef_init_matches_reference(sparse):
+    X, y, sw = make_data(sparse, np.float32, "reg", seed=4)
+    rng = np.random.default_rng(5)
+    coef0, b0 = rng.normal(size=M), 0.7
+    est = estimator("reg", "huber", "l1", "optimal", 0.5, True)
+    est.fit(X, y, coef_init=coef0, intercept_init=b0, sample_weight=sw)
+    fails, _ = check_core(est.coef_, est.intercept_[0], est, X, y, sw, grid_orders(),
+                          coef=coef0, intercept=b0)
+    assert not fails, fails
+
+
+# ---------------------------------------------------------- vs scikit-learn
+
+@pytest.mark.parametrize("fit_intercept", (True, False))
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("penalty", PENALTIES)
+@pytest.mark.parametrize("kind,loss", EST_LOSSES, ids=[f"{k}-{l}" for k, l in EST_LOSSES])
+def test_matches_sklearn(kind, loss, penalty, schedule, sparse, fit_intercept):
+    """momentum=0, shuffle=False, tol=None: pyasync's estimator, the reference
+    and scikit-learn's SGD agree. scikit-learn is fit on float64 X (the same
+    values as the float32 X pyasync reads, since float32 -> float64 is exact)."""
+    failures = []
+    for dtype in (np.float64, np.float32):
+        X, y, sw_all = make_data(sparse, dtype, kind)
+        X64 = X.astype(np.float64)
+        for sw in (None, sw_all):
+            est = estimator(kind, loss, penalty, schedule, 0.0, fit_intercept)
+            est.fit(X, y, sample_weight=sw)
+            sk_cls = SGDClassifier if kind == "clf" else SGDRegressor
+            sk = sk_cls(loss=loss, penalty=penalty, l1_ratio=L1_RATIO,
+                        learning_rate=schedule, fit_intercept=fit_intercept,
+                        epsilon=EPSILON, tol=None, shuffle=False, max_iter=EPOCHS,
+                        **hyper(schedule))
+            sk.fit(X64, y, sample_weight=sw)
+            ref = reference_for(est, X, binary_target(est, y), sw, grid_orders())
+            e_core = rel_err(est.coef_.ravel(), est.intercept_[0],
+                             sk.coef_.ravel(), sk.intercept_[0])
+            e_ref = rel_err(ref["coef"], ref["intercept"], sk.coef_.ravel(),
+                            sk.intercept_[0])
+            if not (e_core <= TOL and e_ref <= TOL):
+                failures.append((np.dtype(dtype).name, sw is not None, e_core, e_ref))
+            assert est.t_ == sk.t_
+    assert not failures, f"(dtype, sample_weight, core err, ref err) over {TOL}: {failures}"
