@@ -89,8 +89,8 @@ static void run_chunk(pa_worker *wk)
                                 o->order[r + PA_PREFETCH_AHEAD / 2]);
         int64_t k = (r - wk->start) * T + wk->tid + 1;
         int measure = every && n_done % every == 0;
-        int64_t before = measure ? others_committed(sh, wk->tid) : 0;
         if (locked) pthread_mutex_lock(&sh->lock);
+        int64_t before = measure ? others_committed(sh, wk->tid) : 0;
         double p = sh->kernel.predict(sh->ctx, sh->model, sh->data, i, k);
         if (!isfinite(p)) {
             if (locked) pthread_mutex_unlock(&sh->lock);

@@ -146,3 +146,71 @@ def test_regressor_r2_with_momentum(momentum):
                                     momentum=momentum, **params),
         lambda s: SGDRegressor(random_state=s, **params), data)
     assert abs(ours - ref) <= MOMENTUM_TOL, (ours, ref)
+
+
+# ---- one thread, no shuffling: the very same update sequence as sklearn ----
+
+def _sparse_small(n_classes, seed=0):
+    rng = np.random.RandomState(seed)
+    X = sp.random(1500, 300, density=0.03, format="csr", random_state=rng,
+                  data_rvs=rng.standard_normal)
+    W = rng.standard_normal((300, n_classes))
+    return X, np.asarray((X @ W).argmax(axis=1)).ravel()
+
+
+EXACT_CLASSIFIER_PARAMS = [
+    pytest.param({}, id="hinge-optimal"),
+    pytest.param({"loss": "modified_huber", "learning_rate": "invscaling",
+                  "eta0": 0.1}, id="modified_huber-invscaling"),
+    pytest.param({"penalty": "l1"}, id="l1"),
+    pytest.param({"penalty": "elasticnet", "l1_ratio": 0.5}, id="elasticnet"),
+    pytest.param({"loss": "perceptron", "learning_rate": "constant",
+                  "eta0": 0.01, "penalty": None}, id="perceptron-constant"),
+    pytest.param({"learning_rate": "adaptive", "eta0": 0.01}, id="adaptive"),
+    pytest.param({"fit_intercept": False, "alpha": 1e-3}, id="no-intercept"),
+]
+
+
+@pytest.mark.parametrize("params", EXACT_CLASSIFIER_PARAMS)
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_one_thread_unshuffled_matches_sklearn(params, fmt, n_classes):
+    """With one worker and shuffle=False the engine runs scikit-learn's
+    update sequence (including its smaller sparse intercept step), so the
+    weights agree to rounding."""
+    X, y = _sparse_small(n_classes)
+    if fmt == "dense":
+        X = X.toarray()
+    common = dict(shuffle=False, tol=None, max_iter=3, **params)
+    ours = AsyncSGDClassifier(n_jobs=1, **common).fit(X, y)
+    ref = SGDClassifier(**common).fit(X, y)
+    scale = np.abs(ref.coef_).max()
+    assert_close = np.testing.assert_allclose
+    assert_close(ours.coef_, ref.coef_, rtol=1e-9, atol=1e-9 * scale)
+    assert_close(ours.intercept_, ref.intercept_, rtol=1e-9, atol=1e-9 * scale)
+    assert ours.t_ == ref.t_
+    assert ours.n_iter_ == ref.n_iter_
+
+
+@pytest.mark.parametrize("params", [
+    pytest.param({}, id="squared_error"),
+    pytest.param({"loss": "huber"}, id="huber"),
+    pytest.param({"loss": "epsilon_insensitive", "penalty": "l1"}, id="eps-l1"),
+    pytest.param({"loss": "squared_epsilon_insensitive",
+                  "penalty": "elasticnet"}, id="sq-eps-elasticnet"),
+    pytest.param({"learning_rate": "constant", "eta0": 0.001}, id="constant"),
+])
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+def test_one_thread_unshuffled_regressor_matches_sklearn(params, fmt):
+    X, _ = _sparse_small(2)
+    y = X @ np.random.RandomState(1).standard_normal(X.shape[1])
+    if fmt == "dense":
+        X = X.toarray()
+    common = dict(shuffle=False, tol=None, max_iter=3, **params)
+    ours = AsyncSGDRegressor(n_jobs=1, **common).fit(X, y)
+    ref = SGDRegressor(**common).fit(X, y)
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-9, atol=1e-9 * scale)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-9,
+                               atol=1e-9 * scale)
+    assert ours.t_ == ref.t_
