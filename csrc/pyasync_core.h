@@ -72,6 +72,25 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
                     pa_linear_model *model, int64_t t0, double eta,
                     const pa_engine_opts *opts, pa_epoch_stats *stats);
 
+enum pa_sim_schedule { PA_SIM_EXPONENTIAL = 0, PA_SIM_ROUND_ROBIN, PA_SIM_REPLAY };
+
+typedef struct {
+    int n_workers;            /* M, for exponential and round_robin */
+    int schedule;
+    const double *replay_cdf; /* replay: P(staleness <= s), s < replay_len */
+    int64_t replay_len;
+    uint64_t seed;
+    const int64_t *order;
+    int64_t n_order;
+    int (*poll)(void *);
+    void *poll_ctx;
+} pa_sim_opts;
+
+/* One epoch of the simulated engine (one thread, deterministic). */
+int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
+                        pa_linear_model *model, int64_t t0, double eta,
+                        const pa_sim_opts *opts, pa_epoch_stats *stats);
+
 /* The learning rate of update number t (1-based), as scikit-learn. */
 double pa_eta(const pa_linear_params *params, double eta_const, int64_t t);
 

@@ -49,6 +49,18 @@ cdef extern from "pyasync_core.h":
         int64_t hist_len, staleness_max, staleness_count
         double staleness_sum
         int status
+    ctypedef struct pa_sim_opts:
+        int n_workers, schedule
+        const double *replay_cdf
+        int64_t replay_len
+        uint64_t seed
+        const int64_t *order
+        int64_t n_order
+        int (*poll)(void *) noexcept nogil
+        void *poll_ctx
+    int pa_linear_epoch_sim(const pa_linear_params *, const pa_dataset *,
+                            pa_linear_model *, int64_t, double,
+                            const pa_sim_opts *, pa_epoch_stats *) nogil
     int pa_linear_epoch(const pa_linear_params *, const pa_dataset *,
                         pa_linear_model *, int64_t, double,
                         const pa_engine_opts *, pa_epoch_stats *) nogil
@@ -61,6 +73,7 @@ LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
           "epsilon_insensitive": 7, "squared_epsilon_insensitive": 8}
 SCHEDULES = {"constant": 0, "optimal": 1, "invscaling": 2, "adaptive": 3}
 UPDATES = {"racy": 0, "atomic": 1, "locked": 2}
+SIM_SCHEDULES = {"exponential": 0, "round_robin": 1, "replay": 2}
 
 
 class Diverged(ArithmeticError):
@@ -116,21 +129,24 @@ def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
 
 
 def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
-                 int64_t t0, double eta_const, cnp.ndarray order,
-                 int n_threads, str update, int staleness_every,
+                 int64_t t0, double eta_const, cnp.ndarray order, dict engine,
                  cnp.ndarray hist):
-    """One epoch of the threads engine on a linear model.
+    """One epoch over a linear model, on the engine `engine` describes:
+    {"kind": "threads", "n_threads", "update", "staleness_every"} or
+    {"kind": "simulated", "n_workers", "schedule", "replay_cdf", "seed"}.
 
-    `X` is a dense C-contiguous array or a canonical CSR matrix (int32
-    indices, int64 indptr). `state` holds the shared model arrays: w, v, q,
-    last (None when unused), b and vb (1-element arrays) and u (float),
-    updated in place. Returns a dict of epoch statistics."""
+    `X` is a dense C-contiguous array or CSR parts (int32 indices, int64
+    indptr). `state` holds the shared model arrays: w, v, q, last (None when
+    unused), b and vb (1-element arrays) and u (float), updated in place;
+    staleness counts are added to `hist`. Returns epoch statistics."""
     cdef pa_linear_params p
     cdef pa_dataset ds
     cdef pa_linear_model m
     cdef pa_engine_opts o
+    cdef pa_sim_opts so
     cdef pa_epoch_stats st
     cdef int status
+    cdef bint simulated
     _set_params(&p, params)
     dtype = X.dtype
     ds.dtype = 1 if dtype == np.float32 else 0
@@ -143,6 +159,8 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
         ds.data = _data(X.data, dtype, "X.data")
         ds.indices = <const int32_t *>_data(X.indices, np.int32, "X.indices")
         ds.indptr = <const int64_t *>_data(X.indptr, np.int64, "X.indptr")
+        if X.indptr.shape[0] != ds.n_samples + 1:
+            raise ValueError("X.indptr does not match the number of rows")
     else:
         ds.sparse = 0
         ds.data = _data(X, dtype, "X")
@@ -169,23 +187,18 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
             raise ValueError(f"{name} does not match the number of features")
     if (p.momentum != 0.0) != (state["v"] is not None):
         raise ValueError("the velocity must be given exactly when momentum is on")
+    if ds.sparse and (p.momentum != 0.0 or p.l2 > 0.0) and state["last"] is None:
+        raise ValueError("sparse rows with momentum or L2 need the lazy clock 'last'")
+    if p.l1 > 0.0 and state["q"] is None:
+        raise ValueError("the L1 penalty needs 'q'")
     m.b = <double *>_data(state["b"], np.float64, "b")
     m.vb = <double *>_data(state["vb"], np.float64, "vb")
     m.u = state["u"]
     if state["last"] is not None:
         state["last"].fill(0)
-
     if order.shape[0] > 0 and (order.min() < 0 or order.max() >= ds.n_samples):
         raise ValueError("order holds a row index out of range")
-    o.n_threads = n_threads
-    o.update = UPDATES[update]
-    o.staleness_every = staleness_every
-    o.order = <const int64_t *>_data(order, np.int64, "order")
-    o.n_order = order.shape[0]
-    o.poll = _poll_signals
-    o.poll_ctx = NULL
-    if n_threads < 1:
-        raise ValueError("n_threads must be >= 1")
+
     st.sumloss = 0.0
     st.n_updates = 0
     st.clock_end = 0
@@ -194,8 +207,45 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     st.staleness_max = 0
     st.staleness_count = 0
     st.staleness_sum = 0.0
-    with nogil:
-        status = pa_linear_epoch(&p, &ds, &m, t0, eta_const, &o, &st)
+    if st.hist_len < 1:
+        raise ValueError("hist must have at least one bin")
+
+    simulated = engine["kind"] == "simulated"
+    cdef cnp.ndarray cdf
+    if simulated:
+        so.n_workers = engine["n_workers"]
+        so.schedule = SIM_SCHEDULES[engine["schedule"]]
+        so.seed = engine["seed"]
+        so.order = <const int64_t *>_data(order, np.int64, "order")
+        so.n_order = order.shape[0]
+        so.poll = _poll_signals
+        so.poll_ctx = NULL
+        so.replay_cdf = NULL
+        so.replay_len = 0
+        if so.n_workers < 1:
+            raise ValueError("n_workers must be >= 1")
+        if so.schedule == 2:
+            cdf = engine["replay_cdf"]
+            if cdf.shape[0] < 1:
+                raise ValueError("the replayed staleness distribution is empty")
+            so.replay_cdf = <const double *>_data(cdf, np.float64, "replay_cdf")
+            so.replay_len = cdf.shape[0]
+        with nogil:
+            status = pa_linear_epoch_sim(&p, &ds, &m, t0, eta_const, &so, &st)
+    elif engine["kind"] == "threads":
+        o.n_threads = engine["n_threads"]
+        o.update = UPDATES[engine["update"]]
+        o.staleness_every = engine["staleness_every"]
+        o.order = <const int64_t *>_data(order, np.int64, "order")
+        o.n_order = order.shape[0]
+        o.poll = _poll_signals
+        o.poll_ctx = NULL
+        if o.n_threads < 1:
+            raise ValueError("n_threads must be >= 1")
+        with nogil:
+            status = pa_linear_epoch(&p, &ds, &m, t0, eta_const, &o, &st)
+    else:
+        raise ValueError(f"unknown engine {engine['kind']!r}")
     state["u"] = m.u
     if status == PA_INTERRUPTED:
         if _err_occurred() == NULL:

@@ -69,10 +69,11 @@ def new_state(n_features, coef, intercept, velocity, intercept_velocity,
 
 def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
                intercept_velocity, train_idx, t0, max_iter, tol,
-               n_iter_no_change, eta0, seed, shuffle, n_jobs, update,
+               n_iter_no_change, eta0, seed, shuffle, engine,
                score_fn=None, verbose=0):
     """Runs up to `max_iter` epochs; returns the fitted state and curves.
 
+    `engine` describes the engine (see `_core.linear_epoch`).
     `score_fn(w, b)`, when given, is the validation score that early
     stopping watches; otherwise the training objective is watched."""
     n_features = X.shape[1]
@@ -93,9 +94,10 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
     for epoch in range(max_iter):
         if shuffle:
             _core.shuffle_order(order, seed, epoch)
+        if engine["kind"] == "simulated":
+            engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
         res = _core.linear_epoch(params, X, y, sample_weight, state, t, eta,
-                                 order, n_jobs, update,
-                                 STALENESS_SAMPLE_EVERY, hist)
+                                 order, engine, hist)
         t += res["n_updates"]
         stale_sum += res["staleness_sum"]
         stale_max = max(stale_max, res["staleness_max"])

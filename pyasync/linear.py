@@ -30,7 +30,8 @@ REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
 PENALTIES = ("l2", "l1", "elasticnet", None)
 LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
-ASYNCHRONY = ("threads",)
+ASYNCHRONY = ("threads", "simulated")
+STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # scikit-learn's smaller intercept step on sparse data
 SPARSE_INTERCEPT_DECAY = 0.01
 
@@ -102,7 +103,38 @@ class _BaseAsyncSGD(BaseEstimator):
             raise ValueError(f"eta0 must be > 0 with learning_rate={self.learning_rate!r}")
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit")
-        return resolve_n_jobs(self.n_jobs)
+        n_jobs = resolve_n_jobs(self.n_jobs)
+        return self._engine(n_jobs)
+
+    def _engine(self, n_jobs):
+        """The engine description the epoch loop passes to the core."""
+        if self.asynchrony == "threads":
+            return {"kind": "threads", "n_threads": n_jobs, "update": self.update,
+                    "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
+        n_workers = n_jobs if self.n_workers is None else self.n_workers
+        _check_int("n_workers", n_workers, 1)
+        engine = {"kind": "simulated", "n_workers": int(n_workers),
+                  "schedule": self.staleness, "replay_cdf": None, "seed": 0}
+        if isinstance(self.staleness, str):
+            _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
+            if self.staleness == "fixed":
+                _check_int("delay", self.delay, 0)
+                engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
+            elif self.delay is not None:
+                raise ValueError("delay is only used with staleness='fixed'")
+            return engine
+        counts = (self.staleness.histogram if isinstance(self.staleness, StalenessStats)
+                  else self.staleness)
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.ndim != 1 or counts.size == 0 or np.any(~np.isfinite(counts)) \
+                or np.any(counts < 0) or counts.sum() <= 0:
+            raise ValueError(
+                "staleness must be one of 'exponential', 'round_robin', 'fixed', "
+                "or a histogram of non-negative counts (e.g. a fit's staleness_)")
+        cdf = np.cumsum(counts) / counts.sum()
+        cdf[-1] = 1.0
+        engine.update(schedule="replay", replay_cdf=cdf)
+        return engine
 
     def _loss_param(self):
         if self.loss == "hinge":
@@ -161,14 +193,14 @@ class _BaseAsyncSGD(BaseEstimator):
 
     def _fit_problem(self, X, y, sample_weight, coef, intercept, velocity,
                      intercept_velocity, train_idx, score_fn, max_iter, seed,
-                     n_jobs, params):
+                     engine, params):
         return _sgd.fit_linear(
             X, y, sample_weight, params=params, coef=coef, intercept=intercept,
             velocity=velocity, intercept_velocity=intercept_velocity,
             train_idx=train_idx, t0=int(self.t_) - 1, max_iter=max_iter,
             tol=self.tol, n_iter_no_change=self.n_iter_no_change,
             eta0=float(self.eta0), seed=seed, shuffle=self.shuffle,
-            n_jobs=n_jobs, update=self.update, score_fn=score_fn,
+            engine=engine, score_fn=score_fn,
             verbose=self.verbose)
 
     def _warn_if_not_converged(self, max_iter):
@@ -196,8 +228,18 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         How workers write the shared model: racy (Hogwild, a concurrent
         write may be lost), atomic (compare-and-swap, none is lost) or
         locked (one mutex, the serialised baseline).
-    asynchrony : {"threads"}, default="threads"
-        The engine: ``n_jobs`` OS threads.
+    asynchrony : {"threads", "simulated"}, default="threads"
+        The engine: ``n_jobs`` OS threads, or ``n_workers`` virtual workers
+        simulated deterministically in one thread.
+    n_workers : int, default=None
+        Simulated workers M (None: n_jobs).
+    staleness : "exponential", "round_robin", "fixed" or a histogram
+        The simulated scheduler: a uniformly random worker writes next
+        (the queueing model: staleness geometric, mean M - 1), workers in
+        turn (staleness M - 1), a fixed ``delay``, or a staleness histogram
+        (counts, or a fit's ``staleness_``) replayed.
+    delay : int, default=None
+        The staleness of ``staleness="fixed"``.
 
     Multi-class problems are fit one-vs-rest, one class after another, each
     with all ``n_jobs`` threads: asynchrony is within one model's updates,
@@ -216,7 +258,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                  power_t=0.5, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, class_weight=None, warm_start=False,
                  average=False, momentum=0.0, update="racy",
-                 asynchrony="threads"):
+                 asynchrony="threads", n_workers=None, staleness="exponential",
+                 delay=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -241,11 +284,14 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.momentum = momentum
         self.update = update
         self.asynchrony = asynchrony
+        self.n_workers = n_workers
+        self.staleness = staleness
+        self.delay = delay
 
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
         """Fit the model from scratch (or from the last fit with
         warm_start=True), up to max_iter epochs."""
-        n_jobs = self._validate_hyperparameters()
+        engine = self._validate_hyperparameters()
         X, y = self._validate_X(X, y, reset=True)
         classes = unique_labels(y)
         if classes.shape[0] < 2:
@@ -263,13 +309,13 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.classes_ = classes
         self.t_ = 1.0
         self._velocity = None
-        self._fit(X, y, sample_weight, coef_init, self.max_iter, n_jobs)
+        self._fit(X, y, sample_weight, coef_init, self.max_iter, engine)
         self._warn_if_not_converged(self.max_iter)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y); `classes` is required on the first call."""
-        n_jobs = self._validate_hyperparameters(for_partial_fit=True)
+        engine = self._validate_hyperparameters(for_partial_fit=True)
         first = not hasattr(self, "classes_")
         X, y = self._validate_X(X, y, reset=first)
         if _check_partial_fit_first_call(self, classes):
@@ -283,7 +329,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
-        self._fit(X, y, sample_weight, init, 1, n_jobs)
+        self._fit(X, y, sample_weight, init, 1, engine)
         return self
 
     def _check_init(self, coef_init, intercept_init, classes, n_features):
@@ -302,7 +348,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             intercept[:] = intercept_init
         return coef, intercept
 
-    def _fit(self, X, y, sample_weight, init, max_iter, n_jobs):
+    def _fit(self, X, y, sample_weight, init, max_iter, engine):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
@@ -324,7 +370,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             res = self._fit_problem(
                 X, y_pm, sample_weight, coef[k], intercept[k],
                 self._velocity[0][k], self._velocity[1][k], train, score_fn,
-                max_iter, seed, n_jobs, params)
+                max_iter, seed, engine, params)
             coef[k], intercept[k] = res["coef"], res["intercept"]
             if res["velocity"] is not None:
                 self._velocity[0][k] = res["velocity"]
@@ -404,7 +450,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
                  random_state=None, learning_rate="invscaling", eta0=0.01,
                  power_t=0.25, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, warm_start=False, average=False,
-                 momentum=0.0, update="racy", asynchrony="threads"):
+                 momentum=0.0, update="racy", asynchrony="threads",
+                 n_workers=None, staleness="exponential", delay=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -428,9 +475,12 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.momentum = momentum
         self.update = update
         self.asynchrony = asynchrony
+        self.n_workers = n_workers
+        self.staleness = staleness
+        self.delay = delay
 
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
-        n_jobs = self._validate_hyperparameters()
+        engine = self._validate_hyperparameters()
         X, y = self._validate_X(X, y, reset=True)
         if self.warm_start and hasattr(self, "coef_"):
             coef_init = self.coef_ if coef_init is None else coef_init
@@ -438,24 +488,24 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.t_ = 1.0
         self._velocity = None
         self._fit(X, y, sample_weight, coef_init, intercept_init, self.max_iter,
-                  n_jobs)
+                  engine)
         self._warn_if_not_converged(self.max_iter)
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
-        n_jobs = self._validate_hyperparameters(for_partial_fit=True)
+        engine = self._validate_hyperparameters(for_partial_fit=True)
         first = not hasattr(self, "coef_")
         X, y = self._validate_X(X, y, reset=first)
         if first:
             self.t_ = 1.0
             self._velocity = None
-            self._fit(X, y, sample_weight, None, None, 1, n_jobs)
+            self._fit(X, y, sample_weight, None, None, 1, engine)
         else:
-            self._fit(X, y, sample_weight, self.coef_, self.intercept_, 1, n_jobs)
+            self._fit(X, y, sample_weight, self.coef_, self.intercept_, 1, engine)
         return self
 
     def _fit(self, X, y, sample_weight, coef_init, intercept_init, max_iter,
-             n_jobs):
+             engine):
         y = np.asarray(y, dtype=np.float64).ravel()
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity")
@@ -483,7 +533,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         seed = random_state.randint(_sgd.MAX_INT)
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
                                 self._velocity[0], self._velocity[1], train,
-                                score_fn, max_iter, seed, n_jobs,
+                                score_fn, max_iter, seed, engine,
                                 self._engine_params(sp.issparse(X)))
         self.coef_ = res["coef"]
         self.intercept_ = np.array([res["intercept"]])

@@ -157,13 +157,33 @@ def _ref_sgd(data, indices, indptr, n_features, y, sw, orders,
 
 
 @numba.njit(cache=True)
+def _velocity_gain(mu, D, d, g):
+    """Weight of v in w after g untouched steps (v <- mu v; w <- d_s w + v),
+    the C core's approximation (csrc/linear_epoch.h, pa_velocity_gain):
+    sum_{i=1..g} mu**i d**(g-i) in closed form mu (D - mu**g) / (d - mu) with
+    D the true product of the decays and d ONE decay standing for all of
+    them (the decay at the middle of the gap); the plain sum when d is
+    within 1e-3 of mu. Exact when the decay is constant (D = d**g)."""
+    mug = mu ** g
+    if abs(d - mu) > 1e-3:
+        return mu * (D - mug) / (d - mu)
+    if g > 4096:
+        return g * mug
+    s = 0.0
+    m = 1.0
+    for i in range(g):
+        m *= mu
+        s = s * d + m
+    return s
+
+
+@numba.njit(cache=True)
 def _lazy_catch_up(j, upto, w, v, last, mu, l2, schedule, eta0, alpha,
                    optimal_init, power_t):
     """Brings coordinate j from update last[j] to update `upto` as if no row
-    touched it, the lazy way: D = product of the decays over the gap; with
-    momentum, the velocity's weight in w uses the MEAN decay over the gap,
-    dbar = D**(1/g): sum_{i=1..g} mu**i dbar**(g-i) (exact when the decay is
-    constant)."""
+    touched it, the lazy way: w_j *= D (the product of the decays over the
+    gap, exact); with momentum, w_j += gain * v_j and v_j *= mu**g, with the
+    gain of _velocity_gain (an approximation when the decay varies)."""
     g = upto - last[j]
     if g <= 0:
         return
@@ -172,13 +192,11 @@ def _lazy_catch_up(j, upto, w, v, last, mu, l2, schedule, eta0, alpha,
         d = 1.0 - l2 * ref_eta(schedule, eta0, alpha, optimal_init, power_t, s)
         D *= d if d > 0.0 else 0.0
     if mu != 0.0 and v[j] != 0.0:
-        dbar = D if g == 1 else D ** (1.0 / g)
-        gain = 0.0
-        mui = 1.0
-        for i in range(g):
-            mui *= mu
-            gain = gain * dbar + mui
-        w[j] = D * w[j] + gain * v[j]
+        d_mid = 1.0
+        if l2 > 0.0:
+            d_mid = max(0.0, 1.0 - l2 * ref_eta(schedule, eta0, alpha, optimal_init,
+                                                power_t, last[j] + (g + 1) // 2))
+        w[j] = D * w[j] + _velocity_gain(mu, D, d_mid, g) * v[j]
         v[j] *= mu ** g
     else:
         w[j] *= D
@@ -190,11 +208,13 @@ def _ref_sgd_lazy(data, indices, indptr, n_features, y, sw, orders,
                   loss, loss_param, l2, l1, schedule, eta0, alpha, optimal_init,
                   power_t, mu, fit_intercept, intercept_decay, t_start,
                   w, b, v, vb):
-    """The O(nnz) variant of _ref_sgd for CSR rows that the C core runs:
-    coordinates outside a row are caught up when next touched and at the end
-    of each epoch (_lazy_catch_up). Equal to _ref_sgd up to rounding except
-    with momentum AND an L2 decay that varies with the schedule, where the
-    catch-up's mean decay is an approximation."""
+    """The O(nnz) variant of _ref_sgd for canonical CSR rows, as the C core
+    runs it with momentum: coordinates outside a row are caught up when next
+    touched and at the end of each epoch (_lazy_catch_up). Equal to _ref_sgd
+    up to rounding except with momentum AND an L2 decay that varies with the
+    schedule (optimal, invscaling), where the catch-up is an approximation.
+    It pins the core's CURRENT approximation: update _velocity_gain if that
+    changes."""
     q = np.zeros(n_features)
     last = np.zeros(n_features, dtype=np.int64)
     u = 0.0
@@ -295,8 +315,12 @@ def reference_sgd(X, y, *, orders, loss, loss_param, l2=0.0, l1=0.0,
         orders = np.zeros((0, 0), dtype=np.int64)
     w = np.zeros(m) if coef is None else np.array(coef, dtype=np.float64)
     v = np.zeros(m) if velocity is None else np.array(velocity, dtype=np.float64)
-    if lazy and not sparse:
-        raise ValueError("lazy=True needs a CSR X")
+    if lazy:
+        if not sparse:
+            raise ValueError("lazy=True needs a CSR X")
+        X = sp.csr_matrix(X, copy=True)
+        X.sum_duplicates()  # one touch per coordinate and row
+        data, indices, indptr, _ = as_rows(X)
     b, vb, t, u = (_ref_sgd_lazy if lazy else _ref_sgd)(data, indices, indptr, m, y, sw, orders,
                            LOSS_IDS[loss], float(loss_param), float(l2),
                            float(l1), SCHEDULE_IDS[learning_rate], float(eta0),

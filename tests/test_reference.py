@@ -29,13 +29,13 @@ EST_LOSSES = ([("clf", loss) for loss in ALL_LOSSES]
 TOL = 1e-10
 # The C core catches the coordinates a sparse row does not touch up lazily.
 # With momentum AND an L2 decay that varies with the schedule (optimal,
-# invscaling) its catch-up uses the MEAN decay over the gap, an
-# approximation of the eager update: there the core is held to TOL against
-# the lazy reference that does the same (reference._ref_sgd_lazy) and only to
-# this looser bound against the eager one. Observed on this data: up to 2e-3
-# with "optimal" (its rate, hence its decay, changes fast early on), 3e-6
-# with "invscaling".
-TOL_LAZY_MOMENTUM = 1e-2
+# invscaling) that catch-up is an approximation of the eager update (one
+# decay stands for all the decays of a gap in the velocity's gain): there the
+# core is held only to this looser bound against the eager reference.
+# Observed on this data: up to 5e-3 with "optimal" (whose rate, hence decay,
+# changes fast early on), 3e-5 with "invscaling". test_lazy_catch_up_rule
+# pins the approximation itself to TOL.
+TOL_LAZY_MOMENTUM = 2e-2
 
 N, M, EPOCHS = 60, 12, 3
 X_SCALE = 0.3
@@ -151,9 +151,11 @@ def tolerance(sparse, momentum, schedule, penalty):
     return TOL_LAZY_MOMENTUM if lazy_approx(sparse, momentum, schedule, penalty) else TOL
 
 
-def check_core(coef, intercept, est, X, y_target, sw, orders, **kw):
+def check_core(coef, intercept, est, X, y_target, sw, orders, lazy=False, **kw):
     """Failures (list of strings) of the core's (coef, intercept) against the
-    eager reference and, for CSR X, the lazy one (always to TOL)."""
+    eager reference (to TOL, or TOL_LAZY_MOMENTUM where the core's lazy
+    catch-up is an approximation) and, with lazy=True (CSR X), against the
+    reference of the core's lazy scheme (always to TOL)."""
     sparse = sp.issparse(X)
     tol = tolerance(sparse, est.momentum, est.learning_rate, est.penalty)
     out = []
@@ -162,9 +164,9 @@ def check_core(coef, intercept, est, X, y_target, sw, orders, **kw):
     err = rel_err(coef, intercept, ref["coef"], ref["intercept"])
     if not err <= tol:
         out.append(f"eager reference: rel err {err:.3g} > {tol}")
-    if sparse:
-        lazy = reference_for(est, X, y_target, sw, orders, lazy=True, **kw)
-        err = rel_err(coef, intercept, lazy["coef"], lazy["intercept"])
+    if lazy:
+        lz = reference_for(est, X, y_target, sw, orders, lazy=True, **kw)
+        err = rel_err(coef, intercept, lz["coef"], lz["intercept"])
         if not err <= TOL:
             out.append(f"lazy reference: rel err {err:.3g} > {TOL}")
     return out, ref
