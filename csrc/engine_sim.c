@@ -11,6 +11,7 @@
  *    ahead, at the state they must see, so no model copies are kept).
  * Each epoch starts with every worker reading the epoch's first rows. */
 #include <stdlib.h>
+#include <string.h>
 #include "linear.h"
 #include "rng.h"
 
@@ -31,13 +32,16 @@ static void record(pa_epoch_stats *st, int64_t s)
 /* Writes the update of `f` as write number k (1-based) of the epoch. */
 static int write_update(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
                         pa_linear_model *m, const pa_dataset *ds,
-                        const pa_inflight *f, int64_t k, pa_epoch_stats *st)
+                        const pa_inflight *f, int64_t k, pa_epoch_stats *st,
+                        double *trace)
 {
     if (!isfinite(f->p))
         return PA_DIVERGED;
     kr->apply(c, m, ds, f->row, k, f->p, &st->sumloss);
     record(st, k - 1 - f->read_clock);
     st->n_updates++;
+    if (trace) memcpy(trace + (k - 1) * ds->n_features, m->w,
+                      sizeof(double) * (size_t)ds->n_features);
     return PA_OK;
 }
 
@@ -65,7 +69,7 @@ static int run_workers(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
         int64_t j = o->schedule == PA_SIM_ROUND_ROBIN
                         ? turn++ % busy
                         : (int64_t)pa_rng_below(rng, (uint64_t)busy);
-        status = write_update(kr, c, m, ds, &w[j], k, st);
+        status = write_update(kr, c, m, ds, &w[j], k, st, o->trace);
         if (next < n) {
             read_row(kr, c, m, ds, &w[j], o->order[next++], k);
         } else { /* draining: the worker leaves, keep the others in turn */
@@ -119,7 +123,7 @@ static int run_replay(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
         for (int64_t e = head[b]; e >= 0; e = next[e])
             read_row(kr, c, m, ds, &f[e], o->order[e], state);
         head[b] = -1;
-        status = write_update(kr, c, m, ds, &f[state], state + 1, st);
+        status = write_update(kr, c, m, ds, &f[state], state + 1, st, o->trace);
         if (((state + 1) & 4095) == 0 && o->poll && o->poll(o->poll_ctx))
             status = PA_INTERRUPTED;
     }

@@ -116,6 +116,18 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
         if (!M) goto nomem;
         M[0] = 1.0;
         for (int64_t g = 1; g <= max_clock; g++) M[g] = M[g - 1] * c->mu;
+        double *R = c->gain_table = prefix_alloc(max_clock);
+        if (!R) goto nomem;
+        R[max_clock] = 0.0;
+        for (int64_t k = max_clock - 1; k >= 0; k--) {
+            double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k + 1)) : 1.0;
+            if (fabs(c->mu) >= 0.999 * d) { /* would grow: no table */
+                free(R);
+                c->gain_table = NULL;
+                break;
+            }
+            R[k] = c->mu / d * (1.0 + R[k + 1]);
+        }
     }
     if (c->has_l1 && c->varying) {
         double *U = c->u_prefix = prefix_alloc(max_clock);
@@ -135,8 +147,9 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c)
     free(c->decay_prefix);
     free(c->logd_prefix);
     free(c->mu_pow);
+    free(c->gain_table);
     free(c->u_prefix);
-    c->decay_prefix = c->logd_prefix = c->mu_pow = c->u_prefix = NULL;
+    c->decay_prefix = c->logd_prefix = c->mu_pow = c->gain_table = c->u_prefix = NULL;
 }
 
 void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,

@@ -31,6 +31,7 @@ typedef struct {
     double *decay_prefix; /* P[k]: product of decays over steps 1..k */
     double *logd_prefix;  /* log P[k], only when P underflows */
     double *mu_pow;       /* mu^g */
+    double *gain_table;   /* R(a) of pa_velocity_gain, when stable */
     double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
 } pa_epoch_ctx;
 
@@ -61,20 +62,21 @@ static inline double pa_ctx_u(const pa_epoch_ctx *c, double u0, int64_t k)
     return u0 + (c->u_prefix ? c->u_prefix[k] : (double)k * c->u_step);
 }
 
-/* Weight of v in w after g untouched steps (v <- mu v; w <- d w + v):
- * sum_{i=1..g} d^(g-i) mu^i, with d the decay at the middle of the gap
- * (exact for a constant rate). `D` = product of the decays, `mug` = mu^g. */
+/* Weight of v in w after the untouched steps a+1..b (v <- mu v;
+ * w <- d w + v): S = sum_{i=1..g} mu^i D(a+i, b), g = b - a. With
+ * R(a) = sum_{i>=1} mu^i / D(a, a+i), tabulated backwards per epoch
+ * (R(a) = mu / d_{a+1} (1 + R(a+1))), S = D(a, b) R(a) - mu^g R(b) exactly.
+ * Where the table would grow (|mu| near the decay) the decay is taken
+ * constant over the gap instead. `D` = D(a, b), `mug` = mu^g. */
 static inline double pa_velocity_gain(const pa_epoch_ctx *c, int64_t a,
-                                      int64_t g, double D, double mug)
+                                      int64_t b, double D, double mug)
 {
-    double mu = c->mu;
-    double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, a + (g + 1) / 2)) : 1.0;
+    if (c->gain_table)
+        return D * c->gain_table[a] - mug * c->gain_table[b];
+    double mu = c->mu, g = (double)(b - a);
+    double d = pa_decay(c->l2, pa_ctx_eta(c, a + 1));
     if (fabs(d - mu) > 1e-3)
-        return mu * (D - mug) / (d - mu);
-    if (g > 4096)
-        return (double)g * mug; /* the limit d == mu */
-    double s = 0.0, m = 1.0;
-    for (int64_t i = 0; i < g; i++) { m *= mu; s = s * d + m; }
-    return s; /* Horner: S_i = d S_{i-1} + mu^i */
+        return mu * (pow(d, g) - mug) / (d - mu);
+    return g * mug; /* the limit d == mu */
 }
 #endif

@@ -50,7 +50,7 @@ static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
     double v = c->has_mom ? LD(&m->v[j]) : 0.0;
     if (v != 0.0) {
         double mug = c->mu_pow[g];
-        AXPB(&m->w[j], D, pa_velocity_gain(c, last, g, D, mug) * v);
+        AXPB(&m->w[j], D, pa_velocity_gain(c, last, kt, D, mug) * v);
         AXPB(&m->v[j], mug, 0.0);
     } else if (D != 1.0) {
         AXPB(&m->w[j], D, 0.0);
@@ -215,19 +215,23 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
         double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
         for (int64_t e = e0; e < e1; e++) {
             int64_t j = ind[e];
-            double g = upd * (double)x[e], dj = d, muj = c->mu;
+            double g = upd * (double)x[e];
             if (c->lazy) {
                 FN(pa_catch_up)(c, m, j, k - 1);
                 int64_t last = LDI(&m->last[j]);
-                if (last == k) /* a duplicate index in this row: decay once */
-                    dj = 1.0, muj = 1.0;
-                else if (last < k) /* never move another worker's clock back */
+                if (last == k) { /* a duplicate index in this row: this step's
+                                    decay and momentum are already applied */
+                    if (c->has_mom) AXPB(&m->v[j], 1.0, g);
+                    AXPB(&m->w[j], 1.0, g);
+                    continue;
+                }
+                if (last < k) /* never move another worker's clock back */
                     (void)CLAIM(&m->last[j], last, k);
             }
             if (c->has_mom)
-                AXPB(&m->w[j], dj, AXPB(&m->v[j], muj, g));
+                AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
             else
-                AXPB(&m->w[j], dj, g);
+                AXPB(&m->w[j], d, g);
         }
     }
     FN(pa_intercept_step)(c, m, upd);

@@ -82,6 +82,7 @@ typedef struct {
     uint64_t seed;
     const int64_t *order;
     int64_t n_order;
+    double *trace;            /* dense rows only: w after each write, or NULL */
     int (*poll)(void *);
     void *poll_ctx;
 } pa_sim_opts;

@@ -56,6 +56,7 @@ cdef extern from "pyasync_core.h":
         uint64_t seed
         const int64_t *order
         int64_t n_order
+        double *trace
         int (*poll)(void *) noexcept nogil
         void *poll_ctx
     int pa_linear_epoch_sim(const pa_linear_params *, const pa_dataset *,
@@ -185,8 +186,8 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     for name in ("v", "q", "last"):
         if state[name] is not None and state[name].shape[0] != ds.n_features:
             raise ValueError(f"{name} does not match the number of features")
-    if (p.momentum != 0.0) != (state["v"] is not None):
-        raise ValueError("the velocity must be given exactly when momentum is on")
+    if p.momentum != 0.0 and state["v"] is None:
+        raise ValueError("momentum needs the velocity 'v'")
     if ds.sparse and (p.momentum != 0.0 or p.l2 > 0.0) and state["last"] is None:
         raise ValueError("sparse rows with momentum or L2 need the lazy clock 'last'")
     if p.l1 > 0.0 and state["q"] is None:
@@ -222,6 +223,14 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
         so.poll_ctx = NULL
         so.replay_cdf = NULL
         so.replay_len = 0
+        so.trace = NULL
+        trace = engine.get("trace")
+        if trace is not None:
+            if ds.sparse:
+                raise ValueError("a trajectory trace needs dense rows")
+            if trace.shape[0] < so.n_order or trace.shape[1] != ds.n_features:
+                raise ValueError("trace must be (updates, n_features)")
+            so.trace = <double *>_data(trace, np.float64, "trace")
         if so.n_workers < 1:
             raise ValueError("n_workers must be >= 1")
         if so.schedule == 2:

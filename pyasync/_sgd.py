@@ -3,6 +3,7 @@ divergence checks around the compiled engine, one epoch at a time."""
 import numpy as np
 
 from . import _core
+from .momentum import MomentumController, curvature_range, fit_geometric
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
@@ -59,7 +60,8 @@ def new_state(n_features, coef, intercept, velocity, intercept_velocity,
         "b": np.array([intercept], dtype=np.float64),
         "v": (np.array(velocity, dtype=np.float64, order="C")
               if momentum != 0.0 else None),
-        "vb": np.array([intercept_velocity if momentum != 0.0 else 0.0]),
+        "vb": np.array([intercept_velocity if momentum != 0.0 else 0.0],
+                       dtype=np.float64),
         "q": np.zeros(n_features) if l1 > 0.0 else None,
         "last": (np.zeros(n_features, dtype=np.int64)
                  if lazy else None),
@@ -67,10 +69,48 @@ def new_state(n_features, coef, intercept, velocity, intercept_velocity,
     }
 
 
+def prior_implicit_momentum(engine):
+    """Implicit momentum expected before any staleness is measured."""
+    if engine["kind"] != "simulated":
+        return 0.0  # threads: measured from the first epoch on
+    if engine["schedule"] == "replay":
+        cdf = engine["replay_cdf"]
+        pmf = np.diff(np.concatenate([[0.0], cdf]))
+        return fit_geometric(pmf).implicit_momentum
+    return 1.0 - 1.0 / engine["n_workers"]
+
+
+class AutoMomentum:
+    """momentum="auto" inside the epoch loop: re-chooses the explicit
+    momentum before every epoch from the staleness measured so far and the
+    curvature around the current weights (re-estimated at epochs 0, 1, 2,
+    4, 8, ... as the weights move)."""
+
+    def __init__(self, X, y, params, engine, target, seed):
+        self.X, self.y, self.params, self.engine = X, y, params, engine
+        self.target = target
+        self.rng = np.random.RandomState(seed)
+        self.controller = MomentumController()
+        self.curvature = None
+        self.implicit = prior_implicit_momentum(engine)
+
+    def choose(self, epoch, w, b, hist, eta):
+        if hist.sum() > 0:
+            self.implicit = fit_geometric(hist).implicit_momentum
+        if self.target is not None:
+            return float(np.clip(self.target - self.implicit, -0.9, 0.9))
+        if self.curvature is None or (epoch & (epoch - 1)) == 0:
+            prm = self.params
+            self.curvature = curvature_range(
+                self.X, self.y, w, b, prm["loss"], prm["loss_param"], prm["l2"],
+                prm["fit_intercept"], prm["intercept_decay"], self.rng)
+        return self.controller.choose(self.implicit, eta, *self.curvature)
+
+
 def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
                intercept_velocity, train_idx, t0, max_iter, tol,
                n_iter_no_change, eta0, seed, shuffle, engine,
-               score_fn=None, verbose=0):
+               score_fn=None, verbose=0, target_momentum=None):
     """Runs up to `max_iter` epochs; returns the fitted state and curves.
 
     `engine` describes the engine (see `_core.linear_epoch`).
@@ -78,10 +118,15 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
     stopping watches; otherwise the training objective is watched."""
     n_features = X.shape[1]
     sparse = hasattr(X, "indptr")
-    X = engine_input(X)
-    lazy = sparse and (params["l2"] > 0.0 or params["momentum"] != 0.0)
+    auto = None
+    if params["momentum"] == "auto":
+        auto = AutoMomentum(X, y, params, engine, target_momentum, seed)
+        params = dict(params, momentum=0.0)
+    X_engine = engine_input(X)
+    with_velocity = auto is not None or params["momentum"] != 0.0
+    lazy = sparse and (params["l2"] > 0.0 or with_velocity)
     state = new_state(n_features, coef, intercept, velocity, intercept_velocity,
-                      params["momentum"], params["l1"], lazy)
+                      1.0 if with_velocity else 0.0, params["l1"], lazy)
     order = np.array(train_idx, dtype=np.int64)
     n_train = order.shape[0]
     hist = np.zeros(HIST_LEN, dtype=np.int64)
@@ -96,8 +141,12 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
             _core.shuffle_order(order, seed, epoch)
         if engine["kind"] == "simulated":
             engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
-        res = _core.linear_epoch(params, X, y, sample_weight, state, t, eta,
-                                 order, engine, hist)
+        if auto is not None:
+            step = _core.eta(params, eta, t + 1)
+            params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
+                                             hist, step)
+        res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
+                                 eta, order, engine, hist)
         t += res["n_updates"]
         stale_sum += res["staleness_sum"]
         stale_max = max(stale_max, res["staleness_max"])
@@ -131,9 +180,11 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
                 if verbose:
                     print(f"Convergence after {epoch + 1} epochs")
                 break
+    staleness = StalenessStats.from_counts(hist, stale_sum, stale_max)
     return {
         "coef": state["w"], "intercept": state["b"][0],
+        "momentum": params["momentum"],
         "velocity": state["v"], "intercept_velocity": state["vb"][0],
         "n_iter": epoch + 1, "t": t, "loss_curve": loss_curve,
-        "staleness": StalenessStats.from_counts(hist, stale_sum, stale_max),
+        "staleness": staleness,
     }

@@ -25,14 +25,22 @@ def make_rcv1_like(n_samples=200_000, n_features=50_000, nnz_per_row=75,
     ranks = np.arange(1, n_features + 1, dtype=np.float64)
     freq = ranks ** -power
     cdf = np.cumsum(freq / freq.sum())
-    nnz = rng.poisson(nnz_per_row, n_samples).clip(1, n_features)
-    indptr = np.zeros(n_samples + 1, dtype=np.int64)
-    np.cumsum(nnz, out=indptr[1:])
-    cols = np.searchsorted(cdf, rng.random_sample(indptr[-1])).clip(0, n_features - 1)
-    cols = rng.permutation(n_features)[cols].astype(np.int32)  # hide the rank order
-    vals = rng.exponential(1.0, indptr[-1])
-    X = sp.csr_matrix((vals, cols, indptr), shape=(n_samples, n_features))
-    X.sum_duplicates()
+    hide = rng.permutation(n_features)  # common terms anywhere, not first
+
+    def draw(n_rows, draws_per_row):
+        nnz = rng.poisson(draws_per_row, n_rows).clip(1, None)
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(nnz, out=indptr[1:])
+        cols = np.searchsorted(cdf, rng.random_sample(indptr[-1])).clip(0, n_features - 1)
+        vals = rng.exponential(1.0, indptr[-1])
+        X = sp.csr_matrix((vals, hide[cols].astype(np.int32), indptr),
+                          shape=(n_rows, n_features))
+        X.sum_duplicates()  # common terms repeat: fewer distinct than drawn
+        return X
+
+    pilot = draw(min(n_samples, 2000), nnz_per_row)
+    distinct = pilot.nnz / pilot.shape[0]
+    X = draw(n_samples, nnz_per_row * nnz_per_row / max(distinct, 1e-9))
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
     X = sp.diags(1.0 / np.maximum(norms, 1e-12)) @ X
     X = X.tocsr().astype(dtype)

@@ -1,8 +1,14 @@
 """The C core, driven sequentially (n_jobs=1) through the estimators, against
 the numba reference of tests/reference.py, and both against scikit-learn.
 
-Agreement is asserted to 1e-10: max abs difference on coef and intercept,
-relative to max(1, the largest reference value)."""
+Agreement is asserted to 1e-10 (TOL): max abs difference on coef and
+intercept, relative to max(1, the largest reference value). The one
+exception is the core's lazy momentum catch-up on CSR rows with a varying
+L2 decay, an approximation (see TOL_LAZY_MOMENTUM).
+
+Hyper-parameters are chosen so that no fit diverges: a diverging fit
+amplifies rounding differences (e.g. the order of a SIMD dot product), and
+then no agreement to 1e-10 is due."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -35,7 +41,7 @@ TOL = 1e-10
 # Observed on this data: up to 5e-3 with "optimal" (whose rate, hence decay,
 # changes fast early on), 3e-5 with "invscaling". test_lazy_catch_up_rule
 # pins the approximation itself to TOL.
-TOL_LAZY_MOMENTUM = 2e-2
+TOL_LAZY_MOMENTUM = TOL
 
 N, M, EPOCHS = 60, 12, 3
 X_SCALE = 0.3
@@ -151,22 +157,23 @@ def tolerance(sparse, momentum, schedule, penalty):
     return TOL_LAZY_MOMENTUM if lazy_approx(sparse, momentum, schedule, penalty) else TOL
 
 
-def check_core(coef, intercept, est, X, y_target, sw, orders, lazy=False, **kw):
-    """Failures (list of strings) of the core's (coef, intercept) against the
+def check_core(got_w, got_b, est, X, y_target, sw, orders, lazy=False, eager=True,
+               **kw):
+    """Failures (list of strings) of the core's (got_w, got_b) against the
     eager reference (to TOL, or TOL_LAZY_MOMENTUM where the core's lazy
-    catch-up is an approximation) and, with lazy=True (CSR X), against the
-    reference of the core's lazy scheme (always to TOL)."""
+    catch-up is an approximation) unless eager=False and, with lazy=True
+    (CSR X), against the reference of the core's lazy scheme (always to TOL)."""
     sparse = sp.issparse(X)
     tol = tolerance(sparse, est.momentum, est.learning_rate, est.penalty)
     out = []
     ref = reference_for(est, X, y_target, sw, orders, **kw)
     assert np.all(np.isfinite(ref["coef"])) and np.isfinite(ref["intercept"])
-    err = rel_err(coef, intercept, ref["coef"], ref["intercept"])
-    if not err <= tol:
+    err = rel_err(got_w, got_b, ref["coef"], ref["intercept"])
+    if eager and not err <= tol:
         out.append(f"eager reference: rel err {err:.3g} > {tol}")
     if lazy:
         lz = reference_for(est, X, y_target, sw, orders, lazy=True, **kw)
-        err = rel_err(coef, intercept, lz["coef"], lz["intercept"])
+        err = rel_err(got_w, got_b, lz["coef"], lz["intercept"])
         if not err <= TOL:
             out.append(f"lazy reference: rel err {err:.3g} > {TOL}")
     return out, ref
@@ -261,6 +268,9 @@ def grid_orders(epochs=EPOCHS, n=N):
 @pytest.mark.parametrize("kind,loss", EST_LOSSES, ids=[f"{k}-{l}" for k, l in EST_LOSSES])
 def test_core_matches_reference(kind, loss, penalty, schedule, momentum, sparse,
                                 fit_intercept):
+    """The grid: every loss, penalty, schedule, momentum, dense/CSR, with and
+    without intercept; inside, float64/float32 X, with and without sample
+    weights. shuffle=False: the rows in order 0..n-1 each epoch."""
     failures = []
     for dtype in (np.float64, np.float32):
         X, y, sw_all = make_data(sparse, dtype, kind)
@@ -358,6 +368,88 @@ def test_coef_init_matches_reference(sparse):
     est.fit(X, y, coef_init=coef0, intercept_init=b0, sample_weight=sw)
     fails, _ = check_core(est.coef_, est.intercept_[0], est, X, y, sw, grid_orders(),
                           coef=coef0, intercept=b0)
+    assert not fails, fails
+
+
+@pytest.mark.parametrize("momentum", (0.0, 0.5, -0.5, 0.98))
+@pytest.mark.parametrize("schedule", ("constant", "optimal", "invscaling"))
+@pytest.mark.parametrize("kind,loss,penalty", [
+    ("clf", "hinge", "l2"), ("clf", "log_loss", "elasticnet"),
+    ("reg", "squared_error", "l2"), ("reg", "epsilon_insensitive", "elasticnet")])
+def test_lazy_catch_up_rule(kind, loss, penalty, schedule, momentum):
+    """CSR rows: the core agrees to TOL with reference._ref_sgd_lazy, the
+    O(nnz) scheme with the core's CURRENT catch-up rule. Where that rule is an
+    approximation (momentum, L2, varying rate) this pins it; elsewhere the
+    lazy reference equals the eager one up to rounding. momentum=0.98 meets
+    the decay within 1e-3 of mu on the way (the rule's other branch); there
+    the approximation is far from the eager update (observed: 0.13 relative
+    with "optimal"), so only the lazy reference is asked to agree."""
+    X, y, sw = make_data(True, np.float64, kind, seed=6)
+    est = estimator(kind, loss, penalty, schedule, momentum, True)
+    if momentum == 0.98:
+        est.set_params(alpha=0.01)  # "optimal": decays sweep 0.968 -> 0.99
+    est.fit(X, y, sample_weight=sw)
+    fails, _ = check_core(est.coef_.ravel(), est.intercept_[0], est, X,
+                          binary_target(est, y), sw, grid_orders(), lazy=True,
+                          eager=momentum in MOMENTA)
+    assert not fails, fails
+
+
+def with_duplicates(X, seed=0):
+    """The same matrix as a non-canonical CSR: some entries split in two
+    stored entries with the same index, and each row's indices reversed."""
+    rng = np.random.default_rng(seed)
+    X = sp.csr_matrix(X)
+    data, indices, indptr = [], [], [0]
+    for i in range(X.shape[0]):
+        lo, hi = X.indptr[i], X.indptr[i + 1]
+        row_d, row_i = [], []
+        for k in range(lo, hi):
+            x = X.data[k]
+            if rng.random() < 0.5:
+                a = X.dtype.type(x * 0.25)
+                row_d += [a, x - a]
+                row_i += [X.indices[k]] * 2
+            else:
+                row_d.append(x)
+                row_i.append(X.indices[k])
+        data += row_d[::-1]
+        indices += row_i[::-1]
+        indptr.append(len(data))
+    Xd = sp.csr_matrix((np.array(data, dtype=X.dtype), np.array(indices, dtype=np.int32),
+                        np.array(indptr)), shape=X.shape)
+    assert not Xd.has_canonical_format
+    return Xd
+
+
+@pytest.mark.parametrize("dtype", (np.float64, np.float32))
+@pytest.mark.parametrize("momentum", MOMENTA)
+@pytest.mark.parametrize("schedule", ("constant", "invscaling"))
+@pytest.mark.parametrize("penalty", PENALTIES)
+def test_duplicate_indices_csr(penalty, schedule, momentum, dtype):
+    """A CSR row may store one index several times (scipy allows it; the
+    estimators take it as is): the row's value there is the sum, so the fit
+    is that of the canonical matrix, as the eager reference computes it."""
+    X, y, sw = make_data(True, dtype, "reg", seed=8)
+    Xd = with_duplicates(X)
+    est = estimator("reg", "squared_error", penalty, schedule, momentum, True)
+    est.fit(Xd, y, sample_weight=sw)
+    fails, _ = check_core(est.coef_.ravel(), est.intercept_[0], est, Xd, y, sw,
+                          grid_orders())
+    assert not fails, fails
+
+
+@pytest.mark.parametrize("update", ("racy", "atomic", "locked"))
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("momentum", MOMENTA)
+def test_update_modes_one_worker(update, sparse, momentum):
+    """With one worker every write mode is the sequential update."""
+    X, y, sw = make_data(sparse, np.float32, "clf", seed=9)
+    est = estimator("clf", "modified_huber", "elasticnet", "constant", momentum, True,
+                    update=update)
+    est.fit(X, y, sample_weight=sw)
+    fails, _ = check_core(est.coef_.ravel(), est.intercept_[0], est, X,
+                          binary_target(est, y), sw, grid_orders())
     assert not fails, fails
 
 

@@ -1,0 +1,108 @@
+"""Per-epoch time of scikit-learn's SGDClassifier against AsyncSGDClassifier
+at 1 and 2 threads (racy, atomic, locked), on dense and RCV1-like sparse
+data, with the memory floor (time to stream X once) and the cost of
+staleness measurement, all measured side by side in one run.
+
+    python bench/bench_foundation.py [--rows 200000] [--repeats 5] [--json out.json]
+
+Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, so validation
+and setup costs cancel for both libraries; medians of --repeats runs."""
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+from sklearn.linear_model import SGDClassifier
+
+from pyasync import AsyncSGDClassifier, _sgd
+from pyasync.datasets import make_dense_classification, make_rcv1_like
+
+
+def per_epoch(make, X, y, epochs, repeats):
+    samples = []
+    for _ in range(repeats):
+        t = []
+        for n in (1, 1 + epochs):
+            est = make(n)
+            start = time.perf_counter()
+            est.fit(X, y)
+            t.append(time.perf_counter() - start)
+        samples.append((t[1] - t[0]) / epochs)
+    return float(np.median(samples)), float(np.std(samples))
+
+
+def memory_floor(X, repeats):
+    """Seconds to read every byte of X once."""
+    parts = [X.data, X.indices, X.indptr] if hasattr(X, "indptr") else [X]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for a in parts:
+            np.add.reduce(a.ravel())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def run(rows, repeats, epochs):
+    print(f"cores: {os.cpu_count()} ({platform.processor() or platform.machine()}); "
+          f"median of {repeats} runs; per-epoch = difference of fits of 1 and "
+          f"{1 + epochs} epochs")
+    sets = {
+        "dense float64": make_dense_classification(rows, 100, np.float64),
+        "dense float32": make_dense_classification(rows, 100, np.float32),
+        "sparse rcv1-like": make_rcv1_like(rows, 50_000),
+    }
+    common = dict(tol=None, random_state=0)
+    results = []
+    for name, (X, y) in sets.items():
+        nnz = X.nnz / X.shape[0] if hasattr(X, "indptr") else X.shape[1]
+        print(f"\n== {name}: {X.shape[0]} x {X.shape[1]}, {nnz:.1f} non-zeros a row, "
+              f"{X.dtype}")
+        floor = memory_floor(X, repeats)
+        base, base_sd = per_epoch(lambda n: SGDClassifier(max_iter=n, **common),
+                                  X, y, epochs, repeats)
+        print(f"{'configuration':<34} {'s/epoch':>9} {'sd':>8} {'vs sklearn':>10} "
+              f"{'Mrows/s':>8}")
+        print(f"{'memory floor (read X once)':<34} {floor:>9.4f} {'':>8} "
+              f"{floor / base:>10.3f}")
+        print(f"{'sklearn SGDClassifier':<34} {base:>9.4f} {base_sd:>8.4f} "
+              f"{1.0:>10.3f} {X.shape[0] / base / 1e6:>8.2f}")
+        row = {"data": name, "floor": floor, "sklearn": base, "async": {}}
+        configs = [(1, "racy", 16), (2, "racy", 16), (2, "atomic", 16),
+                   (2, "locked", 16), (2, "racy", 0)]
+        for n_jobs, update, every in configs:
+            _sgd.STALENESS_SAMPLE_EVERY = every
+            secs, sd = per_epoch(lambda n: AsyncSGDClassifier(
+                max_iter=n, n_jobs=n_jobs, update=update, **common), X, y, epochs, repeats)
+            label = f"async n_jobs={n_jobs} {update}" + (
+                " (no staleness)" if every == 0 else "")
+            print(f"{label:<34} {secs:>9.4f} {sd:>8.4f} {secs / base:>10.3f} "
+                  f"{X.shape[0] / secs / 1e6:>8.2f}")
+            row["async"][label] = secs
+        _sgd.STALENESS_SAMPLE_EVERY = 16
+        one = row["async"]["async n_jobs=1 racy"]
+        two = row["async"]["async n_jobs=2 racy"]
+        off = row["async"]["async n_jobs=2 racy (no staleness)"]
+        print(f"2 threads / 1 thread throughput: {one / two:.2f}x; "
+              f"staleness measurement cost: {100 * (two / off - 1):+.1f}%")
+        results.append(row)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    results = run(args.rows, args.repeats, args.epochs)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cores": os.cpu_count(), "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

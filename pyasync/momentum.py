@@ -1,0 +1,174 @@
+"""The queueing model of asynchrony and the momentum it implies.
+
+M workers with exponential (memoryless) compute times: the worker that
+finishes next is uniformly random, so an update's staleness tau is geometric,
+``P(tau = l) = (1/M) (1 - 1/M)**l`` with mean M - 1, and asynchrony adds
+*implicit momentum* ``mu_S = 1 - 1/M`` with effective step ``a / M``
+(Mitliagkas, Zhang, Hadjis, Re 2016). With explicit momentum ``mu_L`` on top,
+``V[t] = w[t] - w[t-1]`` follows in expectation the second-order recursion
+
+    E V[t+1] = (mu_L + mu_S) E V[t] - mu_L mu_S E V[t-1] - a (1 - mu_S) E grad f(w[t])
+
+so to first order the total momentum is ``mu_L + mu_S``. On a quadratic
+with curvature h this is a linear recurrence in ``x[t]`` whose roots set the
+convergence rate (`recurrence_rate`)."""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def implicit_momentum(n_workers):
+    """``1 - 1/M``: the momentum M asynchronous workers add."""
+    n_workers = np.asarray(n_workers, dtype=np.float64)
+    if np.any(n_workers < 1):
+        raise ValueError("n_workers must be >= 1")
+    return 1.0 - 1.0 / n_workers
+
+
+def staleness_pmf(n_workers, max_staleness=None):
+    """Geometric staleness distribution of M workers, ``P(tau = l)`` for
+    ``l = 0..max_staleness`` (default: where the tail falls below 1e-12)."""
+    if n_workers < 1:
+        raise ValueError("n_workers must be >= 1")
+    q = 1.0 - 1.0 / n_workers
+    if max_staleness is None:
+        max_staleness = 0 if q == 0 else int(np.ceil(np.log(1e-12) / np.log(q)))
+    return (1.0 / n_workers) * q ** np.arange(max_staleness + 1)
+
+
+@dataclass(frozen=True)
+class GeometricFit:
+    """A measured staleness histogram seen as M workers' geometric law."""
+
+    n_workers: float          # the effective M
+    implicit_momentum: float  # 1 - 1/M
+    mean_staleness: float
+
+
+def fit_geometric(histogram):
+    """Maximum-likelihood geometric fit of a staleness histogram (counts by
+    staleness, or a fit's ``staleness_``): M = 1 + mean staleness."""
+    counts = getattr(histogram, "histogram", histogram)
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0) or counts.sum() <= 0:
+        raise ValueError("histogram must be non-negative counts with a positive total")
+    mean = float(np.arange(counts.size) @ counts / counts.sum())
+    m = 1.0 + mean
+    return GeometricFit(m, 1.0 - 1.0 / m, mean)
+
+
+def total_momentum(explicit, implicit):
+    """First-order total momentum: explicit + implicit."""
+    return explicit + implicit
+
+
+def momentum_recursion(explicit, implicit):
+    """Coefficients (c1, c2, g) of ``E V[t+1] = c1 E V[t] - c2 E V[t-1]
+    - a g E grad f(w[t])``."""
+    return explicit + implicit, explicit * implicit, 1.0 - implicit
+
+
+def recurrence_rate(explicit, implicit, step, curvature):
+    """Spectral radius of the expected dynamics on a quadratic direction of
+    curvature h: the largest root modulus of
+    ``z^3 - (1 + c1 - a g h) z^2 + (c1 + c2) z - c2``
+    (from ``x[t+1] - x[t] = c1 (x[t] - x[t-1]) - c2 (x[t-1] - x[t-2])
+    - a g h x[t]``). Below 1 converges; smaller is faster."""
+    c1, c2, g = momentum_recursion(explicit, implicit)
+    roots = np.roots([1.0, -(1.0 + c1 - step * g * curvature), c1 + c2, -c2])
+    return float(np.max(np.abs(roots)))
+
+
+def best_explicit_momentum(implicit, step, curvatures, grid=None):
+    """The explicit momentum that makes the slowest curvature direction
+    fastest under the expected dynamics (negative values included)."""
+    grid = np.linspace(-0.9, 0.9, 181) if grid is None else np.asarray(grid)
+    curvatures = np.atleast_1d(np.asarray(curvatures, dtype=np.float64))
+    worst = [max(recurrence_rate(mu, implicit, step, h) for h in curvatures)
+             for mu in grid]
+    return float(grid[int(np.argmin(worst))])
+
+
+def estimate_momentum(trajectory, gradients, step=None):
+    """The momentum a run had, from its trajectory (T x d) and the
+    gradients at its points (T x d).
+
+    With ``step`` (the learning rate a), the one-parameter fit of the
+    momentum model ``w[t+1] - w[t] = mu (w[t] - w[t-1]) - a (1 - mu) g[t]``,
+    i.e. ``V[t+1] + a g[t] = mu (V[t] + a g[t])`` (YellowFin's sensor, as a
+    least-squares ratio): identifiable even where the trajectory follows one
+    mode. Without it, the two-parameter least squares
+    ``V[t+1] = mu V[t] - c g[t]``. Returns (mu, effective step)."""
+    w = np.asarray(trajectory, dtype=np.float64)
+    if w.ndim == 1:
+        w = w[:, None]
+    if w.shape[0] < 3:
+        raise ValueError("a trajectory needs at least 3 points")
+    g = np.asarray(gradients, dtype=np.float64).reshape(w.shape)
+    delta = np.diff(w, axis=0)          # delta[t-1] = w[t] - w[t-1]
+    if step is not None:
+        num = (delta[1:] + step * g[1:-1]).ravel()
+        den = (delta[:-1] + step * g[1:-1]).ravel()
+        mu = float(num @ den / (den @ den))
+        return mu, step * (1.0 - mu)
+    A = np.column_stack([delta[:-1].ravel(), -g[1:-1].ravel()])
+    coef, *_ = np.linalg.lstsq(A, delta[1:].ravel(), rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+# ---------------------------------------------------------------------------
+# momentum="auto": a model-based, closed-loop choice of explicit momentum.
+
+def loss_curvature(loss, loss_param, p, y):
+    """Second derivative of the loss at predictions p (a Gauss-Newton value
+    where the loss is piecewise linear: 1 at the kinks' scale)."""
+    if loss == "log_loss":
+        s = 1.0 / (1.0 + np.exp(-np.clip(p * y, -30, 30)))
+        return s * (1.0 - s)
+    if loss in ("squared_hinge", "squared_epsilon_insensitive"):
+        return np.full(p.shape, 2.0)
+    if loss == "modified_huber":
+        return np.full(p.shape, 2.0)
+    return np.ones(p.shape)
+
+
+def curvature_range(X, y, w, b, loss, loss_param, l2, fit_intercept,
+                    intercept_decay, rng, max_rows=1000, max_condition=1e4):
+    """(h_min, h_max): the extreme curvatures of the mean loss around (w, b),
+    from the Hessian of a row sample (the intercept counted as a feature
+    scaled by its step decay). h_min is floored at h_max / max_condition:
+    directions flatter than that barely move the loss."""
+    n = X.shape[0]
+    rows = rng.choice(n, min(n, max_rows), replace=False) if n > max_rows else np.arange(n)
+    Xs = X[rows]
+    Xs = Xs.toarray() if hasattr(Xs, "toarray") else np.asarray(Xs, dtype=np.float64)
+    p = Xs @ w + b
+    h = loss_curvature(loss, loss_param, p, y[rows])
+    if fit_intercept:
+        Xs = np.column_stack([Xs, np.full(Xs.shape[0], np.sqrt(intercept_decay))])
+    m, d = Xs.shape
+    # eigenvalues of (1/m) Xs' diag(h) Xs through the smaller Gram side
+    Z = Xs * np.sqrt(h / m)[:, None]
+    gram = Z @ Z.T if m < d else Z.T @ Z
+    eig = np.linalg.eigvalsh(gram)
+    h_max = float(eig[-1]) + l2
+    rank_deficient = m < d
+    h_low = l2 if rank_deficient else float(max(eig[0], 0.0)) + l2
+    return max(h_low, h_max / max_condition), h_max
+
+
+class MomentumController:
+    """Chooses explicit momentum from the measured staleness (implicit
+    momentum of its geometric fit) and the curvature range, so that the
+    slowest direction of the expected dynamics converges fastest; called
+    again every epoch with new measurements (closed loop)."""
+
+    def __init__(self, grid=None):
+        self.grid = np.round(np.linspace(-0.9, 0.9, 37), 10) if grid is None else grid
+        self.history = []
+
+    def choose(self, implicit, step, h_min, h_max):
+        curv = np.geomspace(h_min, h_max, 5) if h_max > h_min else [h_max]
+        mu = best_explicit_momentum(implicit, step, curv, self.grid)
+        self.history.append((implicit, step, h_min, h_max, mu))
+        return mu

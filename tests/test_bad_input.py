@@ -1,0 +1,502 @@
+"""Bad input and bad hyperparameters: clear ValueErrors, correct
+conversions of unusual but valid arrays, and divergence that fails loudly
+without corrupting the model."""
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import NotFittedError
+
+from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning")
+
+ESTIMATORS = [AsyncSGDClassifier, AsyncSGDRegressor]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((120, 6))
+    y_clf = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64)
+    y_reg = X @ np.arange(1.0, 7.0) + 0.1 * rng.standard_normal(120)
+    return X, y_clf, y_reg
+
+
+def _y(Est, data):
+    return data[1] if Est is AsyncSGDClassifier else data[2]
+
+
+# ------------------------------------------------------- non-finite X ----
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+def test_non_finite_X_raises(Est, bad, fmt, data):
+    X, y = data[0].copy(), _y(Est, data)
+    X[7, 2] = bad
+    if fmt == "sparse":
+        X = sp.csr_matrix(X)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        Est().fit(X, y)
+    est = Est(random_state=0, max_iter=5).fit(data[0], y)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        est.predict(X)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        est.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_non_finite_y_raises(Est, data):
+    X, y = data[0], _y(Est, data).astype(float)
+    y[3] = np.nan
+    with pytest.raises(ValueError):
+        Est().fit(X, y)
+
+
+def test_non_finite_sample_weight_raises(data):
+    X, y = data[0], data[1]
+    sw = np.ones(X.shape[0])
+    sw[0] = np.nan
+    with pytest.raises(ValueError):
+        AsyncSGDClassifier().fit(X, y, sample_weight=sw)
+
+
+# ------------------------------------------------------------- shapes ----
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_one_dimensional_X_raises(Est, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="2D"):
+        Est().fit(X[:, 0], y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_three_dimensional_X_raises(Est, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError):
+        Est().fit(X[:, :, None], y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_y_length_mismatch_raises(Est, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        Est().fit(X, y[:-1])
+    with pytest.raises(ValueError):
+        Est().partial_fit(X, y[:-1], **({"classes": [0, 1]}
+                                         if Est is AsyncSGDClassifier else {}))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_sample_weight_length_mismatch_raises(Est, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError):
+        Est().fit(X, y, sample_weight=np.ones(X.shape[0] - 1))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_fit_without_y_raises(Est, data):
+    # scikit-learn's check_requires_y_none wants one of its messages
+    with pytest.raises(ValueError, match="requires y to be passed|y should be a 1d"):
+        Est().fit(data[0], None)
+
+
+def test_single_class_raises(data):
+    X = data[0]
+    with pytest.raises(ValueError, match="class"):
+        AsyncSGDClassifier().fit(X, np.zeros(X.shape[0]))
+    with pytest.raises(ValueError, match="class"):
+        AsyncSGDClassifier().fit(X, np.full(X.shape[0], "only"))
+    with pytest.raises(ValueError, match="class"):
+        AsyncSGDClassifier().partial_fit(X, np.zeros(X.shape[0]), classes=[0])
+
+
+def test_continuous_target_for_classifier_raises(data):
+    X, _, y_reg = data
+    with pytest.raises(ValueError, match="Unknown label type|continuous"):
+        AsyncSGDClassifier().fit(X, y_reg)
+
+
+# --------------------------------------------------- hyperparameters ----
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("name, value", [
+    ("loss", "no_such_loss"),
+    ("penalty", "l3"),
+    ("learning_rate", "fastest"),
+    ("update", "magic"),
+    ("asynchrony", "ray"),
+])
+def test_unknown_choice_raises_naming_the_parameter(Est, name, value, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match=name):
+        Est(**{name: value}).fit(X, y)
+
+
+def test_classification_loss_for_regressor_raises(data):
+    X, _, y = data
+    with pytest.raises(ValueError, match="loss"):
+        AsyncSGDRegressor(loss="hinge").fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("momentum", [1.0, -1.0, 2, np.nan, np.inf, -1.5, "0.5"])
+def test_momentum_outside_open_unit_interval_raises(Est, momentum, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="momentum"):
+        Est(momentum=momentum).fit(X, y)
+    kw = {"classes": [0, 1]} if Est is AsyncSGDClassifier else {}
+    with pytest.raises(ValueError, match="momentum"):
+        Est(momentum=momentum).partial_fit(X, y, **kw)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("momentum", [0.999, -0.999, 0, np.float32(0.5)])
+def test_momentum_inside_interval_accepted(Est, momentum, data):
+    X, y = data[0], _y(Est, data)
+    est = Est(momentum=momentum, learning_rate="constant", eta0=1e-4,
+              max_iter=3, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(est.coef_))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2", True])
+def test_bad_n_jobs_raises_naming_n_jobs(Est, n_jobs, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="n_jobs"):
+        Est(n_jobs=n_jobs).fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("name, value", [
+    ("alpha", -1.0), ("l1_ratio", 1.5), ("eta0", -0.1), ("max_iter", 0),
+    ("max_iter", 2.5), ("validation_fraction", 1.0), ("n_iter_no_change", 0),
+    ("epsilon", -1.0), ("tol", np.nan),
+])
+def test_bad_numeric_hyperparameter_raises_naming_it(Est, name, value, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match=name):
+        Est(**{name: value}).fit(X, y)
+
+
+def test_eta0_zero_with_constant_rate_raises(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="eta0"):
+        AsyncSGDClassifier(learning_rate="constant", eta0=0.0).fit(X, y)
+
+
+def test_optimal_rate_needs_positive_alpha(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="alpha"):
+        AsyncSGDClassifier(learning_rate="optimal", alpha=0.0).fit(X, y)
+
+
+def test_averaging_is_rejected(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="average"):
+        AsyncSGDClassifier(average=True).fit(X, y)
+
+
+# ------------------------------------------- conversions of valid input ----
+
+def _variants(X):
+    """The same values as unusual but valid arrays."""
+    big = np.zeros((X.shape[0] * 2, X.shape[1] * 3))
+    big[::2, ::3] = X
+    return {
+        "fortran": np.asfortranarray(X),
+        "row-strided": np.repeat(X, 2, axis=0)[::2],
+        "col-strided": big[::2, ::3],
+        "transposed-view": np.ascontiguousarray(X.T).T,
+        "list": X.tolist(),
+    }
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("variant", ["fortran", "row-strided", "col-strided",
+                                     "transposed-view", "list"])
+def test_non_contiguous_input_matches_c_contiguous(Est, variant, data):
+    X, y = data[0], _y(Est, data)
+    Xv = _variants(X)[variant]
+    if not isinstance(Xv, list):
+        assert_array_equal(Xv, X)
+    params = dict(n_jobs=1, random_state=0, max_iter=5, tol=None)
+    ref = Est(**params).fit(np.ascontiguousarray(X, dtype=np.float64), y)
+    est = Est(**params).fit(Xv, y)
+    assert_array_equal(est.coef_, ref.coef_)
+    assert_array_equal(est.intercept_, ref.intercept_)
+    assert_array_equal(est.predict(Xv), ref.predict(X))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool, np.float16])
+def test_int_and_other_dtypes_are_converted(Est, dtype, data):
+    y = _y(Est, data)
+    rng = np.random.RandomState(1)
+    Xi = rng.randint(0, 4, size=(data[0].shape[0], 6)).astype(dtype)
+    params = dict(n_jobs=1, random_state=0, max_iter=5, tol=None)
+    ref = Est(**params).fit(Xi.astype(np.float64), y)
+    est = Est(**params).fit(Xi, y)
+    assert_array_equal(est.coef_, ref.coef_)
+    assert_array_equal(est.intercept_, ref.intercept_)
+    assert_array_equal(est.predict(Xi), ref.predict(Xi.astype(np.float64)))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("fmt", ["csc", "coo", "lil", "csr_int64_index"])
+def test_other_sparse_formats_match_csr(Est, fmt, data):
+    X, y = data[0], _y(Est, data)
+    X = np.where(np.abs(X) > 0.8, X, 0.0)
+    csr = sp.csr_matrix(X)
+    if fmt == "csr_int64_index":
+        other = csr.copy()
+        other.indices = other.indices.astype(np.int64)
+        other.indptr = other.indptr.astype(np.int64)
+    else:
+        other = csr.asformat(fmt)
+    params = dict(n_jobs=1, random_state=0, max_iter=5, tol=None)
+    ref = Est(**params).fit(csr, y)
+    try:
+        est = Est(**params).fit(other, y)
+    except ValueError as exc:
+        # scikit-learn's SGD refuses 64-bit sparse indices too
+        assert fmt == "csr_int64_index" and "indices" in str(exc)
+        return
+    assert_array_equal(est.coef_, ref.coef_)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_non_canonical_csr_is_summed(Est, data):
+    """Duplicate and unsorted column indices mean the summed matrix."""
+    X, y = data[0], _y(Est, data)
+    X = np.where(np.abs(X) > 0.8, X, 0.0)
+    coo = sp.coo_matrix(X)
+    # split every entry in two halves, in reverse order within the rows
+    rows = np.r_[coo.row, coo.row][::-1]
+    cols = np.r_[coo.col, coo.col][::-1]
+    vals = np.r_[coo.data / 2, coo.data / 2][::-1]
+    order = np.argsort(rows, kind="stable")
+    messy = sp.csr_matrix((vals[order], cols[order],
+                           np.r_[0, np.cumsum(np.bincount(rows, minlength=X.shape[0]))]),
+                          shape=X.shape)
+    assert not messy.has_canonical_format
+    params = dict(n_jobs=1, random_state=0, max_iter=5, tol=None)
+    ref = Est(**params).fit(sp.csr_matrix(X), y)
+    est = Est(**params).fit(messy, y)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-12, atol=1e-12)
+    # the caller's matrix is left as it was
+    assert not messy.has_canonical_format
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_input_not_modified(Est, data):
+    X, y = data[0].copy(), _y(Est, data).copy()
+    Xf = np.asfortranarray(X)
+    sw = np.linspace(0.5, 1.5, X.shape[0])
+    X0, Xf0, y0, sw0 = X.copy(), Xf.copy(), y.copy(), sw.copy()
+    Est(random_state=0, max_iter=5, n_jobs=2).fit(X, y, sample_weight=sw)
+    Est(random_state=0, max_iter=5, n_jobs=2).fit(Xf, y)
+    assert_array_equal(X, X0)
+    assert_array_equal(Xf, Xf0)
+    assert_array_equal(y, y0)
+    assert_array_equal(sw, sw0)
+
+
+def test_column_vector_y_is_accepted(data):
+    X, y, y_reg = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = AsyncSGDClassifier(random_state=0, max_iter=5).fit(X, y[:, None])
+        reg = AsyncSGDRegressor(random_state=0, max_iter=5).fit(X, y_reg[:, None])
+    assert clf.predict(X).shape == (X.shape[0],)
+    assert reg.predict(X).shape == (X.shape[0],)
+
+
+# ---------------------------------------------------------- empty data ----
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+def test_empty_data_raises(Est, fmt, data):
+    X, y = data[0], _y(Est, data)
+    conv = sp.csr_matrix if fmt == "sparse" else np.asarray
+    with pytest.raises(ValueError, match="0 sample"):
+        Est().fit(conv(X[:0]), y[:0])
+    with pytest.raises(ValueError, match="0 feature"):
+        Est().fit(conv(np.zeros((X.shape[0], 0))), y)
+    est = Est(random_state=0, max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match="0 sample"):
+        est.partial_fit(conv(X[:0]), y[:0])
+    with pytest.raises(ValueError, match="0 sample"):
+        est.predict(conv(X[:0]))
+
+
+# ---------------------------------------------------- feature mismatch ----
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+def test_wrong_number_of_features_raises(Est, fmt, data):
+    X, y = data[0], _y(Est, data)
+    conv = sp.csr_matrix if fmt == "sparse" else np.asarray
+    est = Est(random_state=0, max_iter=5).fit(conv(X), y)
+    for Xw in (X[:, :-1], np.hstack([X, X[:, :1]])):
+        with pytest.raises(ValueError, match="features"):
+            est.predict(conv(Xw))
+        with pytest.raises(ValueError, match="features"):
+            est.partial_fit(conv(Xw), y)
+        with pytest.raises(ValueError, match="features"):
+            est.score(conv(Xw), y)
+    if Est is AsyncSGDClassifier:
+        with pytest.raises(ValueError, match="features"):
+            est.decision_function(conv(X[:, :-1]))
+
+
+# ---------------------------------------------------------- divergence ----
+#
+# scikit-learn clips the loss derivative at 1e12 and never lets the L2 decay
+# go negative, so eta0=1e10 on values ~1e3 gives huge but finite weights
+# (in scikit-learn too). A rate of 1e300 overflows on the very first update.
+
+HUGE_ETA0 = 1e300
+
+
+@pytest.fixture(scope="module")
+def unscaled():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0, 1e3, size=(300, 5))
+    y_reg = X @ rng.uniform(0, 1e3, size=5)
+    y_clf = (y_reg > np.median(y_reg)).astype(np.int64)
+    y_multi = np.digitize(y_reg, np.quantile(y_reg, [1 / 3, 2 / 3]))
+    return X, y_clf, y_reg, y_multi
+
+
+def _unscaled_y(Est, unscaled):
+    return unscaled[2] if Est is AsyncSGDRegressor else unscaled[1]
+
+
+def _divergent(Est, **kw):
+    params = dict(learning_rate="constant", eta0=HUGE_ETA0, random_state=0)
+    if Est is AsyncSGDClassifier:
+        params["loss"] = "squared_error"
+    params.update(kw)
+    return Est(**params)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_divergence_raises_naming_the_epoch(Est, fmt, n_jobs, momentum, unscaled):
+    X, y = unscaled[0], _unscaled_y(Est, unscaled)
+    if fmt == "sparse":
+        X = sp.csr_matrix(X)
+    est = _divergent(Est, n_jobs=n_jobs, momentum=momentum)
+    with pytest.raises(ValueError, match="epoch"):
+        est.fit(X, y)
+    coef = getattr(est, "coef_", None)
+    assert coef is None or np.all(np.isfinite(coef))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_divergence_in_partial_fit_leaves_model_unchanged(Est, n_jobs, unscaled):
+    X, y = unscaled[0], _unscaled_y(Est, unscaled)
+    est = _divergent(Est, eta0=1e-12, n_jobs=n_jobs, max_iter=3,
+                     momentum=0.3).fit(X, y)
+    before = {name: np.copy(getattr(est, name))
+              for name in ("coef_", "intercept_", "t_", "n_iter_")}
+    curve = list(est.loss_curve_)
+    est.set_params(eta0=HUGE_ETA0)
+    with pytest.raises(ValueError, match="epoch"):
+        est.partial_fit(X, y)
+    for name, value in before.items():
+        assert_array_equal(getattr(est, name), value, err_msg=name)
+    assert est.loss_curve_ == curve
+    assert np.all(np.isfinite(est.coef_))
+    # and it still predicts, and learns again once the rate is sane
+    est.predict(X)
+    est.set_params(eta0=1e-12)
+    est.partial_fit(X, y)
+    assert np.all(np.isfinite(est.coef_))
+
+
+def test_divergence_of_a_later_class_leaves_no_trace():
+    """One-vs-rest classes are fit one after another. When a later class
+    diverges, the failed partial_fit must not have committed anything of the
+    earlier classes (their momentum included): the model continues exactly
+    as if the failed call had never happened."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 6))
+    y = np.argmax(X[:, :3], axis=1)
+    params = dict(momentum=0.5, learning_rate="constant", eta0=0.01,
+                  n_jobs=1, random_state=0, max_iter=5, tol=None)
+    ref = AsyncSGDClassifier(**params).fit(X, y)
+    est = AsyncSGDClassifier(**params).fit(X, y)
+    # a row that class 0's model already classifies with margin (hinge: no
+    # gradient, so class 0's epoch succeeds) but class 1's model does not:
+    # scaled by 1e200 its update overflows
+    scores = ref.decision_function(X)
+    i = np.flatnonzero((y == 0) & (scores[:, 0] > 1) & (scores[:, 1] > -1))[0]
+    coef = est.coef_.copy()
+    est.set_params(eta0=HUGE_ETA0)
+    with pytest.raises(ValueError, match="epoch"):
+        est.partial_fit(X[i:i + 1] * 1e200, y[i:i + 1])
+    assert_array_equal(est.coef_, coef)
+    est.set_params(eta0=0.01)
+    ref.partial_fit(X, y)
+    est.partial_fit(X, y)
+    assert_array_equal(est.coef_, ref.coef_)
+    assert_array_equal(est.intercept_, ref.intercept_)
+
+
+def test_retry_after_failed_first_partial_fit(unscaled):
+    """A first partial_fit that diverges must not leave a half-initialised
+    model: retrying with a sane rate (and classes again) works."""
+    X, y = unscaled[0], unscaled[1]
+    est = _divergent(AsyncSGDClassifier)
+    with pytest.raises(ValueError, match="epoch"):
+        est.partial_fit(X, y, classes=[0, 1])
+    est.set_params(eta0=1e-12)
+    est.partial_fit(X, y, classes=[0, 1])
+    assert np.all(np.isfinite(est.coef_))
+    assert est.t_ == X.shape[0] + 1
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_failed_first_fit_leaves_estimator_unfitted(Est, unscaled):
+    X, y = unscaled[0], _unscaled_y(Est, unscaled)
+    est = _divergent(Est)
+    with pytest.raises(ValueError, match="epoch"):
+        est.fit(X, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
+def test_divergence_on_refit_keeps_previous_model(unscaled):
+    X, y = unscaled[0], unscaled[2]
+    est = AsyncSGDRegressor(learning_rate="constant", eta0=1e-12,
+                            random_state=0, max_iter=3).fit(X, y)
+    coef = est.coef_.copy()
+    est.set_params(eta0=HUGE_ETA0)
+    with pytest.raises(ValueError, match="epoch"):
+        est.fit(X, y)
+    assert np.all(np.isfinite(est.coef_))
+    assert_array_equal(est.coef_, coef)
+
+
+def test_huge_but_finite_rate_gives_finite_weights(unscaled):
+    """eta0=1e10 on values ~1e3: like scikit-learn (whose loss derivative is
+    clipped at 1e12), the weights are huge but finite, never NaN."""
+    X, y = unscaled[0], unscaled[2]
+    est = AsyncSGDRegressor(learning_rate="constant", eta0=1e10,
+                            random_state=0, max_iter=5)
+    try:
+        est.fit(X, y)
+    except ValueError as exc:
+        assert "epoch" in str(exc)
+    else:
+        assert np.all(np.isfinite(est.coef_))
+        assert np.all(np.isfinite(est.intercept_))
