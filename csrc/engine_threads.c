@@ -99,10 +99,11 @@ static void run_chunk(pa_worker *wk)
             break;
         }
         sh->kernel.apply(sh->ctx, sh->model, sh->data, i, k, p, &wk->sumloss);
-        if (locked) pthread_mutex_unlock(&sh->lock);
         __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
+        int64_t after = measure ? others_committed(sh, wk->tid) : 0;
+        if (locked) pthread_mutex_unlock(&sh->lock);
         wk->last_clock = k;
-        if (measure) record_staleness(wk, others_committed(sh, wk->tid) - before);
+        if (measure) record_staleness(wk, after - before);
     }
     wk->n_updates = n_done;
     if (!every) { /* one thread: every update saw the model it read */

@@ -81,10 +81,18 @@ def prior_implicit_momentum(engine):
 
 
 class AutoMomentum:
-    """momentum="auto" inside the epoch loop: re-chooses the explicit
-    momentum before every epoch from the staleness measured so far and the
-    curvature around the current weights (re-estimated at epochs 0, 1, 2,
-    4, 8, ... as the weights move)."""
+    """momentum="auto" inside the epoch loop. Before every epoch it re-chooses
+    the explicit momentum from the staleness measured so far and the
+    curvature around the current weights (re-estimated at epochs 0, 1, 2, 4,
+    8, ...): the choice that makes the slowest direction of the expected
+    dynamics fastest, with the total momentum (explicit + implicit) capped.
+    The cap starts at MAX_TOTAL and drops whenever an epoch fails to lower
+    the loss by STALL: near the noise floor, less total momentum lowers the
+    floor (closed loop on measured progress)."""
+
+    MAX_TOTAL = 0.9
+    STALL = 0.01
+    CAP_STEP = 0.25
 
     def __init__(self, X, y, params, engine, target, seed):
         self.X, self.y, self.params, self.engine = X, y, params, engine
@@ -93,18 +101,25 @@ class AutoMomentum:
         self.controller = MomentumController()
         self.curvature = None
         self.implicit = prior_implicit_momentum(engine)
+        self.cap = self.MAX_TOTAL
+        self.last_loss = np.inf
 
-    def choose(self, epoch, w, b, hist, eta):
+    def choose(self, epoch, w, b, hist, eta, loss_curve):
         if hist.sum() > 0:
             self.implicit = fit_geometric(hist).implicit_momentum
         if self.target is not None:
             return float(np.clip(self.target - self.implicit, -0.9, 0.9))
+        if loss_curve:
+            if loss_curve[-1] > self.last_loss * (1.0 - self.STALL):
+                self.cap = max(self.cap - self.CAP_STEP, -0.5)
+            self.last_loss = min(self.last_loss, loss_curve[-1])
         if self.curvature is None or (epoch & (epoch - 1)) == 0:
             prm = self.params
             self.curvature = curvature_range(
                 self.X, self.y, w, b, prm["loss"], prm["loss_param"], prm["l2"],
                 prm["fit_intercept"], prm["intercept_decay"], self.rng)
-        return self.controller.choose(self.implicit, eta, *self.curvature)
+        mu = self.controller.choose(self.implicit, eta, *self.curvature)
+        return float(np.clip(min(mu, self.cap - self.implicit), -0.9, 0.9))
 
 
 def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
@@ -144,7 +159,7 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
         if auto is not None:
             step = _core.eta(params, eta, t + 1)
             params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
-                                             hist, step)
+                                             hist, step, loss_curve)
         res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
                                  eta, order, engine, hist)
         t += res["n_updates"]

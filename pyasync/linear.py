@@ -14,12 +14,12 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import (_check_partial_fit_first_call,
-                                      unique_labels)
+from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
                                       validate_data)
 
-from . import _core, _sgd
+from . import _sgd
+from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats
 
 CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
@@ -82,7 +82,10 @@ class _BaseAsyncSGD(BaseEstimator):
         _check_real("epsilon", self.epsilon, 0.0)
         _check_real("eta0", self.eta0, 0.0)
         _check_real("power_t", self.power_t)
-        _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
+        if not (isinstance(self.momentum, str) and self.momentum == "auto"):
+            _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
+        if self.target_momentum is not None:
+            _check_real("target_momentum", self.target_momentum, 0.0, 1.0, False, True)
         _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
                     True, True)
         _check_int("max_iter", self.max_iter, 1)
@@ -158,19 +161,19 @@ class _BaseAsyncSGD(BaseEstimator):
             "power_t": float(self.power_t),
             "optimal_init": (_sgd.optimal_init(self.loss, loss_param, self.alpha)
                              if self.learning_rate == "optimal" else 0.0),
-            "momentum": float(self.momentum),
+            "momentum": self.momentum if self.momentum == "auto" else float(self.momentum),
             "fit_intercept": bool(self.fit_intercept),
             "intercept_decay": SPARSE_INTERCEPT_DECAY if sparse else 1.0,
         }
 
-    def _validate_X(self, X, y=None, reset=True):
-        kwargs = dict(accept_sparse="csr", dtype=[np.float64, np.float32],
-                      order="C", accept_large_sparse=False)
-        if y is None:
-            X = validate_data(self, X, reset=reset, **kwargs)
-        else:
-            X, y = validate_data(self, X, y, reset=reset, **kwargs)
-        return X if y is None else (X, y)
+    _VALIDATION = dict(accept_sparse="csr", dtype=[np.float64, np.float32],
+                       order="C", accept_large_sparse=False)
+
+    def _validate_X(self, X, reset=False):
+        return validate_data(self, X, reset=reset, **self._VALIDATION)
+
+    def _validate_Xy(self, X, y, reset=True):
+        return validate_data(self, X, y, reset=reset, **self._VALIDATION)
 
     def _split(self, y, sample_weight, random_state):
         """Training rows and the validation rows of early stopping."""
@@ -193,21 +196,33 @@ class _BaseAsyncSGD(BaseEstimator):
 
     def _fit_problem(self, X, y, sample_weight, coef, intercept, velocity,
                      intercept_velocity, train_idx, score_fn, max_iter, seed,
-                     engine, params):
+                     engine, params, t):
         return _sgd.fit_linear(
             X, y, sample_weight, params=params, coef=coef, intercept=intercept,
             velocity=velocity, intercept_velocity=intercept_velocity,
-            train_idx=train_idx, t0=int(self.t_) - 1, max_iter=max_iter,
+            train_idx=train_idx, t0=int(t) - 1, max_iter=max_iter,
             tol=self.tol, n_iter_no_change=self.n_iter_no_change,
             eta0=float(self.eta0), seed=seed, shuffle=self.shuffle,
             engine=engine, score_fn=score_fn,
-            verbose=self.verbose)
+            verbose=self.verbose, target_momentum=self.target_momentum)
+
+    def _set_momentum_attributes(self, explicit):
+        """momentum_ (explicit, the last chosen under "auto"), the implicit
+        momentum of the measured staleness (geometric fit) and their sum."""
+        self.momentum_ = float(explicit)
+        self.implicit_momentum_ = (fit_geometric(self.staleness_).implicit_momentum
+                                   if self.staleness_.n_measured else 0.0)
+        self.total_momentum_ = total_momentum(self.momentum_, self.implicit_momentum_)
 
     def _warn_if_not_converged(self, max_iter):
         if self.tol is not None and self.n_iter_ == max_iter and max_iter > 1:
             warnings.warn("Maximum number of iteration reached before "
                           "convergence. Consider increasing max_iter to "
                           "improve the fit.", ConvergenceWarning)
+
+    def __sklearn_is_fitted__(self):
+        # validation sets n_features_in_ before a fit can fail
+        return hasattr(self, "coef_")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -220,10 +235,16 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
 
     Parameters follow :class:`sklearn.linear_model.SGDClassifier`; on top:
 
-    momentum : float in (-1, 1), default=0.0
+    momentum : float in (-1, 1) or "auto", default=0.0
         Explicit (heavy-ball) momentum over the global sequence of updates,
         one velocity shared by all workers. Negative values are allowed:
         asynchrony itself adds momentum (about 1 - 1/M for M workers).
+        "auto" re-chooses it before every epoch from the measured staleness
+        and the curvature around the current weights (see
+        ``pyasync.momentum.MomentumController``).
+    target_momentum : float in [0, 1), default=None
+        With momentum="auto": hold the total momentum (explicit + measured
+        implicit) at this value instead of the model-based choice.
     update : {"racy", "atomic", "locked"}, default="racy"
         How workers write the shared model: racy (Hogwild, a concurrent
         write may be lost), atomic (compare-and-swap, none is lost) or
@@ -259,7 +280,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                  n_iter_no_change=5, class_weight=None, warm_start=False,
                  average=False, momentum=0.0, update="racy",
                  asynchrony="threads", n_workers=None, staleness="exponential",
-                 delay=None):
+                 delay=None, target_momentum=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -287,49 +308,54 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.n_workers = n_workers
         self.staleness = staleness
         self.delay = delay
+        self.target_momentum = target_momentum
 
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
         """Fit the model from scratch (or from the last fit with
         warm_start=True), up to max_iter epochs."""
         engine = self._validate_hyperparameters()
-        X, y = self._validate_X(X, y, reset=True)
+        X, y = self._validate_Xy(X, y, reset=True)
         classes = unique_labels(y)
         if classes.shape[0] < 2:
             raise ValueError(
                 "The number of classes has to be greater than one; got "
                 f"{classes.shape[0]} class")
         if not self.warm_start or not hasattr(self, "coef_"):
-            coef_init = self._check_init(coef_init, intercept_init, classes,
-                                         X.shape[1])
+            init = self._check_init(coef_init, intercept_init, classes, X.shape[1])
         else:
             if classes.shape[0] != self.classes_.shape[0] or \
                     np.any(classes != self.classes_):
                 raise ValueError("warm_start needs the same classes as before")
-            coef_init = (self.coef_.copy(), self.intercept_.copy())
-        self.classes_ = classes
-        self.t_ = 1.0
-        self._velocity = None
-        self._fit(X, y, sample_weight, coef_init, self.max_iter, engine)
+            init = (self.coef_, self.intercept_)
+        self._fit(X, y, sample_weight, classes, init, None, 1.0, self.max_iter, engine)
         self._warn_if_not_converged(self.max_iter)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y); `classes` is required on the first call."""
         engine = self._validate_hyperparameters(for_partial_fit=True)
-        first = not hasattr(self, "classes_")
-        X, y = self._validate_X(X, y, reset=first)
-        if _check_partial_fit_first_call(self, classes):
-            if self.classes_.shape[0] < 2:
+        first = not hasattr(self, "coef_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is not None:
+            classes = unique_labels(classes)
+            if not first and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"`classes={classes!r}` is not the same as on the last call to "
+                    f"partial_fit, was: {self.classes_!r}")
+            if classes.shape[0] < 2:
                 raise ValueError("classes must hold at least two classes")
-            self.t_ = 1.0
-            self._velocity = None
-            init = self._check_init(None, None, self.classes_, X.shape[1])
+        X, y = self._validate_Xy(X, y, reset=first)
+        if first:
+            init = self._check_init(None, None, classes, X.shape[1])
+            velocity, t = None, 1.0
         else:
-            init = (self.coef_, self.intercept_)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
+            classes, init = self.classes_, (self.coef_, self.intercept_)
+            velocity, t = self._velocity, self.t_
+        unknown = np.setdiff1d(np.unique(y), classes)
         if unknown.size:
             raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
-        self._fit(X, y, sample_weight, init, 1, engine)
+        self._fit(X, y, sample_weight, classes, init, velocity, t, 1, engine)
         return self
 
     def _check_init(self, coef_init, intercept_init, classes, n_features):
@@ -348,18 +374,23 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             intercept[:] = intercept_init
         return coef, intercept
 
-    def _fit(self, X, y, sample_weight, init, max_iter, engine):
+    def _fit(self, X, y, sample_weight, classes, init, velocity, t, max_iter,
+             engine):
+        """Fits every one-vs-rest problem, then commits the fitted state:
+        a fit that fails (diverges, is interrupted) changes nothing."""
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if self.class_weight is not None:
-            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-            sample_weight = sample_weight * cw[np.searchsorted(self.classes_, y)]
+            cw = compute_class_weight(self.class_weight, classes=classes, y=y)
+            sample_weight = sample_weight * cw[np.searchsorted(classes, y)]
         random_state = check_random_state(self.random_state)
         coef, intercept = (np.array(a, dtype=np.float64) for a in init)
-        if self._velocity is None or self._velocity[0].shape != coef.shape:
-            self._velocity = (np.zeros_like(coef), np.zeros_like(intercept))
+        if velocity is None or velocity[0].shape != coef.shape:
+            velocity = (np.zeros_like(coef), np.zeros_like(intercept))
+        else:
+            velocity = (velocity[0].copy(), velocity[1].copy())
         train, val = self._split(y, sample_weight, random_state)
         params = self._engine_params(sp.issparse(X))
-        positives = self.classes_[1:] if coef.shape[0] == 1 else self.classes_
+        positives = classes[1:] if coef.shape[0] == 1 else classes
         results = []
         for k, positive in enumerate(positives):
             y_pm = np.where(y == positive, 1.0, -1.0)
@@ -368,15 +399,16 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                 score_fn = _binary_accuracy(X[val], y_pm[val], sample_weight[val])
             seed = random_state.randint(_sgd.MAX_INT)
             res = self._fit_problem(
-                X, y_pm, sample_weight, coef[k], intercept[k],
-                self._velocity[0][k], self._velocity[1][k], train, score_fn,
-                max_iter, seed, engine, params)
+                X, y_pm, sample_weight, coef[k], intercept[k], velocity[0][k],
+                velocity[1][k], train, score_fn, max_iter, seed, engine, params, t)
             coef[k], intercept[k] = res["coef"], res["intercept"]
             if res["velocity"] is not None:
-                self._velocity[0][k] = res["velocity"]
-                self._velocity[1][k] = res["intercept_velocity"]
+                velocity[0][k] = res["velocity"]
+                velocity[1][k] = res["intercept_velocity"]
             results.append(res)
+        self.classes_ = classes
         self.coef_, self.intercept_ = coef, intercept
+        self._velocity = velocity
         self.n_iter_ = max(r["n_iter"] for r in results)
         self.t_ = float(max(r["t"] for r in results) + 1)
         curves = [r["loss_curve"] for r in results]
@@ -384,6 +416,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
                             for i in range(length)]
         self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
+        self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
 
     def decision_function(self, X):
         """Signed distance to the hyperplane of each class."""
@@ -451,7 +484,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
                  power_t=0.25, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, warm_start=False, average=False,
                  momentum=0.0, update="racy", asynchrony="threads",
-                 n_workers=None, staleness="exponential", delay=None):
+                 n_workers=None, staleness="exponential", delay=None,
+                 target_momentum=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -478,34 +512,36 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.n_workers = n_workers
         self.staleness = staleness
         self.delay = delay
+        self.target_momentum = target_momentum
 
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
+        """Fit the model from scratch (or from the last fit with
+        warm_start=True), up to max_iter epochs."""
         engine = self._validate_hyperparameters()
-        X, y = self._validate_X(X, y, reset=True)
+        X, y = self._validate_Xy(X, y, reset=True)
         if self.warm_start and hasattr(self, "coef_"):
             coef_init = self.coef_ if coef_init is None else coef_init
             intercept_init = self.intercept_ if intercept_init is None else intercept_init
-        self.t_ = 1.0
-        self._velocity = None
-        self._fit(X, y, sample_weight, coef_init, intercept_init, self.max_iter,
-                  engine)
+        self._fit(X, y, sample_weight, coef_init, intercept_init, None, 1.0,
+                  self.max_iter, engine)
         self._warn_if_not_converged(self.max_iter)
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current model."""
         engine = self._validate_hyperparameters(for_partial_fit=True)
         first = not hasattr(self, "coef_")
-        X, y = self._validate_X(X, y, reset=first)
+        X, y = self._validate_Xy(X, y, reset=first)
         if first:
-            self.t_ = 1.0
-            self._velocity = None
-            self._fit(X, y, sample_weight, None, None, 1, engine)
+            self._fit(X, y, sample_weight, None, None, None, 1.0, 1, engine)
         else:
-            self._fit(X, y, sample_weight, self.coef_, self.intercept_, 1, engine)
+            self._fit(X, y, sample_weight, self.coef_, self.intercept_,
+                      self._velocity, self.t_, 1, engine)
         return self
 
-    def _fit(self, X, y, sample_weight, coef_init, intercept_init, max_iter,
-             engine):
+    def _fit(self, X, y, sample_weight, coef_init, intercept_init, velocity, t,
+             max_iter, engine):
+        """Fits, then commits the fitted state: a failed fit changes nothing."""
         y = np.asarray(y, dtype=np.float64).ravel()
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity")
@@ -523,8 +559,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             if intercept_init.shape != (1,):
                 raise ValueError("Provided intercept_init does not match dataset.")
             intercept = float(intercept_init[0])
-        if self._velocity is None or self._velocity[0].shape != coef.shape:
-            self._velocity = (np.zeros(n_features), 0.0)
+        if velocity is None or velocity[0].shape != coef.shape:
+            velocity = (np.zeros(n_features), 0.0)
         random_state = check_random_state(self.random_state)
         train, val = self._split(y, sample_weight, random_state)
         score_fn = None
@@ -532,17 +568,19 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             score_fn = _r2_score(X[val], y[val], sample_weight[val])
         seed = random_state.randint(_sgd.MAX_INT)
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
-                                self._velocity[0], self._velocity[1], train,
-                                score_fn, max_iter, seed, engine,
-                                self._engine_params(sp.issparse(X)))
+                                velocity[0], velocity[1], train, score_fn,
+                                max_iter, seed, engine,
+                                self._engine_params(sp.issparse(X)), t)
         self.coef_ = res["coef"]
         self.intercept_ = np.array([res["intercept"]])
         if res["velocity"] is not None:
-            self._velocity = (res["velocity"], res["intercept_velocity"])
+            velocity = (res["velocity"], res["intercept_velocity"])
+        self._velocity = velocity
         self.n_iter_ = res["n_iter"]
         self.t_ = float(res["t"] + 1)
         self.loss_curve_ = res["loss_curve"]
         self.staleness_ = res["staleness"]
+        self._set_momentum_attributes(res["momentum"])
 
     def predict(self, X):
         check_is_fitted(self)

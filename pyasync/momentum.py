@@ -133,7 +133,7 @@ def loss_curvature(loss, loss_param, p, y):
 
 
 def curvature_range(X, y, w, b, loss, loss_param, l2, fit_intercept,
-                    intercept_decay, rng, max_rows=1000, max_condition=1e4):
+                    intercept_decay, rng, max_rows=1000, max_condition=100.0):
     """(h_min, h_max): the extreme curvatures of the mean loss around (w, b),
     from the Hessian of a row sample (the intercept counted as a feature
     scaled by its step decay). h_min is floored at h_max / max_condition:
