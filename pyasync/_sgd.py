@@ -3,7 +3,8 @@ divergence checks around the compiled engine, one epoch at a time."""
 import numpy as np
 
 from . import _core
-from .momentum import MomentumController, curvature_range, fit_geometric
+from .momentum import (choose_momentum, fit_geometric, staleness_pmf,
+                       surrogate_rows)
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
@@ -69,57 +70,47 @@ def new_state(n_features, coef, intercept, velocity, intercept_velocity,
     }
 
 
-def prior_implicit_momentum(engine):
-    """Implicit momentum expected before any staleness is measured."""
+def prior_staleness_pmf(engine):
+    """The staleness law expected before any is measured."""
     if engine["kind"] != "simulated":
-        return 0.0  # threads: measured from the first epoch on
+        return np.ones(1)  # threads: measured from the first epoch on
     if engine["schedule"] == "replay":
-        cdf = engine["replay_cdf"]
-        pmf = np.diff(np.concatenate([[0.0], cdf]))
-        return fit_geometric(pmf).implicit_momentum
-    return 1.0 - 1.0 / engine["n_workers"]
+        return np.diff(np.concatenate([[0.0], engine["replay_cdf"]]))
+    m = engine["n_workers"]
+    if engine["schedule"] == "round_robin":
+        return np.eye(m)[m - 1]
+    return staleness_pmf(m, max_staleness=int(np.ceil(7 * m)))
 
 
 class AutoMomentum:
-    """momentum="auto" inside the epoch loop. Before every epoch it re-chooses
-    the explicit momentum from the staleness measured so far and the
-    curvature around the current weights (re-estimated at epochs 0, 1, 2, 4,
-    8, ...): the choice that makes the slowest direction of the expected
-    dynamics fastest, with the total momentum (explicit + implicit) capped.
-    The cap starts at MAX_TOTAL and drops whenever an epoch fails to lower
-    the loss by STALL: near the noise floor, less total momentum lowers the
-    floor (closed loop on measured progress)."""
-
-    MAX_TOTAL = 0.9
-    STALL = 0.01
-    CAP_STEP = 0.25
+    """momentum="auto" inside the epoch loop: before epochs 0, 1, 2, 4, 8, ...
+    it re-chooses the explicit momentum by running asynchronous SGD, under
+    the staleness law measured so far, the fit's step and each momentum of
+    the grid, on a small surrogate of the problem around the current weights
+    (`momentum.surrogate_rows`, `momentum.choose_momentum`): the momentum that
+    gets there soonest. With `target`, it instead holds explicit + measured
+    implicit momentum at that total."""
 
     def __init__(self, X, y, params, engine, target, seed):
-        self.X, self.y, self.params, self.engine = X, y, params, engine
+        self.X, self.y, self.params = X, y, params
         self.target = target
         self.rng = np.random.RandomState(seed)
-        self.controller = MomentumController()
-        self.curvature = None
-        self.implicit = prior_implicit_momentum(engine)
-        self.cap = self.MAX_TOTAL
-        self.last_loss = np.inf
+        self.pmf = prior_staleness_pmf(engine)
+        self.momentum = 0.0
 
-    def choose(self, epoch, w, b, hist, eta, loss_curve):
+    def choose(self, epoch, w, b, hist, eta):
         if hist.sum() > 0:
-            self.implicit = fit_geometric(hist).implicit_momentum
+            self.pmf = hist / hist.sum()
         if self.target is not None:
-            return float(np.clip(self.target - self.implicit, -0.9, 0.9))
-        if loss_curve:
-            if loss_curve[-1] > self.last_loss * (1.0 - self.STALL):
-                self.cap = max(self.cap - self.CAP_STEP, -0.5)
-            self.last_loss = min(self.last_loss, loss_curve[-1])
-        if self.curvature is None or (epoch & (epoch - 1)) == 0:
+            implicit = fit_geometric(self.pmf).implicit_momentum
+            return float(np.clip(self.target - implicit, -0.9, 0.9))
+        if (epoch & (epoch - 1)) == 0:
             prm = self.params
-            self.curvature = curvature_range(
-                self.X, self.y, w, b, prm["loss"], prm["loss_param"], prm["l2"],
-                prm["fit_intercept"], prm["intercept_decay"], self.rng)
-        mu = self.controller.choose(self.implicit, eta, *self.curvature)
-        return float(np.clip(min(mu, self.cap - self.implicit), -0.9, 0.9))
+            Z = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
+                               prm["fit_intercept"], prm["intercept_decay"], self.rng)
+            pmf = np.trim_zeros(self.pmf, "b")
+            self.momentum = choose_momentum(Z, eta, pmf, self.rng)
+        return self.momentum
 
 
 def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
@@ -159,14 +150,15 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
         if auto is not None:
             step = _core.eta(params, eta, t + 1)
             params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
-                                             hist, step, loss_curve)
+                                             hist, step)
         res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
                                  eta, order, engine, hist)
         t += res["n_updates"]
         stale_sum += res["staleness_sum"]
         stale_max = max(stale_max, res["staleness_max"])
         w, b = state["w"], state["b"][0]
-        if res["diverged"] or not np.isfinite(b) or not np.all(np.isfinite(w)):
+        if res["diverged"] or not np.isfinite(b) or not np.all(np.isfinite(w)) \
+                or not np.isfinite(res["sumloss"]):
             raise DivergenceError(
                 f"Floating-point under-/overflow occurred at epoch #{epoch + 1}. "
                 "Scaling input data with StandardScaler or MinMaxScaler, a "

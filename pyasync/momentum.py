@@ -117,7 +117,9 @@ def estimate_momentum(trajectory, gradients, step=None):
 
 
 # ---------------------------------------------------------------------------
-# momentum="auto": a model-based, closed-loop choice of explicit momentum.
+# momentum="auto": explicit momentum chosen by simulating the asynchronous
+# dynamics on a small surrogate of the problem (closed loop: re-chosen as the
+# weights move and the staleness is measured).
 
 def loss_curvature(loss, loss_param, p, y):
     """Second derivative of the loss at predictions p (a Gauss-Newton value
@@ -132,43 +134,72 @@ def loss_curvature(loss, loss_param, p, y):
     return np.ones(p.shape)
 
 
-def curvature_range(X, y, w, b, loss, loss_param, l2, fit_intercept,
-                    intercept_decay, rng, max_rows=1000, max_condition=100.0):
-    """(h_min, h_max): the extreme curvatures of the mean loss around (w, b),
-    from the Hessian of a row sample (the intercept counted as a feature
-    scaled by its step decay). h_min is floored at h_max / max_condition:
-    directions flatter than that barely move the loss."""
+def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
+                   rng, max_rows=256):
+    """A small dense problem whose SGD dynamics stand for the real one's: a
+    row sample, each row scaled by the square root of the loss curvature at
+    the current weights (Gauss-Newton), expressed in the sample's own row
+    space (SGD never leaves it), so its size is at most max_rows squared."""
     n = X.shape[0]
     rows = rng.choice(n, min(n, max_rows), replace=False) if n > max_rows else np.arange(n)
     Xs = X[rows]
     Xs = Xs.toarray() if hasattr(Xs, "toarray") else np.asarray(Xs, dtype=np.float64)
     p = Xs @ w + b
-    h = loss_curvature(loss, loss_param, p, y[rows])
+    Xs = Xs * np.sqrt(loss_curvature(loss, loss_param, p, y[rows]))[:, None]
     if fit_intercept:
         Xs = np.column_stack([Xs, np.full(Xs.shape[0], np.sqrt(intercept_decay))])
-    m, d = Xs.shape
-    # eigenvalues of (1/m) Xs' diag(h) Xs through the smaller Gram side
-    Z = Xs * np.sqrt(h / m)[:, None]
-    gram = Z @ Z.T if m < d else Z.T @ Z
-    eig = np.linalg.eigvalsh(gram)
-    h_max = float(eig[-1]) + l2
-    rank_deficient = m < d
-    h_low = l2 if rank_deficient else float(max(eig[0], 0.0)) + l2
-    return max(h_low, h_max / max_condition), h_max
+    u, sv, _ = np.linalg.svd(Xs, full_matrices=False)
+    keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else sv > 0
+    return u[:, keep] * sv[keep]
 
 
-class MomentumController:
-    """Chooses explicit momentum from the measured staleness (implicit
-    momentum of its geometric fit) and the curvature range, so that the
-    slowest direction of the expected dynamics converges fastest; called
-    again every epoch with new measurements (closed loop)."""
+def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0):
+    """Asynchronous SGD with each explicit momentum of `grid` on the
+    realizable least-squares surrogate with rows Z, all momenta fed the same
+    rows and staleness draws: the training loss after every update
+    (every 10th update x len(grid)); a diverged momentum stays infinite.
+    The gradient of an update is taken at the
+    weights as they were `staleness` updates earlier."""
+    m, d = Z.shape
+    grid = np.asarray(grid, dtype=np.float64)
+    c = grid.size
+    pmf = np.asarray(pmf, dtype=np.float64)
+    pmf = pmf / pmf.sum()
+    depth = pmf.size
+    # error e = w - w*, start: unit error along every direction
+    e = np.ones((c, d)) / np.sqrt(d)
+    v = np.zeros((c, d))
+    past = np.repeat(e[None], depth, axis=0)   # ring of earlier errors
+    rows = rng.randint(0, m, n_updates)
+    stale = rng.choice(depth, n_updates, p=pmf)
+    every = 10
+    losses = np.empty((n_updates // every, c))
+    for t in range(n_updates):
+        read = past[(t - stale[t]) % depth] if t >= stale[t] else past[0]
+        x = Z[rows[t]]
+        grad = np.outer(read @ x, x) + l2 * read
+        v = grid[:, None] * v - step * grad
+        e = e + v
+        past[(t + 1) % depth] = e
+        if (t + 1) % every == 0:
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = e @ Z.T
+                losses[t // every] = 0.5 * np.mean(r * r, axis=1)
+            if not np.all(np.isfinite(losses[t // every])):
+                bad = ~np.isfinite(losses[t // every])
+                e[bad] = v[bad] = past[:, bad] = 0.0  # diverged: out of the race
+                losses[t // every, bad] = np.inf
+    return losses
 
-    def __init__(self, grid=None):
-        self.grid = np.round(np.linspace(-0.9, 0.9, 37), 10) if grid is None else grid
-        self.history = []
 
-    def choose(self, implicit, step, h_min, h_max):
-        curv = np.geomspace(h_min, h_max, 5) if h_max > h_min else [h_max]
-        mu = best_explicit_momentum(implicit, step, curv, self.grid)
-        self.history.append((implicit, step, h_min, h_max, mu))
-        return mu
+def choose_momentum(Z, step, pmf, rng, grid=None, n_updates=3000, reduction=1e-2):
+    """The explicit momentum that reaches `reduction` times the initial loss
+    in the fewest updates on the surrogate (else the lowest final loss)."""
+    grid = np.round(np.linspace(-0.9, 0.9, 19), 10) if grid is None else np.asarray(grid)
+    losses = simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng)
+    l0 = 0.5 * np.mean(np.sum(Z, axis=1) ** 2) / Z.shape[1]
+    reached = losses <= reduction * l0
+    first = np.where(reached.any(axis=0), reached.argmax(axis=0), losses.shape[0])
+    final = np.where(np.isfinite(losses[-1]), losses[-1], np.inf)
+    order = np.lexsort((final, first))
+    return float(grid[order[0]])

@@ -19,8 +19,9 @@ Per row x (in the given order), with a global update counter t starting at
         q_j += w_j - z
     t += 1
 
-The reference is eager: O(n_features) per update even for sparse rows, so it
-has no lazy catch-up to get wrong.
+The reference is eager: O(n_features) per update even for sparse rows, with
+no decay scale or lazy catch-up of untouched coordinates, so the core's
+O(nnz) handling of CSR rows is held to it exactly (up to rounding).
 """
 import numba
 import numpy as np
@@ -156,125 +157,6 @@ def _ref_sgd(data, indices, indptr, n_features, y, sw, orders,
     return b, vb, t, u
 
 
-@numba.njit(cache=True)
-def _velocity_gain(mu, D, d, g):
-    """Weight of v in w after g untouched steps (v <- mu v; w <- d_s w + v),
-    the C core's approximation (csrc/linear_epoch.h, pa_velocity_gain):
-    sum_{i=1..g} mu**i d**(g-i) in closed form mu (D - mu**g) / (d - mu) with
-    D the true product of the decays and d ONE decay standing for all of
-    them (the decay at the middle of the gap); the plain sum when d is
-    within 1e-3 of mu. Exact when the decay is constant (D = d**g)."""
-    mug = mu ** g
-    if abs(d - mu) > 1e-3:
-        return mu * (D - mug) / (d - mu)
-    if g > 4096:
-        return g * mug
-    s = 0.0
-    m = 1.0
-    for i in range(g):
-        m *= mu
-        s = s * d + m
-    return s
-
-
-@numba.njit(cache=True)
-def _lazy_catch_up(j, upto, w, v, last, mu, l2, schedule, eta0, alpha,
-                   optimal_init, power_t):
-    """Brings coordinate j from update last[j] to update `upto` as if no row
-    touched it, the lazy way: w_j *= D (the product of the decays over the
-    gap, exact); with momentum, w_j += gain * v_j and v_j *= mu**g, with the
-    gain of _velocity_gain (an approximation when the decay varies)."""
-    g = upto - last[j]
-    if g <= 0:
-        return
-    D = 1.0
-    for s in range(last[j] + 1, upto + 1):
-        d = 1.0 - l2 * ref_eta(schedule, eta0, alpha, optimal_init, power_t, s)
-        D *= d if d > 0.0 else 0.0
-    if mu != 0.0 and v[j] != 0.0:
-        d_mid = 1.0
-        if l2 > 0.0:
-            d_mid = max(0.0, 1.0 - l2 * ref_eta(schedule, eta0, alpha, optimal_init,
-                                                power_t, last[j] + (g + 1) // 2))
-        w[j] = D * w[j] + _velocity_gain(mu, D, d_mid, g) * v[j]
-        v[j] *= mu ** g
-    else:
-        w[j] *= D
-    last[j] = upto
-
-
-@numba.njit(cache=True)
-def _ref_sgd_lazy(data, indices, indptr, n_features, y, sw, orders,
-                  loss, loss_param, l2, l1, schedule, eta0, alpha, optimal_init,
-                  power_t, mu, fit_intercept, intercept_decay, t_start,
-                  w, b, v, vb):
-    """The O(nnz) variant of _ref_sgd for canonical CSR rows, as the C core
-    runs it with momentum: coordinates outside a row are caught up when next
-    touched and at the end of each epoch (_lazy_catch_up). Equal to _ref_sgd
-    up to rounding except with momentum AND an L2 decay that varies with the
-    schedule (optimal, invscaling), where the catch-up is an approximation.
-    It pins the core's CURRENT approximation: update _velocity_gain if that
-    changes."""
-    q = np.zeros(n_features)
-    last = np.zeros(n_features, dtype=np.int64)
-    u = 0.0
-    t = t_start
-    for e in range(orders.shape[0]):
-        last[:] = t - 1
-        for r in range(orders.shape[1]):
-            i = orders[e, r]
-            lo = indptr[i]
-            hi = indptr[i + 1]
-            p = 0.0
-            for k in range(lo, hi):
-                j = indices[k]
-                _lazy_catch_up(j, t - 1, w, v, last, mu, l2, schedule, eta0,
-                               alpha, optimal_init, power_t)
-                p += w[j] * np.float64(data[k])
-            p += b
-            eta = ref_eta(schedule, eta0, alpha, optimal_init, power_t, t)
-            dl = ref_dloss(loss, loss_param, y[i], p)
-            if dl < -MAX_DLOSS:
-                dl = -MAX_DLOSS
-            elif dl > MAX_DLOSS:
-                dl = MAX_DLOSS
-            upd = -eta * dl * sw[i]
-            d = 1.0 - l2 * eta
-            if d < 0.0:
-                d = 0.0
-            for k in range(lo, hi):
-                j = indices[k]
-                xj = np.float64(data[k])
-                if mu != 0.0:
-                    v[j] = mu * v[j] + upd * xj
-                    w[j] = d * w[j] + v[j]
-                else:
-                    w[j] = d * w[j] + upd * xj
-                last[j] = t
-            if fit_intercept:
-                delta = upd * intercept_decay
-                if mu != 0.0:
-                    vb = mu * vb + delta
-                    b += vb
-                else:
-                    b += delta
-            if l1 > 0.0:
-                u += l1 * eta
-                for k in range(lo, hi):
-                    j = indices[k]
-                    z = w[j]
-                    if z > 0.0:
-                        w[j] = max(0.0, z - (u + q[j]))
-                    elif z < 0.0:
-                        w[j] = min(0.0, z + (u - q[j]))
-                    q[j] += w[j] - z
-            t += 1
-        for j in range(n_features):
-            _lazy_catch_up(j, t - 1, w, v, last, mu, l2, schedule, eta0,
-                           alpha, optimal_init, power_t)
-    return b, vb, t, u
-
-
 def as_rows(X):
     """(data, indices, indptr, sparse) of X: CSR arrays as stored, or for a
     dense X the same structure with every coordinate stored (touched)."""
@@ -293,13 +175,10 @@ def reference_sgd(X, y, *, orders, loss, loss_param, l2=0.0, l1=0.0,
                   optimal_init=0.0, power_t=0.5, momentum=0.0,
                   fit_intercept=True, intercept_decay=None, sample_weight=None,
                   t_start=1, coef=None, intercept=0.0, velocity=None,
-                  intercept_velocity=0.0, lazy=False):
+                  intercept_velocity=0.0):
     """Sequential SGD on (X, y) for the rows of each epoch in `orders`
     (a list/array of per-epoch row orders). `intercept_decay` defaults to
     scikit-learn's (0.01 for sparse X, 1.0 for dense).
-
-    lazy=True (CSR X only) runs _ref_sgd_lazy, the C core's O(nnz) scheme,
-    instead of the eager reference.
 
     Returns dict(coef, intercept, velocity, intercept_velocity, t, u), `t`
     being the number of the next update."""
@@ -315,13 +194,7 @@ def reference_sgd(X, y, *, orders, loss, loss_param, l2=0.0, l1=0.0,
         orders = np.zeros((0, 0), dtype=np.int64)
     w = np.zeros(m) if coef is None else np.array(coef, dtype=np.float64)
     v = np.zeros(m) if velocity is None else np.array(velocity, dtype=np.float64)
-    if lazy:
-        if not sparse:
-            raise ValueError("lazy=True needs a CSR X")
-        X = sp.csr_matrix(X, copy=True)
-        X.sum_duplicates()  # one touch per coordinate and row
-        data, indices, indptr, _ = as_rows(X)
-    b, vb, t, u = (_ref_sgd_lazy if lazy else _ref_sgd)(data, indices, indptr, m, y, sw, orders,
+    b, vb, t, u = _ref_sgd(data, indices, indptr, m, y, sw, orders,
                            LOSS_IDS[loss], float(loss_param), float(l2),
                            float(l1), SCHEDULE_IDS[learning_rate], float(eta0),
                            float(alpha), float(optimal_init), float(power_t),

@@ -1,10 +1,11 @@
 """The C core, driven sequentially (n_jobs=1) through the estimators, against
 the numba reference of tests/reference.py, and both against scikit-learn.
 
-Agreement is asserted to 1e-10 (TOL): max abs difference on coef and
-intercept, relative to max(1, the largest reference value). The one
-exception is the core's lazy momentum catch-up on CSR rows with a varying
-L2 decay, an approximation (see TOL_LAZY_MOMENTUM).
+Agreement is asserted to 1e-10 (TOL) everywhere: max abs difference on
+coef and intercept, relative to max(1, the largest reference value). The
+reference is eager (every coordinate updated on every row), so this also
+holds the core's O(nnz) handling of CSR rows (the L2 decay scale, the lazy
+momentum catch-up of untouched coordinates) to the eager update.
 
 Hyper-parameters are chosen so that no fit diverges: a diverging fit
 amplifies rounding differences (e.g. the order of a SIMD dot product), and
@@ -33,15 +34,6 @@ EST_LOSSES = ([("clf", loss) for loss in ALL_LOSSES]
               + [("reg", loss) for loss in REG_LOSSES])
 
 TOL = 1e-10
-# The C core catches the coordinates a sparse row does not touch up lazily.
-# With momentum AND an L2 decay that varies with the schedule (optimal,
-# invscaling) that catch-up is an approximation of the eager update (one
-# decay stands for all the decays of a gap in the velocity's gain): there the
-# core is held only to this looser bound against the eager reference.
-# Observed on this data: up to 5e-3 with "optimal" (whose rate, hence decay,
-# changes fast early on), 3e-5 with "invscaling". test_lazy_catch_up_rule
-# pins the approximation itself to TOL.
-TOL_LAZY_MOMENTUM = TOL
 
 N, M, EPOCHS = 60, 12, 3
 X_SCALE = 0.3
@@ -147,35 +139,13 @@ def rel_err(got_w, got_b, ref_w, ref_b):
     return err / scale
 
 
-def lazy_approx(sparse, momentum, schedule, penalty):
-    """Whether the core's lazy catch-up is an approximation (see TOL_LAZY_MOMENTUM)."""
-    return (sparse and momentum != 0.0 and schedule in ("optimal", "invscaling")
-            and penalty in ("l2", "elasticnet"))
-
-
-def tolerance(sparse, momentum, schedule, penalty):
-    return TOL_LAZY_MOMENTUM if lazy_approx(sparse, momentum, schedule, penalty) else TOL
-
-
-def check_core(got_w, got_b, est, X, y_target, sw, orders, lazy=False, eager=True,
-               **kw):
+def check_core(got_w, got_b, est, X, y_target, sw, orders, **kw):
     """Failures (list of strings) of the core's (got_w, got_b) against the
-    eager reference (to TOL, or TOL_LAZY_MOMENTUM where the core's lazy
-    catch-up is an approximation) unless eager=False and, with lazy=True
-    (CSR X), against the reference of the core's lazy scheme (always to TOL)."""
-    sparse = sp.issparse(X)
-    tol = tolerance(sparse, est.momentum, est.learning_rate, est.penalty)
-    out = []
+    eager reference, to TOL; and the reference's result."""
     ref = reference_for(est, X, y_target, sw, orders, **kw)
     assert np.all(np.isfinite(ref["coef"])) and np.isfinite(ref["intercept"])
     err = rel_err(got_w, got_b, ref["coef"], ref["intercept"])
-    if eager and not err <= tol:
-        out.append(f"eager reference: rel err {err:.3g} > {tol}")
-    if lazy:
-        lz = reference_for(est, X, y_target, sw, orders, lazy=True, **kw)
-        err = rel_err(got_w, got_b, lz["coef"], lz["intercept"])
-        if not err <= TOL:
-            out.append(f"lazy reference: rel err {err:.3g} > {TOL}")
+    out = [] if err <= TOL else [f"eager reference: rel err {err:.3g} > {TOL}"]
     return out, ref
 
 
@@ -346,8 +316,7 @@ def test_partial_fit_continues_reference(kind, loss, sparse, momentum):
             est.partial_fit(X, y, classes=np.unique(y), sample_weight=sw)
         else:
             est.partial_fit(X, y, sample_weight=sw)
-        # continue from the core's own state (the lazy approximation, if any,
-        # then does not compound over calls)
+        # continue from the core's own state: each call is checked on its own
         fails, ref = check_core(est.coef_.ravel(), est.intercept_[0], est, X,
                                 binary_target(est, y), sw, [np.arange(N)], **state)
         assert not fails, (call, fails)
@@ -368,30 +337,6 @@ def test_coef_init_matches_reference(sparse):
     est.fit(X, y, coef_init=coef0, intercept_init=b0, sample_weight=sw)
     fails, _ = check_core(est.coef_, est.intercept_[0], est, X, y, sw, grid_orders(),
                           coef=coef0, intercept=b0)
-    assert not fails, fails
-
-
-@pytest.mark.parametrize("momentum", (0.0, 0.5, -0.5, 0.98))
-@pytest.mark.parametrize("schedule", ("constant", "optimal", "invscaling"))
-@pytest.mark.parametrize("kind,loss,penalty", [
-    ("clf", "hinge", "l2"), ("clf", "log_loss", "elasticnet"),
-    ("reg", "squared_error", "l2"), ("reg", "epsilon_insensitive", "elasticnet")])
-def test_lazy_catch_up_rule(kind, loss, penalty, schedule, momentum):
-    """CSR rows: the core agrees to TOL with reference._ref_sgd_lazy, the
-    O(nnz) scheme with the core's CURRENT catch-up rule. Where that rule is an
-    approximation (momentum, L2, varying rate) this pins it; elsewhere the
-    lazy reference equals the eager one up to rounding. momentum=0.98 meets
-    the decay within 1e-3 of mu on the way (the rule's other branch); there
-    the approximation is far from the eager update (observed: 0.13 relative
-    with "optimal"), so only the lazy reference is asked to agree."""
-    X, y, sw = make_data(True, np.float64, kind, seed=6)
-    est = estimator(kind, loss, penalty, schedule, momentum, True)
-    if momentum == 0.98:
-        est.set_params(alpha=0.01)  # "optimal": decays sweep 0.968 -> 0.99
-    est.fit(X, y, sample_weight=sw)
-    fails, _ = check_core(est.coef_.ravel(), est.intercept_[0], est, X,
-                          binary_target(est, y), sw, grid_orders(), lazy=True,
-                          eager=momentum in MOMENTA)
     assert not fails, fails
 
 

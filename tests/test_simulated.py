@@ -1,0 +1,562 @@
+"""The simulated engine (asynchrony="simulated": M virtual workers in one
+thread, deterministic for a seed) and the momentum theory around it
+(pyasync.momentum, pyasync.measure, momentum="auto").
+
+The engine's contract, from csrc/engine_sim.c and pyasync/linear.py:
+  - each epoch starts with every worker reading (the epoch's first M rows,
+    at clock 0) and drains at the end; M is min(n_workers, rows);
+  - "exponential": a uniformly random busy worker writes next, so staleness
+    is geometric, P(s = l) = (1/M) (1 - 1/M)**l, mean M - 1;
+  - "round_robin": workers in turn, staleness exactly M - 1 after the first
+    M - 1 writes of the epoch (0, 1, ..., M - 2); "fixed" with delay k is
+    round robin over k + 1 workers;
+  - a histogram (counts, or a fit's staleness_) is replayed: each write draws
+    its staleness from it;
+  - every write's staleness is recorded (no sampling, unlike threads).
+With one worker every schedule is the sequential update, bit for bit the
+threads engine with n_jobs=1."""
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+
+from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync.measure import measure_implicit_momentum
+from pyasync.momentum import (estimate_momentum, fit_geometric,
+                              implicit_momentum, recurrence_rate,
+                              staleness_pmf, total_momentum)
+from pyasync.staleness import StalenessStats
+
+
+# ---------------------------------------------------------------- helpers
+
+def make_data(kind="clf", n=300, m=10, sparse=False, seed=0, n_classes=2):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, m)) * 0.5
+    if sparse:
+        X[rng.random((n, m)) < 0.6] = 0.0
+    score = X @ rng.normal(size=m) + 0.1 * rng.normal(size=n)
+    if kind == "reg":
+        y = 2.0 * score + 0.3
+    elif n_classes == 2:
+        y = (score > 0).astype(np.int64)
+    else:
+        y = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    return (sp.csr_matrix(X) if sparse else X), y
+
+
+def estimator(kind="clf", **kw):
+    params = dict(tol=None, max_iter=3, random_state=0, learning_rate="constant",
+                  eta0=0.01, penalty="elasticnet", alpha=1e-3, l1_ratio=0.2)
+    params.update(kw)
+    return (AsyncSGDClassifier if kind == "clf" else AsyncSGDRegressor)(**params)
+
+
+def frequencies(counts, size):
+    """counts normalized to a distribution, padded/truncated to `size`."""
+    counts = np.asarray(counts, dtype=np.float64)
+    out = np.zeros(size)
+    k = min(size, counts.size)
+    out[:k] = counts[:k]
+    return out / counts.sum()
+
+
+def round_robin_histogram(M, n_rows, epochs, n_models=1):
+    """The exact staleness histogram of round robin over M workers."""
+    hist = np.zeros(M, dtype=np.int64)
+    hist[:M - 1] = epochs * n_models
+    hist[M - 1] = epochs * n_models * (n_rows - (M - 1))
+    return hist
+
+
+def assert_same_fit(a, b):
+    assert np.array_equal(a.coef_, b.coef_)
+    assert np.array_equal(a.intercept_, b.intercept_)
+
+
+# ------------------------------------------- one worker = sequential SGD
+
+ONE_WORKER_CASES = [
+    pytest.param("clf", {}, id="clf"),
+    pytest.param("clf", {"momentum": 0.5}, id="clf-momentum"),
+    pytest.param("clf", {"momentum": -0.3, "learning_rate": "optimal"},
+                 id="clf-neg-momentum-optimal"),
+    pytest.param("reg", {"learning_rate": "invscaling", "eta0": 0.05}, id="reg"),
+    pytest.param("reg", {"momentum": 0.6, "learning_rate": "invscaling",
+                         "eta0": 0.02, "penalty": "l2"}, id="reg-momentum"),
+]
+
+
+@pytest.mark.parametrize("staleness", ("exponential", "round_robin"))
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("kind,kw", ONE_WORKER_CASES)
+def test_one_worker_is_threads_one_job(kind, kw, sparse, staleness):
+    X, y = make_data(kind, sparse=sparse)
+    sim = estimator(kind, asynchrony="simulated", n_workers=1, staleness=staleness,
+                    **kw).fit(X, y)
+    thr = estimator(kind, asynchrony="threads", n_jobs=1, **kw).fit(X, y)
+    assert_same_fit(sim, thr)
+    assert sim.t_ == thr.t_
+    # every write measured, all fresh
+    assert sim.staleness_.n_measured == 3 * X.shape[0]
+    assert np.array_equal(sim.staleness_.histogram, [3 * X.shape[0]])
+    assert sim.staleness_.mean == 0.0 and sim.staleness_.max == 0
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+def test_one_worker_multiclass_and_fixed_zero_delay(sparse):
+    """One-vs-rest, and staleness="fixed" with delay=0 (one worker)."""
+    X, y = make_data("clf", sparse=sparse, n_classes=3)
+    thr = estimator(momentum=0.4, n_jobs=1).fit(X, y)
+    for kw in ({"n_workers": 1}, {"staleness": "fixed", "delay": 0, "n_workers": 5}):
+        sim = estimator(momentum=0.4, asynchrony="simulated", **kw).fit(X, y)
+        assert sim.coef_.shape == (3, X.shape[1])
+        assert_same_fit(sim, thr)
+
+
+def test_one_worker_partial_fit():
+    X, y = make_data("reg")
+    sim = estimator("reg", asynchrony="simulated", n_workers=1, momentum=0.5)
+    thr = estimator("reg", n_jobs=1, momentum=0.5)
+    for _ in range(3):
+        sim.partial_fit(X, y)
+        thr.partial_fit(X, y)
+        assert_same_fit(sim, thr)
+        assert sim.t_ == thr.t_
+
+
+def test_several_workers_differ_from_one():
+    """Staleness changes the fit: the equalities above are not vacuous."""
+    X, y = make_data("reg")
+    one = estimator("reg", asynchrony="simulated", n_workers=1).fit(X, y)
+    many = estimator("reg", asynchrony="simulated", n_workers=8).fit(X, y)
+    assert not np.array_equal(one.coef_, many.coef_)
+    assert np.allclose(one.coef_, many.coef_, atol=0.2)
+
+
+# ---------------------------------------------------------- determinism
+
+SCHEDULES = [
+    pytest.param({"staleness": "exponential"}, id="exponential"),
+    pytest.param({"staleness": "round_robin"}, id="round_robin"),
+    pytest.param({"staleness": "fixed", "delay": 5}, id="fixed"),
+    pytest.param({"staleness": [3, 0, 5, 1, 2, 0, 0, 4]}, id="replay"),
+]
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("sched", SCHEDULES)
+def test_deterministic(sched, sparse):
+    X, y = make_data("clf", sparse=sparse, n_classes=3)
+    kw = dict(asynchrony="simulated", n_workers=8, momentum=0.3, random_state=11,
+              **sched)
+    a = estimator(**kw).fit(X, y)
+    b = estimator(**kw).fit(X, y)
+    assert_same_fit(a, b)
+    assert np.array_equal(a.staleness_.histogram, b.staleness_.histogram)
+    assert (a.staleness_.mean, a.staleness_.max, a.staleness_.n_measured) == \
+        (b.staleness_.mean, b.staleness_.max, b.staleness_.n_measured)
+    # pickled, and a clone of the unpickled estimator refit: the same fit
+    back = pickle.loads(pickle.dumps(a))
+    assert_same_fit(back, a)
+    again = clone(back).fit(X, y)
+    assert_same_fit(again, a)
+    assert np.array_equal(again.staleness_.histogram, a.staleness_.histogram)
+    # refitting the unpickled estimator itself (warm_start=False) too
+    assert_same_fit(back.fit(X, y), a)
+
+
+def test_seed_matters():
+    """A different random_state gives a different schedule (exponential)."""
+    X, y = make_data("reg")
+    kw = dict(asynchrony="simulated", n_workers=8, shuffle=False)
+    a = estimator("reg", random_state=0, **kw).fit(X, y)
+    b = estimator("reg", random_state=1, **kw).fit(X, y)
+    assert not np.array_equal(a.staleness_.histogram, b.staleness_.histogram)
+    assert not np.array_equal(a.coef_, b.coef_)
+
+
+# ------------------------------------------------- staleness schedules
+
+@pytest.mark.parametrize("M", (2, 3, 8, 17))
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+def test_round_robin_histogram_exact(M, sparse):
+    X, y = make_data("reg", n=200, sparse=sparse)
+    est = estimator("reg", asynchrony="simulated", n_workers=M,
+                    staleness="round_robin", max_iter=4).fit(X, y)
+    st = est.staleness_
+    assert np.array_equal(st.histogram, round_robin_histogram(M, 200, 4))
+    assert st.n_measured == 4 * 200
+    assert st.max == M - 1
+    assert st.mean == pytest.approx((M - 1) - (M - 1) * M / 2 / 200, rel=1e-12)
+
+
+def test_round_robin_histogram_multiclass():
+    """One-vs-rest: the histograms of the binary problems add up."""
+    X, y = make_data("clf", n=150, n_classes=4)
+    est = estimator(asynchrony="simulated", n_workers=6, staleness="round_robin",
+                    max_iter=2).fit(X, y)
+    assert np.array_equal(est.staleness_.histogram,
+                          round_robin_histogram(6, 150, 2, n_models=4))
+
+
+def test_round_robin_more_workers_than_rows():
+    """M is capped by the rows of the epoch: with 5 rows and 8 workers each
+    write sees the previous ones of its epoch."""
+    X, y = make_data("reg", n=5)
+    est = estimator("reg", asynchrony="simulated", n_workers=8,
+                    staleness="round_robin", max_iter=3).fit(X, y)
+    assert np.array_equal(est.staleness_.histogram, [3, 3, 3, 3, 3])
+
+
+def test_n_workers_defaults_to_n_jobs():
+    X, y = make_data("reg", n=100)
+    est = estimator("reg", asynchrony="simulated", n_jobs=4,
+                    staleness="round_robin", max_iter=2).fit(X, y)
+    assert np.array_equal(est.staleness_.histogram, round_robin_histogram(4, 100, 2))
+
+
+@pytest.mark.parametrize("delay", (1, 3, 7))
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+def test_fixed_delay_is_round_robin(delay, sparse):
+    X, y = make_data("clf", n=200, sparse=sparse)
+    fixed = estimator(asynchrony="simulated", staleness="fixed", delay=delay,
+                      n_workers=50, momentum=0.3).fit(X, y)
+    rr = estimator(asynchrony="simulated", staleness="round_robin",
+                   n_workers=delay + 1, momentum=0.3).fit(X, y)
+    assert np.array_equal(fixed.staleness_.histogram,
+                          round_robin_histogram(delay + 1, 200, 3))
+    assert np.array_equal(fixed.staleness_.histogram, rr.staleness_.histogram)
+    assert_same_fit(fixed, rr)
+
+
+@pytest.mark.parametrize("M", (4, 8, 16))
+def test_exponential_staleness_is_geometric(M):
+    """Mean M - 1 (slightly below: each epoch starts with every worker
+    reading at once and drains at the end) and a geometric shape."""
+    X, y = make_data("reg", n=1000)
+    est = estimator("reg", asynchrony="simulated", n_workers=M, max_iter=4).fit(X, y)
+    st = est.staleness_
+    assert st.n_measured == 4000
+    assert 0.95 * (M - 1) <= st.mean <= M - 1
+    assert st.mean == pytest.approx(
+        np.arange(st.histogram.size) @ st.histogram / st.n_measured, rel=1e-12)
+    fit = fit_geometric(st)
+    assert abs(fit.n_workers - M) <= 0.1 * M
+    assert fit.n_workers == pytest.approx(1.0 + st.mean, rel=1e-12)
+    assert fit.implicit_momentum == pytest.approx(1.0 - 1.0 / fit.n_workers)
+    # the shape itself: frequencies against the geometric law
+    size = max(st.histogram.size, 8 * M)
+    diff = np.abs(frequencies(st.histogram, size) - staleness_pmf(M, size - 1))
+    assert diff.max() < 0.02, diff.max()
+    # and a heavier tail than round robin's: staleness well beyond M - 1
+    assert st.max > 2 * (M - 1)
+
+
+REPLAYED = [
+    pytest.param([1.0], id="all-fresh"),
+    pytest.param([0, 0, 0, 1], id="point-mass-3"),
+    pytest.param([5, 1, 0, 3, 8, 2], id="irregular"),
+    pytest.param(np.array([10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 1, 1, 1, 1, 1, 1], dtype=np.int64),
+                 id="int-array"),
+]
+
+
+@pytest.mark.parametrize("counts", REPLAYED)
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+def test_histogram_replay(counts, sparse):
+    X, y = make_data("reg", n=2500, sparse=sparse)
+    est = estimator("reg", asynchrony="simulated", staleness=counts,
+                    max_iter=4).fit(X, y)
+    st = est.staleness_
+    assert st.n_measured == 10000
+    assert st.max <= len(counts) - 1
+    diff = np.abs(frequencies(st.histogram, len(counts)) - frequencies(counts, len(counts)))
+    assert diff.max() < 0.02, diff.max()
+    # a staleness the distribution does not hold never happens, except
+    # clipped (read < 0) at the start of an epoch
+    zero = np.flatnonzero(np.asarray(counts) == 0)
+    zero = zero[zero < st.histogram.size]
+    assert st.histogram[zero].sum() <= 4 * len(counts)
+
+
+def test_replay_point_mass_is_fixed_delay():
+    """Replaying "always staleness k" writes with the model k writes old:
+    past the first k writes of each epoch it is the fixed delay."""
+    X, y = make_data("reg", n=400)
+    k = 3
+    est = estimator("reg", asynchrony="simulated", staleness=[0] * k + [1],
+                    max_iter=2).fit(X, y)
+    hist = est.staleness_.histogram
+    assert hist[k] >= 2 * (400 - k)
+    assert hist.sum() == 800 and hist.size == k + 1
+
+
+def test_replay_a_fit_staleness():
+    """staleness=<a fit's staleness_> (a StalenessStats) replays its law."""
+    X, y = make_data("reg", n=2500)
+    first = estimator("reg", asynchrony="simulated", n_workers=6, max_iter=4).fit(X, y)
+    assert isinstance(first.staleness_, StalenessStats)
+    size = first.staleness_.histogram.size
+    for staleness in (first.staleness_, first.staleness_.histogram,
+                      list(first.staleness_.histogram)):
+        again = estimator("reg", asynchrony="simulated", staleness=staleness,
+                          max_iter=4, random_state=3).fit(X, y)
+        diff = np.abs(frequencies(again.staleness_.histogram, size)
+                      - frequencies(first.staleness_.histogram, size))
+        assert diff.max() < 0.02, diff.max()
+        assert again.staleness_.mean == pytest.approx(first.staleness_.mean, rel=0.05)
+        assert abs(fit_geometric(again.staleness_).n_workers - 6) < 0.6
+
+
+def test_replay_ignores_n_workers():
+    """The replayed law alone sets the staleness; n_workers plays no part."""
+    X, y = make_data("reg")
+    kw = dict(asynchrony="simulated", staleness=[2, 1, 1])
+    a = estimator("reg", n_workers=2, **kw).fit(X, y)
+    b = estimator("reg", n_workers=9, **kw).fit(X, y)
+    assert_same_fit(a, b)
+
+
+# ----------------------------------------------------- momentum theory
+
+@pytest.mark.parametrize("M", (2, 4, 8, 16))
+def test_measured_implicit_momentum(M):
+    mu = measure_implicit_momentum(M)
+    assert abs(mu - (1.0 - 1.0 / M)) < 0.05, mu
+    assert mu == measure_implicit_momentum(M)  # deterministic
+
+
+def test_measured_implicit_momentum_one_worker():
+    assert abs(measure_implicit_momentum(1)) < 0.02
+
+
+def test_measured_implicit_momentum_grows_with_workers():
+    mus = [measure_implicit_momentum(M) for M in (1, 2, 4, 8, 16)]
+    assert np.all(np.diff(mus) > 0), mus
+
+
+def test_implicit_momentum():
+    assert implicit_momentum(1) == 0.0
+    assert implicit_momentum(4) == 0.75
+    np.testing.assert_allclose(implicit_momentum([1, 2, 8]), [0.0, 0.5, 0.875])
+    for bad in (0, 0.5, -3, [2, 0]):
+        with pytest.raises(ValueError, match="n_workers"):
+            implicit_momentum(bad)
+    assert total_momentum(-0.25, 0.75) == 0.5
+
+
+@pytest.mark.parametrize("M", (1, 2, 4, 8, 16, 64))
+def test_staleness_pmf(M):
+    pmf = staleness_pmf(M)
+    assert np.all(pmf >= 0)
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-10)
+    assert np.arange(pmf.size) @ pmf == pytest.approx(M - 1, rel=1e-8, abs=1e-10)
+    assert pmf[0] == pytest.approx(1.0 / M)
+    if M > 1:
+        np.testing.assert_allclose(pmf[1:] / pmf[:-1], 1.0 - 1.0 / M, rtol=1e-12)
+    short = staleness_pmf(M, max_staleness=5)
+    assert short.size == 6
+    np.testing.assert_allclose(short, pmf[:6] if pmf.size >= 6 else
+                               np.concatenate([pmf, np.zeros(6 - pmf.size)]))
+
+
+def test_staleness_pmf_bad_input():
+    with pytest.raises(ValueError, match="n_workers"):
+        staleness_pmf(0)
+
+
+@pytest.mark.parametrize("M", (1, 2, 4, 8, 16, 64))
+def test_fit_geometric_recovers_pmf(M):
+    pmf = staleness_pmf(M)
+    for counts in (pmf * 1e6, np.round(pmf * 1e7).astype(np.int64)):
+        fit = fit_geometric(counts)
+        assert fit.n_workers == pytest.approx(M, rel=1e-4)
+        assert fit.implicit_momentum == pytest.approx(1.0 - 1.0 / M, abs=1e-4)
+        assert fit.mean_staleness == pytest.approx(M - 1, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", ([], [0, 0], [1, -1, 3], [[1, 2]]))
+def test_fit_geometric_bad_input(bad):
+    with pytest.raises(ValueError, match="histogram"):
+        fit_geometric(bad)
+
+
+@pytest.mark.parametrize("a,h", [(0.1, 1.0), (0.5, 3.0), (1.0, 2.5), (0.01, 0.0)])
+def test_recurrence_rate_plain_sgd(a, h):
+    assert recurrence_rate(0.0, 0.0, a, h) == pytest.approx(abs(1 - a * h), rel=1e-12,
+                                                            abs=1e-12)
+
+
+@pytest.mark.parametrize("mu", (0.3, 0.5, 0.9))
+@pytest.mark.parametrize("ah", (0.2, 1.0, 1.8))
+def test_recurrence_rate_heavy_ball(mu, ah):
+    """Heavy ball x[t+1] = x[t] + mu (x[t] - x[t-1]) - a h x[t]: complex roots
+    of modulus sqrt(mu) where (1 + mu - a h)^2 < 4 mu."""
+    a = 0.1
+    h = ah / a
+    if (1 + mu - ah) ** 2 < 4 * mu:
+        assert recurrence_rate(mu, 0.0, a, h) == pytest.approx(np.sqrt(mu), rel=1e-9)
+    else:  # real roots: the larger one
+        disc = np.sqrt((1 + mu - ah) ** 2 - 4 * mu)
+        expected = max(abs((1 + mu - ah + disc) / 2), abs((1 + mu - ah - disc) / 2))
+        assert recurrence_rate(mu, 0.0, a, h) == pytest.approx(expected, rel=1e-9)
+        assert recurrence_rate(mu, 0.0, a, h) >= np.sqrt(mu) - 1e-12
+
+
+def test_recurrence_rate_heavy_ball_complex_regime_exists():
+    """The parametrization above does meet the complex-root regime."""
+    assert (1 + 0.5 - 1.0) ** 2 < 4 * 0.5
+    assert recurrence_rate(0.5, 0.0, 0.1, 10.0) == pytest.approx(np.sqrt(0.5), rel=1e-9)
+
+
+def test_recurrence_rate_implicit_only():
+    """Implicit momentum mu_S with step a (1 - mu_S): small curvature
+    converges (rate < 1), a far too large step does not."""
+    assert recurrence_rate(0.0, 0.75, 0.1, 1.0) < 1.0
+    assert recurrence_rate(0.0, 0.75, 100.0, 100.0) > 1.0
+
+
+def heavy_ball(mu, c, curvatures, T=60, w0=None):
+    """A heavy-ball trajectory on the quadratic 0.5 sum h_i w_i^2:
+    w[t+1] = w[t] + mu (w[t] - w[t-1]) - c grad(w[t]); (trajectory, grads)."""
+    h = np.asarray(curvatures, dtype=np.float64)
+    w = np.empty((T, h.size))
+    w[0] = np.ones(h.size) if w0 is None else w0
+    w[1] = w[0] - c * h * w[0]
+    for t in range(1, T - 1):
+        w[t + 1] = w[t] + mu * (w[t] - w[t - 1]) - c * h * w[t]
+    return w, w * h
+
+
+@pytest.mark.parametrize("mu", (-0.4, 0.0, 0.5, 0.9))
+def test_estimate_momentum_heavy_ball(mu):
+    a = 0.05
+    # with the step: the model w[t+1] - w[t] = mu V[t] - a (1 - mu) g[t]
+    w, g = heavy_ball(mu, a * (1 - mu), [1.0, 3.0, 7.0])
+    got_mu, eff = estimate_momentum(w, g, step=a)
+    assert got_mu == pytest.approx(mu, abs=1e-9)
+    assert eff == pytest.approx(a * (1 - mu), abs=1e-9)
+    # identifiable with the step even on one mode (one dimension)
+    w1, g1 = heavy_ball(mu, a * (1 - mu), [2.0])
+    assert estimate_momentum(w1[:, 0], g1[:, 0], step=a)[0] == pytest.approx(mu, abs=1e-9)
+    # without it: the two-parameter fit V[t+1] = mu V[t] - c g[t]
+    c = 0.03
+    w, g = heavy_ball(mu, c, [1.0, 3.0, 7.0])
+    got_mu, got_c = estimate_momentum(w, g)
+    assert got_mu == pytest.approx(mu, abs=1e-8)
+    assert got_c == pytest.approx(c, abs=1e-8)
+
+
+def test_estimate_momentum_short_trajectory():
+    with pytest.raises(ValueError, match="3 points"):
+        estimate_momentum(np.zeros((2, 3)), np.zeros((2, 3)))
+
+
+# -------------------------------------- staleness-aware fits: theory on data
+
+def test_fit_geometric_of_simulated_fit():
+    """The geometric fit of a simulated fit's histogram recovers M, and the
+    estimator reports it as implicit_momentum_."""
+    X, y = make_data("reg", n=1500)
+    for M in (3, 6, 12):
+        est = estimator("reg", asynchrony="simulated", n_workers=M, max_iter=3).fit(X, y)
+        fit = fit_geometric(est.staleness_)
+        assert abs(fit.n_workers - M) <= 0.1 * M
+        assert est.implicit_momentum_ == pytest.approx(fit.implicit_momentum, rel=1e-12)
+        assert abs(est.implicit_momentum_ - (1 - 1 / M)) < 0.02
+        assert est.momentum_ == 0.0
+        assert est.total_momentum_ == pytest.approx(est.implicit_momentum_)
+
+
+# ----------------------------------------------------------- momentum="auto"
+
+@pytest.mark.parametrize("engine", [
+    pytest.param({"asynchrony": "threads", "n_jobs": 1}, id="threads-1"),
+    pytest.param({"asynchrony": "threads", "n_jobs": 3}, id="threads-3"),
+    pytest.param({"asynchrony": "simulated", "n_workers": 4}, id="sim-exponential"),
+    pytest.param({"asynchrony": "simulated", "n_workers": 4,
+                  "staleness": "round_robin"}, id="sim-round_robin"),
+    pytest.param({"asynchrony": "simulated", "staleness": [1, 2, 3]}, id="sim-replay"),
+])
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+@pytest.mark.parametrize("kind", ("clf", "reg"))
+def test_auto_momentum_fits(kind, sparse, engine):
+    X, y = make_data(kind, sparse=sparse, n=400)
+    est = estimator(kind, momentum="auto", max_iter=5, **engine).fit(X, y)
+    assert np.all(np.isfinite(est.coef_)) and np.all(np.isfinite(est.intercept_))
+    assert -0.9 <= est.momentum_ <= 0.9
+    assert np.isfinite(est.implicit_momentum_) and np.isfinite(est.total_momentum_)
+    assert 0.0 <= est.implicit_momentum_ < 1.0
+    assert est.total_momentum_ == pytest.approx(est.momentum_ + est.implicit_momentum_)
+    assert est.momentum == "auto"  # the parameter is left as given
+    if kind == "clf":
+        assert est.score(X, y) > 0.7
+    else:
+        assert est.score(X, y) > 0.5
+
+
+def test_auto_momentum_simulated_deterministic():
+    X, y = make_data("clf", sparse=True, n=400)
+    kw = dict(momentum="auto", max_iter=5, asynchrony="simulated", n_workers=6)
+    a = estimator(**kw).fit(X, y)
+    b = estimator(**kw).fit(X, y)
+    assert_same_fit(a, b)
+    assert a.momentum_ == b.momentum_
+
+
+@pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
+def test_target_momentum(sparse):
+    """target_momentum holds explicit + measured implicit at the target:
+    0.5 with M = 4 (implicit about 0.75) asks for about -0.25."""
+    X, y = make_data("reg", sparse=sparse, n=1000)
+    est = estimator("reg", momentum="auto", target_momentum=0.5, max_iter=4,
+                    asynchrony="simulated", n_workers=4).fit(X, y)
+    assert abs(est.momentum_ - (0.5 - 0.75)) < 0.05, est.momentum_
+    assert abs(est.total_momentum_ - 0.5) < 0.05, est.total_momentum_
+
+
+def test_target_momentum_one_worker():
+    """No asynchrony, no implicit momentum: the explicit one is the target."""
+    X, y = make_data("reg", n=300)
+    est = estimator("reg", momentum="auto", target_momentum=0.3, max_iter=3,
+                    asynchrony="simulated", n_workers=1).fit(X, y)
+    assert est.momentum_ == pytest.approx(0.3)
+    assert est.implicit_momentum_ == 0.0
+
+
+# ------------------------------------------------------------- bad input
+
+BAD = [
+    pytest.param({"n_workers": 0}, "n_workers", id="n_workers=0"),
+    pytest.param({"n_workers": -2}, "n_workers", id="n_workers<0"),
+    pytest.param({"n_workers": 2.5}, "n_workers", id="n_workers-float"),
+    pytest.param({"n_workers": True}, "n_workers", id="n_workers-bool"),
+    pytest.param({"staleness": "bogus"}, "staleness", id="staleness-bogus"),
+    pytest.param({"staleness": "fixed"}, "delay", id="fixed-without-delay"),
+    pytest.param({"staleness": "fixed", "delay": -1}, "delay", id="fixed-negative-delay"),
+    pytest.param({"staleness": "fixed", "delay": 1.5}, "delay", id="fixed-float-delay"),
+    pytest.param({"staleness": [1, -1, 2]}, "staleness", id="negative-counts"),
+    pytest.param({"staleness": [0, 0]}, "staleness", id="zero-counts"),
+    pytest.param({"staleness": []}, "staleness", id="empty-counts"),
+    pytest.param({"staleness": [1.0, np.nan]}, "staleness", id="nan-counts"),
+    pytest.param({"staleness": [1.0, np.inf]}, "staleness", id="inf-counts"),
+    pytest.param({"staleness": [[1, 2], [3, 4]]}, "staleness", id="2d-counts"),
+    pytest.param({"staleness": "exponential", "delay": 2}, "delay", id="delay-exponential"),
+    pytest.param({"staleness": "round_robin", "delay": 2}, "delay", id="delay-round_robin"),
+    pytest.param({"staleness": [1, 2], "delay": 2}, "delay", id="delay-replay"),
+]
+
+
+@pytest.mark.parametrize("kind", ("clf", "reg"))
+@pytest.mark.parametrize("params,name", BAD)
+def test_bad_simulated_params(params, name, kind):
+    X, y = make_data(kind, n=50)
+    est = estimator(kind, asynchrony="simulated", **params)
+    with pytest.raises(ValueError, match=name):
+        est.fit(X, y)
+    assert not hasattr(est, "coef_")
+    with pytest.raises(ValueError, match=name):
+        est.partial_fit(X, y, **({"classes": np.unique(y)} if kind == "clf" else {}))
