@@ -5,7 +5,7 @@ learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 
     python bench/bench_auto_momentum.py [--quick]
 
-The target is a fixed fraction of the way from the first epoch's loss to
+The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
 counted at epoch granularity (the epoch whose mean training loss reaches
 the target); "auto" counts every update it makes."""
@@ -21,6 +21,7 @@ from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.datasets import make_rcv1_like
 from pyasync.reproduce import regression_problem
 
+FRACTION = 0.05
 GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
 
 
@@ -76,7 +77,7 @@ def run(quick):
                     continue
                 start = curves[0.0][0] if np.isfinite(curves[0.0][0]) else max(
                     c[0] for c in curves.values() if np.isfinite(c[0]))
-                target = low + 0.2 * (start - low)
+                target = low + FRACTION * (start - low)
 
                 def upd(c):
                     hit = np.flatnonzero(c <= target)

@@ -88,29 +88,49 @@ class AutoMomentum:
     the staleness law measured so far, the fit's step and each momentum of
     the grid, on a small surrogate of the problem around the current weights
     (`momentum.surrogate_rows`, `momentum.choose_momentum`): the momentum that
-    gets there soonest. With `target`, it instead holds explicit + measured
-    implicit momentum at that total."""
+    gets there soonest. The surrogate has no noise floor, so the loop is
+    closed on measured progress too: PATIENCE epochs that fail to lower the
+    best loss cap the momentum below the one they ran with (a lower floor). With
+    `target`, it instead holds explicit + measured implicit momentum at that
+    total."""
+
+    STALL = 1e-3      # relative improvement on the best loss that counts
+    PATIENCE = 2      # epochs without it before the cap drops
+    CAP_STEP = 0.2
 
     def __init__(self, X, y, params, engine, target, seed):
         self.X, self.y, self.params = X, y, params
         self.target = target
         self.rng = np.random.RandomState(seed)
         self.pmf = prior_staleness_pmf(engine)
-        self.momentum = 0.0
+        self.choice = self.current = 0.0
+        self.cap = 0.9
+        self.best_loss = np.inf
+        self.stalled = 0
 
-    def choose(self, epoch, w, b, hist, eta):
+    def choose(self, epoch, w, b, hist, eta, loss_curve):
         if hist.sum() > 0:
             self.pmf = hist / hist.sum()
         if self.target is not None:
             implicit = fit_geometric(self.pmf).implicit_momentum
             return float(np.clip(self.target - implicit, -0.9, 0.9))
+        if loss_curve:
+            if loss_curve[-1] > self.best_loss * (1.0 - self.STALL):
+                self.stalled += 1
+            else:
+                self.stalled = 0
+            if self.stalled >= self.PATIENCE:
+                self.cap = max(-0.9, min(self.cap, self.current) - self.CAP_STEP)
+                self.stalled = 0
+            self.best_loss = min(self.best_loss, loss_curve[-1])
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
             Z = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                prm["fit_intercept"], prm["intercept_decay"], self.rng)
             pmf = np.trim_zeros(self.pmf, "b")
-            self.momentum = choose_momentum(Z, eta, pmf, self.rng)
-        return self.momentum
+            self.choice = choose_momentum(Z, eta, pmf, self.rng)
+        self.current = float(round(min(self.choice, self.cap), 10))
+        return self.current
 
 
 def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
@@ -150,7 +170,7 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
         if auto is not None:
             step = _core.eta(params, eta, t + 1)
             params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
-                                             hist, step)
+                                             hist, step, loss_curve)
         res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
                                  eta, order, engine, hist)
         t += res["n_updates"]
