@@ -139,11 +139,14 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
                         const pa_sim_opts *opts, pa_epoch_stats *stats)
 {
     pa_epoch_ctx ctx;
-    int status = pa_epoch_ctx_init(&ctx, params, data->sparse, t0, eta, opts->n_order);
+    /* the same table length as one thread of the threads engine (n + 1),
+     * so one simulated worker rounds exactly as one thread */
+    int status = pa_epoch_ctx_init(&ctx, params, data->sparse, t0, eta, opts->n_order + 1);
     if (status != PA_OK) return stats->status = status;
     pa_linear_kernel kr = pa_linear_kernel_for(data->dtype, data->sparse, PA_PLAIN);
     pa_rng rng;
     pa_rng_seed(&rng, opts->seed);
+    model->hot_buf = NULL; /* one thread: nothing to buffer */
     if (opts->schedule == PA_SIM_REPLAY)
         status = run_replay(&kr, &ctx, model, data, opts, &rng, stats);
     else

@@ -18,6 +18,7 @@
 #define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
 #define PA_PREFETCH_AHEAD 4      /* rows */
+#define PA_HOT_FLUSH 16          /* updates between flushes of hot buffers */
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct pa_shared pa_shared;
 
 typedef struct {
     _Alignas(PA_LINE) pa_shared *sh;
+    pa_linear_model model;  /* shared arrays; private hot-coordinate buffer */
     pthread_t thread;
     int tid;
     int64_t start, end;
@@ -85,26 +87,29 @@ static void run_chunk(pa_worker *wk)
             break;
         int64_t i = o->order[r];
         if (r + PA_PREFETCH_AHEAD < wk->end)
-            sh->kernel.prefetch(sh->model, sh->data, o->order[r + PA_PREFETCH_AHEAD],
+            sh->kernel.prefetch(&wk->model, sh->data, o->order[r + PA_PREFETCH_AHEAD],
                                 o->order[r + PA_PREFETCH_AHEAD / 2]);
         int64_t k = (r - wk->start) * T + wk->tid + 1;
         int measure = every && n_done % every == 0;
         if (locked) pthread_mutex_lock(&sh->lock);
         int64_t before = measure ? others_committed(sh, wk->tid) : 0;
-        double p = sh->kernel.predict(sh->ctx, sh->model, sh->data, i, k);
+        double p = sh->kernel.predict(sh->ctx, &wk->model, sh->data, i, k);
         if (!isfinite(p)) {
             if (locked) pthread_mutex_unlock(&sh->lock);
             wk->status = PA_DIVERGED;
             __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
             break;
         }
-        sh->kernel.apply(sh->ctx, sh->model, sh->data, i, k, p, &wk->sumloss);
+        sh->kernel.apply(sh->ctx, &wk->model, sh->data, i, k, p, &wk->sumloss);
+        if (wk->model.hot_buf && n_done % PA_HOT_FLUSH == PA_HOT_FLUSH - 1)
+            sh->kernel.flush_hot(&wk->model);
         __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
         int64_t after = measure ? others_committed(sh, wk->tid) : 0;
         if (locked) pthread_mutex_unlock(&sh->lock);
         wk->last_clock = k;
         if (measure) record_staleness(wk, after - before);
     }
+    if (wk->model.hot_buf) sh->kernel.flush_hot(&wk->model);
     wk->n_updates = n_done;
     if (!every) { /* one thread: every update saw the model it read */
         wk->hist[0] += n_done;
@@ -194,13 +199,23 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_commit_counter) * T);
     pa_worker *wk = aligned_alloc(PA_LINE, sizeof(pa_worker) * T);
     int64_t *hists = calloc((size_t)T * hist_len, sizeof(int64_t));
+    double *hot = NULL;
     if (!sh.commits || !wk || !hists) {
         status = PA_NOMEM;
         goto out;
     }
     memset(sh.commits, 0, sizeof(pa_commit_counter) * T);
     memset(wk, 0, sizeof(pa_worker) * T);
+    /* buffering needs additive sparse updates shared by several threads */
+    int buffer_hot = T > 1 && data->sparse && model->hot_slot && model->n_hot > 0 &&
+                     (update == PA_RACY || update == PA_ATOMIC) && !ctx.lazy && !ctx.has_l1;
+    if (buffer_hot) {
+        hot = calloc((size_t)T * (size_t)(model->n_hot + 1 + 8), sizeof(double));
+        if (!hot) { status = PA_NOMEM; goto out; }
+    }
     for (int t = 0; t < T; t++) {
+        wk[t].model = *model;
+        wk[t].model.hot_buf = buffer_hot ? hot + (size_t)t * (size_t)(model->n_hot + 1 + 8) : NULL;
         wk[t].sh = &sh;
         wk[t].tid = t;
         wk[t].start = n * t / T;
@@ -224,6 +239,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     pa_linear_finish(&ctx, model, data->n_features, k_end);
     if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
 out:
+    free(hot);
     free(hists);
     free(wk);
     free(sh.commits);

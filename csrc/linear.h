@@ -18,10 +18,13 @@ typedef double (*pa_apply_fn)(const pa_epoch_ctx *, pa_linear_model *,
 typedef void (*pa_prefetch_fn)(const pa_linear_model *, const pa_dataset *,
                                int64_t i, int64_t i_near);
 
+typedef void (*pa_flush_fn)(pa_linear_model *);
+
 typedef struct {
     pa_predict_fn predict;
     pa_apply_fn apply;
     pa_prefetch_fn prefetch;
+    pa_flush_fn flush_hot;
 } pa_linear_kernel;
 
 pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update);

@@ -190,12 +190,32 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     const REAL *x = (const REAL *)ds->data;
     const int32_t *ind = ds->indices;
     const int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
-    double s = 0.0;
+    double s = 0.0, b = LD(m->b);
     if (c->lazy)
         for (int64_t e = e0; e < e1; e++) FN(pa_catch_up)(c, m, ind[e], k - 1);
-    for (int64_t e = e0; e < e1; e++) s += LD(&m->w[ind[e]]) * (double)x[e];
+    if (m->hot_buf) { /* shared value plus this worker's pending updates */
+        for (int64_t e = e0; e < e1; e++) {
+            int32_t slot = m->hot_slot[ind[e]];
+            double w = LD(&m->w[ind[e]]) + (slot >= 0 ? m->hot_buf[slot] : 0.0);
+            s += w * (double)x[e];
+        }
+        b += m->hot_buf[m->n_hot];
+    } else {
+        for (int64_t e = e0; e < e1; e++) s += LD(&m->w[ind[e]]) * (double)x[e];
+    }
     if (c->scaled) s *= c->decay_prefix[k - 1];
-    return s + LD(m->b);
+    return s + b;
+}
+
+/* Writes a worker's buffered hot-coordinate updates to the shared model. */
+static void FN(pa_flush_hot)(pa_linear_model *m)
+{
+    for (int32_t s = 0; s < m->n_hot; s++) {
+        if (m->hot_buf[s] != 0.0) AXPB(&m->w[m->hot_features[s]], 1.0, m->hot_buf[s]);
+        m->hot_buf[s] = 0.0;
+    }
+    if (m->hot_buf[m->n_hot] != 0.0) AXPB(m->b, 1.0, m->hot_buf[m->n_hot]);
+    m->hot_buf[m->n_hot] = 0.0;
 }
 
 static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
@@ -208,6 +228,16 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
+    if (m->hot_buf) { /* additive updates (scaled or no decay), buffered */
+        double g = upd / scale;
+        for (int64_t e = e0; e < e1; e++) {
+            int32_t slot = m->hot_slot[ind[e]];
+            if (slot >= 0) m->hot_buf[slot] += g * (double)x[e];
+            else AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
+        }
+        if (c->p->fit_intercept) m->hot_buf[m->n_hot] += upd * c->p->intercept_decay;
+        return upd;
+    }
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale;
         for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);

@@ -41,6 +41,15 @@ typedef struct {
     int64_t *last;
     double *b, *vb;
     double u; /* cumulative L1 penalty at the epoch start */
+    /* Hot coordinates (the most frequent sparse columns, written by nearly
+     * every update): with several threads, each buffers its additive
+     * updates to them and the intercept privately, flushing every few
+     * updates, so their cache lines do not bounce between cores.
+     * hot_slot[j] is j's slot or -1; NULL turns buffering off. */
+    const int32_t *hot_slot;
+    const int32_t *hot_features; /* slot -> feature */
+    int32_t n_hot;
+    double *hot_buf;             /* per worker: n_hot slots + the intercept */
 } pa_linear_model;
 
 typedef struct {

@@ -53,6 +53,22 @@ def engine_input(X):
     return EngineCSR(X) if hasattr(X, "indptr") else X
 
 
+# Sparse columns in more than this fraction of rows are "hot": with several
+# threads, each buffers its updates to them (see pyasync_core.h).
+HOT_FREQUENCY = 0.02
+MAX_HOT = 256
+
+
+def hot_columns(X):
+    """(hot_slot, hot_features) of a CSR input: its most frequent columns."""
+    counts = np.bincount(X.indices, minlength=X.shape[1])
+    hot = np.flatnonzero(counts > HOT_FREQUENCY * X.shape[0])
+    hot = hot[np.argsort(-counts[hot], kind="stable")][:MAX_HOT].astype(np.int32)
+    slot = np.full(X.shape[1], -1, dtype=np.int32)
+    slot[hot] = np.arange(hot.size, dtype=np.int32)
+    return slot, hot
+
+
 def new_state(n_features, coef, intercept, velocity, intercept_velocity,
               momentum, l1, lazy):
     """The shared model arrays the engine updates in place."""
@@ -153,6 +169,8 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
     lazy = sparse and (params["l2"] > 0.0 or with_velocity)
     state = new_state(n_features, coef, intercept, velocity, intercept_velocity,
                       1.0 if with_velocity else 0.0, params["l1"], lazy)
+    if sparse and engine["kind"] == "threads" and engine["n_threads"] > 1:
+        state["hot_slot"], state["hot_features"] = hot_columns(X_engine)
     order = np.array(train_idx, dtype=np.int64)
     n_train = order.shape[0]
     hist = np.zeros(HIST_LEN, dtype=np.int64)

@@ -126,6 +126,8 @@ class _BaseAsyncSGD(BaseEstimator):
             elif self.delay is not None:
                 raise ValueError("delay is only used with staleness='fixed'")
             return engine
+        if self.delay is not None:
+            raise ValueError("delay is only used with staleness='fixed'")
         counts = (self.staleness.histogram if isinstance(self.staleness, StalenessStats)
                   else self.staleness)
         counts = np.asarray(counts, dtype=np.float64)
