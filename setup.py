@@ -26,7 +26,17 @@ core = Extension(
     depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],
 )
 
+mlp = Extension(
+    "pyasync._mlp",
+    sources=["pyasync/_mlp.pyx", "csrc/mlp_kernel.c", "csrc/engine_mlp.c"],
+    include_dirs=["csrc", np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+    depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],
+)
+
 if sys.platform == "win32":
     raise SystemExit("pyasync needs POSIX threads (Linux or macOS)")
 
-setup(ext_modules=cythonize([core], language_level=3))
+setup(ext_modules=cythonize([core, mlp], language_level=3))

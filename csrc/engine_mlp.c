@@ -1,0 +1,326 @@
+/* The MLP engines.
+ *
+ * threads: T OS threads share the flat weights w and one velocity v. Each
+ * thread takes the next minibatch of the epoch's order (a shared counter),
+ * reads a private snapshot of w (relaxed atomic loads), computes the loss
+ * and gradient on it with its own scratch, and writes its update into w
+ * with no lock ("racy": relaxed loads and stores, a concurrent write may
+ * be lost; "atomic": compare-and-swap, none is lost) or under one mutex
+ * ("locked": the snapshot and the write each under the lock, so reads are
+ * consistent models and no update is lost; the gradient is still stale).
+ * Staleness of an update = updates other threads committed between its
+ * read and its write, from per-thread commit counters on their own cache
+ * lines, summed before the read and after the write. One update is a whole
+ * minibatch, so reading T counters costs nothing next to it: every
+ * `staleness_every`-th update is measured (1 by default from Python).
+ *
+ * simulated: M virtual workers in one thread, deterministic for a seed.
+ * A worker reads (computes its gradient on the model as it is then, kept
+ * in its own slot: M x n_params doubles) and writes later; the scheduler
+ * picks who writes next: a uniformly random busy worker (exponential) or
+ * workers in turn (round robin: staleness M - 1). */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "mlp_kernel.h"
+#include "rng.h"
+
+#define PA_LINE 64
+#define POLL_NS 50000000LL
+
+typedef struct {
+    _Alignas(PA_LINE) int64_t done;
+    char pad[PA_LINE - sizeof(int64_t)];
+} pa_counter;
+
+typedef struct mlp_shared mlp_shared;
+
+typedef struct {
+    _Alignas(PA_LINE) mlp_shared *sh;
+    pa_mlp_work work;
+    pthread_t thread;
+    int tid;
+    double sumloss;
+    int64_t n_updates;
+    int64_t *hist;
+    int64_t smax, scount;
+    double ssum;
+    int status;
+} mlp_worker;
+
+struct mlp_shared {
+    const pa_mlp_params *p;
+    const pa_mlp_data *d;
+    double *w, *v;
+    const pa_engine_opts *opts;
+    int update;
+    int64_t n_batches, hist_len;
+    _Alignas(PA_LINE) int64_t next_batch;
+    _Alignas(PA_LINE) int stop;
+    pa_counter *commits;
+    pthread_mutex_t lock;
+    pthread_mutex_t exit_lock;
+    pthread_cond_t exit_cond;
+    int n_exited;
+    int inline_poll;          /* one thread, run by the launching thread */
+    int64_t last_poll_ns;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t others(const mlp_shared *sh, int tid)
+{
+    int64_t s = 0;
+    for (int o = 0; o < sh->opts->n_threads; o++)
+        if (o != tid) s += __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
+    return s;
+}
+
+static void record(int64_t *hist, int64_t len, int64_t s, int64_t *smax, int64_t *scount,
+                   double *ssum)
+{
+    hist[s < len - 1 ? s : len - 1]++;
+    if (s > *smax) *smax = s;
+    *ssum += (double)s;
+    (*scount)++;
+}
+
+static void run_worker(mlp_worker *wk)
+{
+    mlp_shared *sh = wk->sh;
+    const pa_engine_opts *o = sh->opts;
+    const pa_mlp_params *p = sh->p;
+    const int T = o->n_threads, locked = sh->update == PA_LOCKED;
+    const int shared = T > 1 && !locked;
+    const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
+    const int64_t B = p->batch_size;
+    int64_t *done = &sh->commits[wk->tid].done, n_done = 0;
+    for (;;) {
+        if (__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) break;
+        if (sh->inline_poll && o->poll) {
+            int64_t t = now_ns();
+            if (t - sh->last_poll_ns >= POLL_NS) {
+                sh->last_poll_ns = t;
+                if (o->poll(o->poll_ctx)) { sh->stop = 1; break; }
+            }
+        }
+        const int64_t b = __atomic_fetch_add(&sh->next_batch, 1, __ATOMIC_RELAXED);
+        if (b >= sh->n_batches) break;
+        const int64_t start = b * B;
+        const int64_t n = o->n_order - start < B ? o->n_order - start : B;
+        const int measure = every && n_done % every == 0;
+        int64_t before = 0;
+        if (locked) pthread_mutex_lock(&sh->lock);
+        if (measure) before = others(sh, wk->tid);
+        pa_mlp_snapshot(&wk->work, sh->w, shared);
+        if (locked) pthread_mutex_unlock(&sh->lock);
+        double loss;
+        if (pa_mlp_compute(&wk->work, sh->d, o->order + start, n, &loss) != PA_OK) {
+            wk->status = PA_DIVERGED;
+            __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        if (locked) pthread_mutex_lock(&sh->lock);
+        pa_mlp_apply(p, wk->work.n_params, sh->w, sh->v, wk->work.grad,
+                     T == 1 || locked ? PA_PLAIN : sh->update);
+        __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
+        int64_t after = measure ? others(sh, wk->tid) : 0;
+        if (locked) pthread_mutex_unlock(&sh->lock);
+        if (measure) record(wk->hist, sh->hist_len, after - before, &wk->smax, &wk->scount,
+                            &wk->ssum);
+        wk->sumloss += loss * (double)n;
+    }
+    wk->n_updates = n_done;
+    if (!every) { /* one thread: every update saw the model it read */
+        wk->hist[0] += n_done;
+        wk->scount += n_done;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    mlp_worker *wk = arg;
+    run_worker(wk);
+    pthread_mutex_lock(&wk->sh->exit_lock);
+    wk->sh->n_exited++;
+    pthread_cond_signal(&wk->sh->exit_cond);
+    pthread_mutex_unlock(&wk->sh->exit_lock);
+    return NULL;
+}
+
+/* Waits for the workers, polling the caller (signals) every 50 ms. */
+static void wait_workers(mlp_shared *sh, int n_started)
+{
+    pthread_mutex_lock(&sh->exit_lock);
+    while (sh->n_exited < n_started) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += POLL_NS;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        int rc = pthread_cond_timedwait(&sh->exit_cond, &sh->exit_lock, &ts);
+        if (rc == ETIMEDOUT && sh->opts->poll) {
+            pthread_mutex_unlock(&sh->exit_lock);
+            if (sh->opts->poll(sh->opts->poll_ctx))
+                __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+            pthread_mutex_lock(&sh->exit_lock);
+        }
+    }
+    pthread_mutex_unlock(&sh->exit_lock);
+}
+
+static int64_t n_batches_of(int64_t n, int64_t B) { return B > 0 ? (n + B - 1) / B : 0; }
+
+int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double *v,
+                 const pa_engine_opts *opts, pa_epoch_stats *stats)
+{
+    const int T = opts->n_threads > 0 ? opts->n_threads : 1;
+    const int64_t hist_len = stats->hist_len;
+    if (p->batch_size < 1 || p->n_layers < 1 || p->n_layers > PA_MLP_MAX_LAYERS)
+        return stats->status = PA_NOMEM;
+    mlp_shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.p = p;
+    sh.d = d;
+    sh.w = w;
+    sh.v = p->momentum != 0.0 ? v : NULL;
+    sh.opts = opts;
+    sh.update = opts->update;
+    sh.n_batches = n_batches_of(opts->n_order, p->batch_size);
+    sh.hist_len = hist_len;
+    sh.inline_poll = T == 1;
+    sh.last_poll_ns = now_ns();
+    pthread_mutex_init(&sh.lock, NULL);
+    pthread_mutex_init(&sh.exit_lock, NULL);
+    pthread_cond_init(&sh.exit_cond, NULL);
+    int status = PA_OK, n_init = 0;
+    sh.commits = aligned_alloc(PA_LINE, sizeof(pa_counter) * T);
+    mlp_worker *wk = aligned_alloc(PA_LINE, sizeof(mlp_worker) * T);
+    int64_t *hists = calloc((size_t)T * (size_t)hist_len, sizeof(int64_t));
+    if (!sh.commits || !wk || !hists) { status = PA_NOMEM; goto out; }
+    memset(sh.commits, 0, sizeof(pa_counter) * T);
+    memset(wk, 0, sizeof(mlp_worker) * T);
+    for (; n_init < T; n_init++) {
+        mlp_worker *x = &wk[n_init];
+        x->sh = &sh;
+        x->tid = n_init;
+        x->hist = hists + (size_t)n_init * (size_t)hist_len;
+        if (pa_mlp_work_init(&x->work, p) != PA_OK) { status = PA_NOMEM; goto out; }
+    }
+    if (T == 1) {
+        run_worker(&wk[0]);
+    } else {
+        int started = 0;
+        for (; started < T; started++)
+            if (pthread_create(&wk[started].thread, NULL, worker_main, &wk[started]))
+                break;
+        if (started < T) __atomic_store_n(&sh.stop, 1, __ATOMIC_RELAXED);
+        wait_workers(&sh, started);
+        for (int t = 0; t < started; t++) pthread_join(wk[t].thread, NULL);
+        if (started < T) status = PA_NOMEM;
+    }
+    for (int t = 0; t < T; t++) {
+        stats->sumloss += wk[t].sumloss;
+        stats->n_updates += wk[t].n_updates;
+        stats->staleness_sum += wk[t].ssum;
+        stats->staleness_count += wk[t].scount;
+        if (wk[t].smax > stats->staleness_max) stats->staleness_max = wk[t].smax;
+        for (int64_t b = 0; b < hist_len; b++) stats->staleness_hist[b] += wk[t].hist[b];
+        if (wk[t].status != PA_OK && status == PA_OK) status = wk[t].status;
+    }
+    stats->clock_end = stats->n_updates;
+    if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
+out:
+    if (wk)
+        for (int t = 0; t < n_init; t++) pa_mlp_work_free(&wk[t].work);
+    free(hists);
+    free(wk);
+    free(sh.commits);
+    pthread_cond_destroy(&sh.exit_cond);
+    pthread_mutex_destroy(&sh.exit_lock);
+    pthread_mutex_destroy(&sh.lock);
+    return stats->status = status;
+}
+
+int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double *v,
+                     const pa_sim_opts *o, pa_epoch_stats *st)
+{
+    const int64_t B = p->batch_size, nb = n_batches_of(o->n_order, B);
+    if (B < 1 || p->n_layers < 1 || p->n_layers > PA_MLP_MAX_LAYERS)
+        return st->status = PA_NOMEM;
+    int64_t M = o->n_workers < nb ? o->n_workers : nb;
+    if (M < 1) M = 1;
+    pa_mlp_work work;
+    if (pa_mlp_work_init(&work, p) != PA_OK) return st->status = PA_NOMEM;
+    const int64_t P = work.n_params;
+    double *grads = malloc(sizeof(double) * (size_t)(M * P));
+    double *loss = malloc(sizeof(double) * (size_t)M);
+    int64_t *nrows = malloc(sizeof(int64_t) * (size_t)M);
+    int64_t *read_clock = malloc(sizeof(int64_t) * (size_t)M);
+    int64_t *busy_slot = malloc(sizeof(int64_t) * (size_t)M);
+    int status = PA_OK;
+    if (!grads || !loss || !nrows || !read_clock || !busy_slot) { status = PA_NOMEM; goto out; }
+    double *vel = p->momentum != 0.0 ? v : NULL;
+    pa_rng rng;
+    pa_rng_seed(&rng, o->seed);
+    int64_t next = 0, busy = 0, last_poll = now_ns();
+    /* worker `slot` reads batch `next` at clock `clock` */
+#define READ(slot, clock) do {                                                   \
+        const int64_t s_ = (slot), start_ = next * B;                            \
+        const int64_t n_ = o->n_order - start_ < B ? o->n_order - start_ : B;    \
+        pa_mlp_snapshot(&work, w, 0);                                            \
+        if (pa_mlp_compute(&work, d, o->order + start_, n_, &loss[s_]) != PA_OK) \
+            status = PA_DIVERGED;                                                \
+        memcpy(grads + s_ * P, work.grad, sizeof(double) * (size_t)P);           \
+        nrows[s_] = n_;                                                          \
+        read_clock[s_] = (clock);                                                \
+        next++;                                                                  \
+    } while (0)
+    for (int64_t j = 0; j < M && status == PA_OK; j++) {
+        READ(j, 0);
+        busy_slot[busy++] = j;
+    }
+    int64_t turn = 0;
+    for (int64_t k = 1; k <= nb && status == PA_OK; k++) {
+        const int64_t q = o->schedule == PA_SIM_ROUND_ROBIN
+                              ? turn++ % busy
+                              : (int64_t)pa_rng_below(&rng, (uint64_t)busy);
+        const int64_t s = busy_slot[q];
+        pa_mlp_apply(p, P, w, vel, grads + s * P, PA_PLAIN);
+        record(st->staleness_hist, st->hist_len, k - 1 - read_clock[s], &st->staleness_max,
+               &st->staleness_count, &st->staleness_sum);
+        st->sumloss += loss[s] * (double)nrows[s];
+        st->n_updates++;
+        if (next < nb) {
+            READ(s, k);
+        } else { /* draining: the worker leaves, the others keep their turn */
+            for (int64_t r = q; r + 1 < busy; r++) busy_slot[r] = busy_slot[r + 1];
+            busy--;
+            if (o->schedule == PA_SIM_ROUND_ROBIN && busy > 0) turn = q % busy;
+        }
+        if (o->poll) {
+            int64_t t = now_ns();
+            if (t - last_poll >= POLL_NS) {
+                last_poll = t;
+                if (o->poll(o->poll_ctx)) status = PA_INTERRUPTED;
+            }
+        }
+    }
+#undef READ
+    st->clock_end = st->n_updates;
+out:
+    pa_mlp_work_free(&work);
+    free(grads);
+    free(loss);
+    free(nrows);
+    free(read_clock);
+    free(busy_slot);
+    return st->status = status;
+}
