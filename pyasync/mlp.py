@@ -1,0 +1,652 @@
+"""AsyncMLPClassifier and AsyncMLPRegressor: counterparts of scikit-learn's
+MLPClassifier and MLPRegressor (solver="sgd") whose minibatch updates run
+in the compiled core, on lock-free asynchronous worker threads or on the
+deterministic simulator of asynchrony.
+
+The epoch loop follows sklearn/neural_network/_multilayer_perceptron.py
+(`_fit_stochastic`) step for step: the same weight initialisation, the same
+random stream (initialisation, early-stopping split, per-epoch shuffles), the
+same learning-rate schedules and stopping rules, so that with one worker the
+fit equals scikit-learn's to rounding."""
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, shuffle as sk_shuffle
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import _mlp
+from .linear import resolve_n_jobs
+from .staleness import StalenessStats
+
+MAX_INT = np.iinfo(np.int32).max
+HIST_LEN = 257
+MAX_HIDDEN_LAYERS = 3
+MAX_UNITS = 65536
+ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+UPDATES = ("racy", "atomic", "locked")
+ASYNCHRONY = ("threads", "simulated")
+STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
+# Each update is a whole minibatch: reading the other threads' commit
+# counters (one cache line each) is free next to it, so every update is
+# measured.
+STALENESS_EVERY = 1
+
+
+def _check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+
+
+def _check_int(name, value, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
+def _pack(coefs, intercepts):
+    return np.concatenate([np.concatenate([np.ravel(c), np.ravel(b)])
+                           for c, b in zip(coefs, intercepts)]).astype(np.float64)
+
+
+def _unpack(w, units):
+    coefs, intercepts, off = [], [], 0
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        coefs.append(w[off:off + fan_in * fan_out].reshape(fan_in, fan_out).copy())
+        off += fan_in * fan_out
+        intercepts.append(w[off:off + fan_out].copy())
+        off += fan_out
+    return coefs, intercepts
+
+
+def _engine_X(X):
+    """X as the engine reads it: a C-contiguous array or CSR parts."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.sum_duplicates()
+
+        class _CSR:
+            pass
+        csr = _CSR()
+        csr.data = np.ascontiguousarray(X.data)
+        csr.indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+        csr.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+        csr.shape, csr.dtype = X.shape, X.dtype
+        return csr
+    return np.ascontiguousarray(X)
+
+
+def _forward(X, coefs, intercepts, activation, out_activation):
+    """The network's output for X (numpy; scikit-learn's `_forward_pass_fast`)."""
+    a = X
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        a = safe_sparse_dot(a, W, dense_output=True) + b
+        act = activation if i + 1 < len(coefs) else out_activation
+        if act == "relu":
+            np.maximum(a, 0, out=a)
+        elif act == "tanh":
+            np.tanh(a, out=a)
+        elif act == "logistic":
+            a = expit(a)
+        elif act == "softmax":
+            a = a - a.max(axis=1, keepdims=True)
+            np.exp(a, out=a)
+            a /= a.sum(axis=1, keepdims=True)
+    return a
+
+
+class _BaseAsyncMLP(BaseEstimator):
+    """The epoch loop shared by the classifier and the regressor."""
+
+    _VALIDATION = dict(accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32))
+
+    # -- parameters -------------------------------------------------------
+    def _hidden_sizes(self):
+        h = self.hidden_layer_sizes
+        if isinstance(h, (Integral, np.integer)) and not isinstance(h, bool):
+            h = [h]
+        try:
+            h = list(h)
+        except TypeError:
+            raise ValueError(f"hidden_layer_sizes must be an int or a sequence of ints, "
+                             f"got {self.hidden_layer_sizes!r}") from None
+        if not 1 <= len(h) <= MAX_HIDDEN_LAYERS:
+            raise ValueError(f"hidden_layer_sizes must hold 1 to {MAX_HIDDEN_LAYERS} "
+                             f"layers, got {self.hidden_layer_sizes!r}")
+        for u in h:
+            if isinstance(u, (bool, np.bool_)) or not isinstance(u, (Integral, np.integer)) \
+                    or not 1 <= u <= MAX_UNITS:
+                raise ValueError(f"hidden_layer_sizes must be > 0 (and <= {MAX_UNITS}), "
+                                 f"got {self.hidden_layer_sizes!r}")
+        return [int(u) for u in h]
+
+    def _validate_hyperparameters(self, incremental=False):
+        """Checks every hyperparameter; returns (hidden sizes, engine)."""
+        hidden = self._hidden_sizes()
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        if self.solver != "sgd":
+            raise ValueError(f"solver must be 'sgd' (the only solver of the "
+                             f"asynchronous MLPs), got {self.solver!r}")
+        _check_real("alpha", self.alpha, 0.0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            _check_int("batch_size", self.batch_size, 1)
+        _check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
+        _check_real("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
+        _check_real("power_t", self.power_t)
+        _check_int("max_iter", self.max_iter, 1)
+        _check_bool("shuffle", self.shuffle)
+        _check_real("tol", self.tol, 0.0)
+        if not isinstance(self.verbose, (bool, np.bool_, Integral)):
+            raise ValueError(f"verbose must be a bool or an int, got {self.verbose!r}")
+        _check_bool("warm_start", self.warm_start)
+        if isinstance(self.momentum, str):
+            if self.momentum == "auto":
+                raise ValueError("momentum='auto' is not supported for MLPs yet; "
+                                 "give a number in (-1, 1)")
+            raise ValueError(f"momentum must be a number in (-1, 1), got {self.momentum!r}")
+        _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
+        _check_bool("nesterovs_momentum", self.nesterovs_momentum)
+        _check_bool("early_stopping", self.early_stopping)
+        _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, True, True)
+        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        _check_choice("update", self.update, UPDATES)
+        _check_choice("asynchrony", self.asynchrony, ASYNCHRONY)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        n_jobs = resolve_n_jobs(self.n_jobs)
+        if self.asynchrony == "threads":
+            engine = {"kind": "threads", "n_threads": n_jobs, "update": self.update,
+                      "staleness_every": STALENESS_EVERY}
+        else:
+            n_workers = n_jobs if self.n_workers is None else self.n_workers
+            _check_int("n_workers", n_workers, 1)
+            if not isinstance(self.staleness, str):
+                raise ValueError("staleness must be one of 'exponential', 'round_robin', "
+                                 "'fixed' for MLPs (replayed histograms are not supported "
+                                 "yet)")
+            _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
+            engine = {"kind": "simulated", "n_workers": int(n_workers),
+                      "schedule": self.staleness, "seed": 0}
+            if self.staleness == "fixed":
+                if self.delay is None:
+                    raise ValueError("staleness='fixed' needs delay (an integer >= 0)")
+                _check_int("delay", self.delay, 0)
+                engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
+            elif self.delay is not None:
+                raise ValueError("delay is only used with staleness='fixed'")
+        return hidden, engine
+
+    # -- fitting ----------------------------------------------------------
+    def _init_coef(self, fan_in, fan_out, rs):
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coef = rs.uniform(-bound, bound, (fan_in, fan_out))
+        intercept = rs.uniform(-bound, bound, fan_out)
+        return coef, intercept
+
+    def _fit(self, X, y, incremental=False):
+        """Runs the fit; a fit that fails (bad input, divergence, Ctrl-C)
+        leaves the estimator exactly as it was."""
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_epochs(X, y, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_epochs(self, X, y, incremental):
+        hidden, engine = self._validate_hyperparameters(incremental)
+        fitted = hasattr(self, "coefs_")
+        first_pass = not fitted or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        units = [n_features] + hidden + [Y.shape[1]]
+        rs = check_random_state(self.random_state)
+        # everything below is local until the fit succeeds
+        st = {}
+        if first_pass:
+            st["n_outputs_"] = Y.shape[1]
+            st["n_layers_"] = len(units)
+            st["out_activation_"] = self._out_activation(Y)
+            coefs, intercepts = [], []
+            for fan_in, fan_out in zip(units[:-1], units[1:]):
+                c, b = self._init_coef(fan_in, fan_out, rs)
+                coefs.append(c)
+                intercepts.append(b)
+            st["t_"] = 0
+            st["loss_curve_"] = []
+            st["_no_improvement_count"] = 0
+            if self.early_stopping:
+                st["validation_scores_"] = []
+                st["best_validation_score_"] = -np.inf
+                st["best_loss_"] = None
+            else:
+                st["best_loss_"] = np.inf
+                st["validation_scores_"] = None
+                st["best_validation_score_"] = None
+            best = None
+        else:
+            old = [n_features] + [c.shape[1] for c in self.coefs_]
+            if old != units:
+                raise ValueError(
+                    f"The fitted network has layer sizes {old}; this call asks for "
+                    f"{units}. Set warm_start=False (or refit) to change the "
+                    "architecture.")
+            for name in ("n_outputs_", "n_layers_", "out_activation_", "t_",
+                         "_no_improvement_count", "best_loss_", "validation_scores_",
+                         "best_validation_score_"):
+                st[name] = getattr(self, name)
+            st["loss_curve_"] = list(self.loss_curve_)
+            if st["validation_scores_"] is not None:
+                st["validation_scores_"] = list(st["validation_scores_"])
+            coefs, intercepts = self.coefs_, self.intercepts_
+            best = getattr(self, "_best_w", None)
+        w = _pack(coefs, intercepts)
+        if self.early_stopping and (first_pass or best is None):
+            best = w.copy()
+        if not incremental or not hasattr(self, "_velocity") \
+                or self._velocity.shape != w.shape:
+            v = np.zeros_like(w)
+            lr = float(self.learning_rate_init)
+        else:
+            v = self._velocity.copy()
+            lr = self._learning_rate
+
+        if self.early_stopping:
+            stratify = y if self._is_classifier and st["n_outputs_"] == 1 else None
+            idx_train, idx_val = train_test_split(
+                np.arange(n_samples), random_state=rs,
+                test_size=self.validation_fraction, stratify=stratify)
+            if idx_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            X_train, Y_train = X[idx_train], Y[idx_train]
+            X_val, y_val = X[idx_val], np.asarray(y)[idx_val]
+        else:
+            X_train, Y_train = X, Y
+        n_train = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample "
+                              "size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_train))
+        X_engine = _engine_X(X_train)
+        Y_engine = np.ascontiguousarray(Y_train, dtype=np.float64)
+        seed = rs.randint(MAX_INT) if engine["kind"] == "simulated" else 0
+        params = {"units": units, "activation": self.activation,
+                  "output": st["out_activation_"], "alpha": float(self.alpha),
+                  "lr": lr, "momentum": float(self.momentum),
+                  "nesterov": bool(self.nesterovs_momentum), "batch_size": batch_size}
+        hist = np.zeros(HIST_LEN, dtype=np.int64)
+        stale_sum, stale_max = 0.0, 0
+        sample_idx = np.arange(n_train, dtype=np.int64)
+        n_iter = 0
+        for it in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = sk_shuffle(sample_idx, random_state=rs)
+            order = np.ascontiguousarray(sample_idx, dtype=np.int64)
+            if engine["kind"] == "simulated":
+                engine = dict(engine, seed=(seed * 0x9E3779B9 + it) % 2**64)
+            params["lr"] = lr
+            res = _mlp.mlp_epoch(params, X_engine, Y_engine, w, v, order, engine, hist)
+            stale_sum += res["staleness_sum"]
+            stale_max = max(stale_max, res["staleness_max"])
+            if res["diverged"] or not np.isfinite(res["sumloss"]) \
+                    or not np.all(np.isfinite(w)):
+                raise ValueError(
+                    f"The fit diverged at epoch #{it + 1}: non-finite loss or weights. "
+                    "Scaling the input (StandardScaler), a smaller learning_rate_init "
+                    "or a smaller momentum might help.")
+            n_iter += 1
+            loss = res["sumloss"] / n_train
+            st["t_"] += n_train
+            st["loss_curve_"].append(loss)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (n_iter, loss))
+            if self.early_stopping:
+                c, b = _unpack(w, units)
+                score = self._score_weights(X_val, y_val, c, b, st["out_activation_"])
+                st["validation_scores_"].append(score)
+                if self.verbose:
+                    print("Validation score: %f" % score)
+                if score < st["best_validation_score_"] + self.tol:
+                    st["_no_improvement_count"] += 1
+                else:
+                    st["_no_improvement_count"] = 0
+                if score > st["best_validation_score_"]:
+                    st["best_validation_score_"] = score
+                    best = w.copy()
+            else:
+                if loss > st["best_loss_"] - self.tol:
+                    st["_no_improvement_count"] += 1
+                else:
+                    st["_no_improvement_count"] = 0
+                if loss < st["best_loss_"]:
+                    st["best_loss_"] = loss
+            if self.learning_rate == "invscaling":
+                lr = float(self.learning_rate_init) / (st["t_"] + 1) ** self.power_t
+            if st["_no_improvement_count"] > self.n_iter_no_change:
+                if self.learning_rate == "adaptive" and lr > 1e-6:
+                    lr /= 5.0
+                    st["_no_improvement_count"] = 0
+                    if self.verbose:
+                        print("Setting learning rate to %f" % lr)
+                else:
+                    if self.verbose:
+                        print("Training loss did not improve more than tol=%f for %d "
+                              "consecutive epochs. Stopping." % (self.tol,
+                                                                 self.n_iter_no_change))
+                    break
+            if incremental:
+                break
+            if n_iter == self.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                    "optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning)
+        final = best if self.early_stopping else w
+        # commit
+        for name, value in st.items():
+            setattr(self, name, value)
+        self.coefs_, self.intercepts_ = _unpack(final, units)
+        self._best_w = best
+        self._velocity = v
+        self._learning_rate = lr
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
+        self.n_iter_ = n_iter
+        self.staleness_ = StalenessStats.from_counts(hist, stale_sum, stale_max)
+        self._commit_labels()
+        return self
+
+    def _commit_labels(self):
+        pass
+
+    def _forward_fast(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, **self._VALIDATION)
+        return _forward(X, self.coefs_, self.intercepts_, self.activation,
+                        self.out_activation_)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "coefs_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_DOC_NEW = """
+    Parameters follow scikit-learn's {base} (solver="sgd") with the same
+    meaning; on top:
+
+    momentum : float in (-1, 1), default=0.9
+        Momentum of the SGD updates, one velocity shared by all workers;
+        negative values are allowed (asynchrony adds momentum of its own,
+        about 1 - 1/M for M workers). "auto" is not supported for MLPs yet.
+    n_jobs : int, default=None
+        Worker threads (None: 1, -1: all cores). Each takes the next
+        minibatch of the epoch, computes its gradient on a snapshot of the
+        shared weights and writes its update with no lock.
+    update : {{"racy", "atomic", "locked"}}, default="racy"
+        How workers write the shared weights: relaxed loads and stores (a
+        concurrent write may be lost), compare-and-swap (none is lost), or
+        one mutex around each snapshot and each write.
+    asynchrony : {{"threads", "simulated"}}, default="threads"
+    n_workers : int, default=None
+        Simulated workers M (None: n_jobs).
+    staleness : {{"exponential", "round_robin", "fixed"}}, default="exponential"
+        The simulated scheduler; "fixed" uses ``delay``.
+    delay : int, default=None
+
+    Attributes as scikit-learn's (coefs_, intercepts_, loss_curve_, loss_,
+    best_loss_, n_iter_, t_, n_layers_, n_outputs_, out_activation_, ...)
+    plus ``staleness_`` (StalenessStats of the last fit call).
+"""
+
+
+class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
+    __doc__ = ("Multi-layer perceptron classifier trained by asynchronous "
+               "minibatch SGD.\n" + _DOC_NEW.format(base="MLPClassifier"))
+
+    _is_classifier = True
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="sgd",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
+                 update="racy", asynchrony="threads", n_workers=None,
+                 staleness="exponential", delay=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.n_jobs = n_jobs
+        self.update = update
+        self.asynchrony = asynchrony
+        self.n_workers = n_workers
+        self.staleness = staleness
+        self.delay = delay
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, reset=reset,
+                             **self._VALIDATION)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        target = type_of_target(y)
+        if target not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(f"Unknown label type: {target!r}; AsyncMLPClassifier "
+                             "needs class labels")
+        partial_classes = getattr(self, "_partial_classes", None)
+        if partial_classes is not None:
+            lb = LabelBinarizer().fit(partial_classes)
+            unknown = np.setdiff1d(unique_labels(y), lb.classes_)
+            if unknown.size:
+                raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
+        elif not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            lb = LabelBinarizer().fit(y)
+            if target != "multilabel-indicator" and lb.classes_.shape[0] < 2:
+                raise ValueError("The number of classes has to be greater than one; "
+                                 f"got {lb.classes_.shape[0]} class")
+        else:
+            lb = self._label_binarizer
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes "
+                        f"as in the previous call to fit. Previously got "
+                        f"{self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}.")
+        self._new_binarizer = lb
+        Y = lb.transform(y).astype(np.float64)
+        return X, Y
+
+    def _out_activation(self, Y):
+        return "softmax" if self._new_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _commit_labels(self):
+        self._label_binarizer = self._new_binarizer
+        self.classes_ = self._label_binarizer.classes_
+        del self._new_binarizer
+
+    def _score_weights(self, X, y, coefs, intercepts, out_activation):
+        out = _forward(X, coefs, intercepts, self.activation, out_activation)
+        return accuracy_score(y, self._decode(out, self._new_binarizer))
+
+    @staticmethod
+    def _decode(out, lb):
+        if out.shape[1] == 1:
+            out = out.ravel()
+        return lb.inverse_transform(out)
+
+    def fit(self, X, y):
+        """Fit the network to (X, y), up to max_iter epochs (continuing the
+        last fit with warm_start=True)."""
+        try:
+            return self._fit(X, y, incremental=False)
+        finally:
+            self.__dict__.pop("_new_binarizer", None)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y); `classes` is required on the first call."""
+        first = not hasattr(self, "coefs_")
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to "
+                                 "partial_fit.")
+            classes = unique_labels(classes)
+            if classes.shape[0] < 2:
+                raise ValueError("The number of classes has to be greater than one; "
+                                 f"got {classes.shape[0]} class")
+            self._partial_classes = classes
+        elif classes is not None and not np.array_equal(unique_labels(classes),
+                                                        self.classes_):
+            raise ValueError(f"`classes={classes!r}` is not the same as on the last "
+                             f"call to partial_fit, was: {self.classes_!r}")
+        try:
+            return self._fit(X, y, incremental=True)
+        finally:
+            self.__dict__.pop("_partial_classes", None)
+            self.__dict__.pop("_new_binarizer", None)
+
+    def predict(self, X):
+        """Class labels for X."""
+        return self._decode(self._forward_fast(X), self._label_binarizer)
+
+    def predict_proba(self, X):
+        """Probability of each class."""
+        p = self._forward_fast(X)
+        if p.shape[1] == 1:
+            p = p.ravel()
+        if p.ndim == 1:
+            return np.vstack([1 - p, p]).T
+        return p
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
+    __doc__ = ("Multi-layer perceptron regressor (squared error, identity "
+               "output) trained by asynchronous minibatch SGD.\n"
+               + _DOC_NEW.format(base="MLPRegressor"))
+
+    _is_classifier = False
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="sgd",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
+                 update="racy", asynchrony="threads", n_workers=None,
+                 staleness="exponential", delay=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.n_jobs = n_jobs
+        self.update = update
+        self.asynchrony = asynchrony
+        self.n_workers = n_workers
+        self.staleness = staleness
+        self.delay = delay
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             reset=reset, **self._VALIDATION)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = np.asarray(y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        return X, Y
+
+    def _out_activation(self, Y):
+        return "identity"
+
+    def _score_weights(self, X, y, coefs, intercepts, out_activation):
+        out = _forward(X, coefs, intercepts, self.activation, out_activation)
+        return r2_score(y, out.ravel() if out.shape[1] == 1 else out)
+
+    def fit(self, X, y):
+        """Fit the network to (X, y), up to max_iter epochs (continuing the
+        last fit with warm_start=True)."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the current network."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets for X."""
+        out = self._forward_fast(X)
+        return out.ravel() if out.shape[1] == 1 else out
