@@ -1,0 +1,533 @@
+"""AsyncMLPClassifier / AsyncMLPRegressor and the compiled MLP core: the
+scikit-learn contract, gradients against finite differences, one epoch
+against a plain-numpy reference, scikit-learn's MLP*(solver="sgd") matched
+to rounding with one worker, accuracy on digits with two threads, the
+simulated engine's determinism and schedules, bad input, Ctrl-C."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, _mlp
+from pyasync.mlp import HIST_LEN
+
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
+
+
+# -- scikit-learn's estimator checks ---------------------------------------
+# scikit-learn runs its checks on MLPClassifier / MLPRegressor with
+# max_iter=100 (INIT_PARAMS in sklearn/utils/_test_common/instance_generator.py)
+# and lists no expected failure for them in PER_ESTIMATOR_XFAIL_CHECKS (only
+# check-specific parameters for the sample-weight checks, which do not apply:
+# these estimators take no sample_weight). So none is expected here either.
+MLP_EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    [AsyncMLPClassifier(max_iter=100), AsyncMLPRegressor(max_iter=100)],
+    expected_failed_checks=lambda est: MLP_EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+# -- a plain numpy reference -------------------------------------------------
+def unpack(w, units):
+    Ws, bs, off = [], [], 0
+    for a, b in zip(units[:-1], units[1:]):
+        Ws.append(w[off:off + a * b].reshape(a, b))
+        off += a * b
+        bs.append(w[off:off + b])
+        off += b
+    return Ws, bs
+
+
+def ref_loss_grad(w, units, act, out, alpha, X, Y):
+    """scikit-learn's _backprop, written out in numpy."""
+    f = {"identity": lambda z: z, "relu": lambda z: np.maximum(z, 0),
+         "tanh": np.tanh, "logistic": expit}[act]
+    Ws, bs = unpack(w, units)
+    n = X.shape[0]
+    A = [X]
+    for layer, (W, b) in enumerate(zip(Ws, bs)):
+        Z = A[-1] @ W + b
+        A.append(f(Z) if layer + 1 < len(Ws) else Z)
+    Z = A[-1]
+    eps = np.finfo(np.float64).eps
+    if out == "softmax":
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P = E / E.sum(axis=1, keepdims=True)
+        loss = -np.sum(Y * np.log(np.clip(P, eps, 1 - eps))) / n
+    elif out == "logistic":
+        P = expit(Z)
+        Pc = np.clip(P, eps, 1 - eps)
+        loss = -np.sum(Y * np.log(Pc) + (1 - Y) * np.log(1 - Pc)) / n
+    else:
+        P = Z
+        loss = 0.5 * np.mean((Y - P) ** 2)
+    loss += 0.5 * alpha * sum(np.sum(W * W) for W in Ws) / n
+    D = P - Y
+    grads = [None] * len(Ws)
+    for layer in range(len(Ws) - 1, -1, -1):
+        grads[layer] = np.concatenate([((A[layer].T @ D + alpha * Ws[layer]) / n).ravel(),
+                                       D.sum(axis=0) / n])
+        if layer > 0:
+            D = D @ Ws[layer].T
+            a = A[layer]
+            if act == "relu":
+                D[a == 0] = 0
+            elif act == "tanh":
+                D *= 1 - a ** 2
+            elif act == "logistic":
+                D *= a * (1 - a)
+    return loss, np.concatenate(grads)
+
+
+def problem(out, n=23, d=7, hidden=(9, 18), K=3, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d)
+    if out == "softmax":
+        Y = np.eye(K)[rng.randint(K, size=n)]
+    elif out == "logistic":
+        K = 1
+        Y = (rng.rand(n, 1) > 0.5).astype(float)
+    else:
+        Y = rng.randn(n, K)
+    units = [d, *hidden, K]
+    return X, Y, units
+
+
+def params(units, act, out, **kw):
+    p = dict(units=units, activation=act, output=out, alpha=0.05, lr=0.05,
+             momentum=0.9, nesterov=True, batch_size=8)
+    p.update(kw)
+    return p
+
+
+@pytest.mark.parametrize("out", ["softmax", "logistic", "identity"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_gradient_matches_finite_differences(act, out):
+    # regression with one output: scikit-learn's squared loss is averaged
+    # over outputs while its delta (a - y) is not, so only one output makes
+    # the gradient the loss's exact derivative
+    X, Y, units = problem(out, K=1 if out == "identity" else 3)
+    prm = params(units, act, out)
+    rng = np.random.RandomState(1)
+    w = rng.randn(_mlp.n_params(prm)) * 0.4
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    loss, grad = _mlp.loss_grad(prm, X, Y, w, rows)
+    ref_loss, ref_grad = ref_loss_grad(w, units, act, out, prm["alpha"], X, Y)
+    assert loss == pytest.approx(ref_loss, rel=1e-12, abs=1e-14)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-13)
+    h = 1e-6
+    for i in rng.choice(w.size, 60, replace=False):
+        e = np.zeros_like(w)
+        e[i] = h
+        fd = (_mlp.loss_grad(prm, X, Y, w + e, rows)[0]
+              - _mlp.loss_grad(prm, X, Y, w - e, rows)[0]) / (2 * h)
+        assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-8), i
+
+
+@pytest.mark.parametrize("hidden", [(5,), (6, 20), (17, 3, 33)])
+def test_one_hidden_to_three_hidden_layers(hidden):
+    X, Y, units = problem("softmax", hidden=hidden)
+    prm = params(units, "tanh", "softmax")
+    w = np.random.RandomState(2).randn(_mlp.n_params(prm)) * 0.3
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    _, grad = _mlp.loss_grad(prm, X, Y, w, rows)
+    np.testing.assert_allclose(grad, ref_loss_grad(w, units, "tanh", "softmax", 0.05, X, Y)[1],
+                               rtol=1e-10, atol=1e-13)
+
+
+def ref_epoch(w, v, units, act, out, alpha, lr, mu, nesterov, B, X, Y, order):
+    """scikit-learn's SGDOptimizer over the batches of `order`."""
+    w, v = w.copy(), v.copy()
+    total = 0.0
+    for start in range(0, order.size, B):
+        rows = order[start:start + B]
+        loss, g = ref_loss_grad(w, units, act, out, alpha, X[rows], Y[rows])
+        total += loss * rows.size
+        v = mu * v - lr * g
+        w += mu * v - lr * g if nesterov else v
+    return w, v, total
+
+
+@pytest.mark.parametrize("act,out,mu,nesterov", [
+    ("relu", "softmax", 0.9, True), ("tanh", "logistic", -0.5, False),
+    ("logistic", "identity", 0.0, True), ("identity", "softmax", 0.5, False)])
+def test_one_epoch_matches_numpy_reference(act, out, mu, nesterov):
+    X, Y, units = problem(out, n=103, d=11, hidden=(13, 21))
+    prm = params(units, act, out, momentum=mu, nesterov=nesterov, batch_size=10)
+    rng = np.random.RandomState(3)
+    w0 = rng.randn(_mlp.n_params(prm)) * 0.3
+    v0 = rng.randn(w0.size) * 0.01 if mu != 0 else np.zeros(w0.size)
+    order = rng.permutation(X.shape[0]).astype(np.int64)
+    ref_w, ref_v, ref_loss = ref_epoch(w0, v0, units, act, out, prm["alpha"], prm["lr"],
+                                       mu, nesterov, 10, X, Y, order)
+    results = []
+    for engine in ({"kind": "threads", "n_threads": 1, "update": "racy",
+                    "staleness_every": 1},
+                   {"kind": "simulated", "n_workers": 1, "schedule": "exponential",
+                    "seed": 5}):
+        w, v = w0.copy(), v0.copy()
+        hist = np.zeros(HIST_LEN, dtype=np.int64)
+        res = _mlp.mlp_epoch(prm, X, Y, w, v, order, engine, hist)
+        np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-10)
+        if mu != 0:
+            np.testing.assert_allclose(v, ref_v, rtol=0, atol=1e-10)
+        assert res["sumloss"] == pytest.approx(ref_loss, rel=1e-10)
+        assert res["n_updates"] == 11 and hist[0] == 11
+        results.append(w)
+    # one simulated worker is the one-thread engine, bit for bit
+    assert np.array_equal(results[0], results[1])
+
+
+# -- the estimators against scikit-learn ------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(), dict(momentum=0.0), dict(nesterovs_momentum=False, activation="tanh", alpha=0.1),
+    dict(learning_rate="invscaling", learning_rate_init=0.2, activation="logistic"),
+    dict(early_stopping=True, learning_rate="adaptive", n_iter_no_change=1, max_iter=12),
+    dict(shuffle=False, batch_size=64, hidden_layer_sizes=(20, 10))])
+def test_one_worker_equals_sklearn_mlp_classifier(digits, kw):
+    X, _, y, _ = digits
+    kw = {"hidden_layer_sizes": (32,), "learning_rate_init": 0.01, "max_iter": 4,
+          "random_state": 0, **kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = AsyncMLPClassifier(**kw).fit(X, y)
+        ref = MLPClassifier(solver="sgd", **kw).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ and ours.t_ == ref.t_
+    np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+    assert ours.out_activation_ == ref.out_activation_ == "softmax"
+    assert ours.n_layers_ == ref.n_layers_ and ours.n_outputs_ == ref.n_outputs_
+
+
+def test_binary_uses_one_logistic_unit_as_sklearn(digits):
+    X, _, y, _ = digits
+    X, y = X[y < 2], np.where(y[y < 2] == 1, "one", "zero")
+    kw = dict(hidden_layer_sizes=(8, 8), max_iter=3, random_state=0,
+              learning_rate_init=0.01, activation="logistic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = AsyncMLPClassifier(**kw).fit(X, y)
+        ref = MLPClassifier(solver="sgd", **kw).fit(X, y)
+    assert ours.n_outputs_ == 1 and ours.out_activation_ == "logistic"
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+    assert np.array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_one_worker_equals_sklearn_mlp_regressor():
+    X, y = make_regression(300, 10, n_targets=2, noise=1.0, random_state=0)
+    y /= 100
+    kw = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = AsyncMLPRegressor(**kw).fit(X, y)
+        ref = MLPRegressor(solver="sgd", **kw).fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), atol=1e-12)
+    assert ours.out_activation_ == "identity"
+
+
+def test_digits_two_threads_reach_95_percent(digits):
+    X_train, X_test, y_train, y_test = digits
+    clf = AsyncMLPClassifier(hidden_layer_sizes=(64,), momentum=0.9,
+                             learning_rate_init=0.01, max_iter=100, n_jobs=2,
+                             random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.95
+    st = clf.staleness_
+    assert st.n_measured == clf.n_iter_ * int(np.ceil(X_train.shape[0] / 200))
+    assert np.all(np.isfinite([c.sum() for c in clf.coefs_]))
+
+
+@pytest.mark.parametrize("update", ["racy", "atomic", "locked"])
+def test_update_modes_learn(digits, update):
+    X_train, X_test, y_train, y_test = digits
+    clf = AsyncMLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.02,
+                             batch_size=32, max_iter=15, n_jobs=2, update=update,
+                             random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) > 0.9
+    assert clf.staleness_.n_measured == 15 * int(np.ceil(X_train.shape[0] / 32))
+
+
+def test_regressor_learns():
+    X, y = make_regression(600, 8, noise=1.0, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    reg = AsyncMLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01,
+                            max_iter=200, n_jobs=2, random_state=0).fit(X, y)
+    assert reg.score(X, y) > 0.95
+
+
+def test_one_worker_is_deterministic(digits):
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=7, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = AsyncMLPClassifier(n_jobs=1, **kw).fit(X, y)
+        b = AsyncMLPClassifier(n_jobs=1, **kw).fit(X, y)
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert np.array_equal(p, q)
+
+
+def test_float32_and_sparse_input_give_the_same_fit(digits):
+    X, _, y, _ = digits
+    X32 = X.astype(np.float32)
+    kw = dict(hidden_layer_sizes=(16,), max_iter=2, random_state=0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = AsyncMLPClassifier(**kw).fit(X32, y)
+        b = AsyncMLPClassifier(**kw).fit(X32.astype(np.float64), y)
+        Xs = X.copy()
+        Xs[np.abs(Xs) < 0.5] = 0
+        c = AsyncMLPClassifier(**kw).fit(sp.csr_matrix(Xs), y)
+        d = AsyncMLPClassifier(**kw).fit(Xs, y)
+    for p, q in zip(a.coefs_, b.coefs_):
+        assert np.array_equal(p, q)
+    for p, q in zip(c.coefs_, d.coefs_):
+        assert np.array_equal(p, q)
+
+
+# -- the simulated engine ------------------------------------------------------
+def test_simulated_is_deterministic(digits):
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(16,), max_iter=3, learning_rate_init=0.01,
+              asynchrony="simulated", n_workers=4, batch_size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = AsyncMLPClassifier(random_state=3, **kw).fit(X, y)
+        b = AsyncMLPClassifier(random_state=3, **kw).fit(X, y)
+        c = AsyncMLPClassifier(random_state=4, **kw).fit(X, y)
+    for p, q in zip(a.coefs_, b.coefs_):
+        assert np.array_equal(p, q)
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+    assert a.staleness_.mean > 1.5  # exponential schedule: geometric, mean ~ M - 1
+
+
+@pytest.mark.parametrize("M", [1, 3, 8])
+def test_round_robin_staleness_is_m_minus_one(M):
+    X, Y, units = problem("softmax", n=200)
+    prm = params(units, "relu", "softmax", batch_size=10)
+    w = np.random.RandomState(0).randn(_mlp.n_params(prm)) * 0.1
+    v = np.zeros_like(w)
+    hist = np.zeros(HIST_LEN, dtype=np.int64)
+    order = np.arange(200, dtype=np.int64)
+    engine = {"kind": "simulated", "n_workers": M, "schedule": "round_robin", "seed": 0}
+    res = _mlp.mlp_epoch(prm, X, Y, w, v, order, engine, hist)
+    expected = np.zeros(HIST_LEN, dtype=np.int64)
+    expected[:M - 1] = 1  # the first M - 1 writes of the epoch: 0, 1, ..., M - 2
+    expected[M - 1] = 20 - (M - 1)
+    assert np.array_equal(hist, expected)
+    assert res["staleness_max"] == M - 1 and res["n_updates"] == 20
+
+
+def test_fixed_delay_is_round_robin_over_delay_plus_one(digits):
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0, learning_rate_init=0.01,
+              asynchrony="simulated", batch_size=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = AsyncMLPClassifier(staleness="fixed", delay=2, **kw).fit(X, y)
+        b = AsyncMLPClassifier(staleness="round_robin", n_workers=3, **kw).fit(X, y)
+    assert np.array_equal(a.coefs_[0], b.coefs_[0])
+    n_batches = int(np.ceil(X.shape[0] / 100))
+    assert list(a.staleness_.histogram) == [2, 2, 2 * (n_batches - 2)]
+
+
+# -- the estimator contract ------------------------------------------------------
+def test_partial_fit_pickle_clone(digits):
+    X, X_test, y, _ = digits
+    clf = AsyncMLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+                             random_state=0)
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:500], y[:500], classes=np.arange(10))
+    assert clf.n_iter_ == 1 and clf.t_ == 500
+    clf.partial_fit(X[500:], y[500:])
+    assert clf.t_ == X.shape[0] and len(clf.loss_curve_) == 2
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X[:10], y[:10] + 100)
+    again = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(again.predict_proba(X_test), clf.predict_proba(X_test))
+    fresh = clone(clf)
+    assert not hasattr(fresh, "coefs_") and fresh.get_params() == clf.get_params()
+
+
+def test_warm_start_continues(digits):
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = AsyncMLPClassifier(warm_start=True, **kw).fit(X, y)
+        first = clf.coefs_[0].copy()
+        clf.fit(X, y)
+    assert len(clf.loss_curve_) == 4 and not np.array_equal(first, clf.coefs_[0])
+
+
+def test_convergence_warning_at_max_iter(digits):
+    X, _, y, _ = digits
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        AsyncMLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, y)
+
+
+def test_divergence_names_the_epoch_and_keeps_the_model(digits):
+    X, _, y, _ = digits
+    clf = AsyncMLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01,
+                             max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    before = [c.copy() for c in clf.coefs_]
+    clf.set_params(learning_rate_init=1e6, momentum=0.99, max_iter=50)
+    with pytest.raises(ValueError, match=r"diverged at epoch #\d+"):
+        clf.fit(X * 1e3, y)
+    assert all(np.array_equal(a, b) for a, b in zip(before, clf.coefs_))
+    assert len(clf.loss_curve_) == 2
+
+
+@pytest.mark.parametrize("param,value,match", [
+    ("hidden_layer_sizes", (0,), "hidden_layer_sizes"),
+    ("hidden_layer_sizes", (), "hidden_layer_sizes"),
+    ("hidden_layer_sizes", (4, 4, 4, 4), "hidden_layer_sizes"),
+    ("hidden_layer_sizes", "big", "hidden_layer_sizes"),
+    ("activation", "softplus", "activation"),
+    ("solver", "adam", "solver"),
+    ("alpha", -1.0, "alpha"),
+    ("batch_size", 0, "batch_size"),
+    ("learning_rate", "optimal", "learning_rate"),
+    ("learning_rate_init", 0.0, "learning_rate_init"),
+    ("max_iter", 0, "max_iter"),
+    ("tol", -1.0, "tol"),
+    ("momentum", 1.0, "momentum"),
+    ("momentum", -1.0, "momentum"),
+    ("momentum", 1.5, "momentum"),
+    ("momentum", "auto", "not supported for MLPs"),
+    ("validation_fraction", 1.0, "validation_fraction"),
+    ("n_iter_no_change", 0, "n_iter_no_change"),
+    ("n_jobs", 0, "n_jobs"),
+    ("update", "lockfree", "update"),
+    ("asynchrony", "ray", "asynchrony"),
+    ("shuffle", "yes", "shuffle"),
+])
+def test_bad_hyperparameters(param, value, match):
+    X, y = np.random.RandomState(0).randn(20, 3), np.arange(20) % 2
+    for est in (AsyncMLPClassifier(max_iter=1), AsyncMLPRegressor(max_iter=1)):
+        with pytest.raises(ValueError, match=match):
+            est.set_params(**{param: value}).fit(X, y)
+        assert not hasattr(est, "coefs_") and not hasattr(est, "n_features_in_")
+
+
+def test_bad_simulated_settings():
+    X, y = np.random.RandomState(0).randn(20, 3), np.arange(20) % 2
+    bad = [dict(n_workers=0), dict(staleness="fixed"), dict(staleness="lifo"),
+           dict(staleness="exponential", delay=2), dict(staleness=[1, 2, 3])]
+    for kw in bad:
+        with pytest.raises(ValueError, match="n_workers|delay|staleness"):
+            AsyncMLPClassifier(asynchrony="simulated", max_iter=1, **kw).fit(X, y)
+
+
+def test_bad_data():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 4), np.arange(30) % 3
+    clf = AsyncMLPClassifier(hidden_layer_sizes=(5,), max_iter=1)
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.fit(Xn, y)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        AsyncMLPRegressor(max_iter=1).fit(X, np.where(y == 1, np.nan, 1.0))
+    with pytest.raises(ValueError, match="2D array"):
+        clf.fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="classes has to be greater than one"):
+        clf.fit(X, np.zeros(30))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        clf.fit(X, rng.randn(30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match="architecture|layer sizes"):
+        clf.set_params(warm_start=True, hidden_layer_sizes=(6,)).fit(X, y)
+
+
+# -- Ctrl-C ----------------------------------------------------------------------
+CHILD = r"""
+import json, time, warnings
+import numpy as np
+from pyasync import AsyncMLPClassifier
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(0)
+X = rng.standard_normal((20000, 256))
+y = (X[:, :4].sum(axis=1) > 0).astype(int)
+est = AsyncMLPClassifier(hidden_layer_sizes=(512, 256), max_iter=10**6, tol=0.0,
+                         n_iter_no_change=10**6, learning_rate_init=1e-4, n_jobs=2,
+                         random_state=0)
+print("READY", flush=True)
+out = {}
+try:
+    est.fit(X, y)
+except KeyboardInterrupt:
+    out["caught"] = time.monotonic()
+    out["unfitted"] = not hasattr(est, "coefs_")
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
+                    reason="needs POSIX signals")
+def test_sigint_stops_the_fit():
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+        time.sleep(1.0)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    assert line, err
+    res = json.loads(line[-1][len("RESULT "):])
+    assert "caught" in res, "the fit was never interrupted"
+    assert res["caught"] - sent < 1.0
+    assert res["unfitted"]
