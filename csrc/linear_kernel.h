@@ -62,16 +62,17 @@ static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
 static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u,
                                   double scale)
 {
-    double z = LD(&m->w[j]) * scale, w = z;
+    /* q is shared like w: relaxed loads and the mode's add */
+    double z = LD(&m->w[j]) * scale, w = z, q = LD(&m->q[j]);
     if (z > 0.0) {
-        w = z - (u + m->q[j]);
+        w = z - (u + q);
         if (w < 0.0) w = 0.0;
     } else if (z < 0.0) {
-        w = z + (u - m->q[j]);
+        w = z + (u - q);
         if (w > 0.0) w = 0.0;
     }
     ST(&m->w[j], w / scale);
-    m->q[j] += w - z;
+    AXPB(&m->q[j], 1.0, w - z);
 }
 
 /* The step of the update, -eta * dloss * sample weight; adds the loss. */

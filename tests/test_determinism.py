@@ -20,6 +20,8 @@ from sklearn.base import clone
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 
+from child import CHILD_CWD
+
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -97,7 +99,7 @@ def test_bit_identical_across_processes():
     runs = []
     for hash_seed in ("0", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-        out = subprocess.run([sys.executable, "-c", CHILD, here], env=env,
+        out = subprocess.run([sys.executable, "-c", CHILD, here], env=env, cwd=CHILD_CWD,
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from child import CHILD_CWD
+
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/task") or not hasattr(signal, "SIGINT"),
     reason="needs Linux /proc and POSIX signals")
@@ -89,7 +91,7 @@ def interrupt(engine, prefit, delay=0.5):
     env = dict(os.environ, PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen([sys.executable, "-c", CHILD, engine, str(int(prefit))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, cwd=CHILD_CWD)
     try:
         line = proc.stdout.readline()
         assert line.strip() == "READY", (line, proc.stderr.read())

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from child import CHILD_CWD
+
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"),
                                 reason="needs Linux /proc")
 
@@ -69,7 +71,8 @@ print("RESULT " + json.dumps({"before_kb": before, "after_kb": after}))
 
 def test_rss_flat_over_many_fits():
     out = subprocess.run([sys.executable, "-c", CHILD, "100", "1000"],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600,
+                         cwd=CHILD_CWD)
     assert out.returncode == 0, out.stderr
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     res = json.loads(line[len("RESULT "):])

@@ -27,6 +27,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, _mlp
 from pyasync.mlp import HIST_LEN
 
+from child import CHILD_CWD
+
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 
 
@@ -514,7 +516,7 @@ print("RESULT " + json.dumps(out), flush=True)
                     reason="needs POSIX signals")
 def test_sigint_stops_the_fit():
     proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD)
     try:
         assert proc.stdout.readline().strip() == "READY"
         time.sleep(1.0)
