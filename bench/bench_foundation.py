@@ -9,44 +9,18 @@ Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, so validation
 and setup costs cancel for both libraries; medians of --repeats runs."""
 import argparse
 import json
-import os
-import platform
-import time
 
 import numpy as np
 from sklearn.linear_model import SGDClassifier
 
 from pyasync import AsyncSGDClassifier, _sgd
+from pyasync.benchmark import machine_info, memory_floor_seconds, per_epoch_seconds
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
-def per_epoch(make, X, y, epochs, repeats):
-    samples = []
-    for _ in range(repeats):
-        t = []
-        for n in (1, 1 + epochs):
-            est = make(n)
-            start = time.perf_counter()
-            est.fit(X, y)
-            t.append(time.perf_counter() - start)
-        samples.append((t[1] - t[0]) / epochs)
-    return float(np.median(samples)), float(np.std(samples))
-
-
-def memory_floor(X, repeats):
-    """Seconds to read every byte of X once."""
-    parts = [X.data, X.indices, X.indptr] if hasattr(X, "indptr") else [X]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for a in parts:
-            np.add.reduce(a.ravel())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def run(rows, repeats, epochs):
-    print(f"cores: {os.cpu_count()} ({platform.processor() or platform.machine()}); "
+    machine = machine_info()
+    print(f"cores: {machine['cores']} ({machine['cpu']}); "
           f"median of {repeats} runs; per-epoch = difference of fits of 1 and "
           f"{1 + epochs} epochs")
     sets = {
@@ -60,8 +34,8 @@ def run(rows, repeats, epochs):
         nnz = X.nnz / X.shape[0] if hasattr(X, "indptr") else X.shape[1]
         print(f"\n== {name}: {X.shape[0]} x {X.shape[1]}, {nnz:.1f} non-zeros a row, "
               f"{X.dtype}")
-        floor = memory_floor(X, repeats)
-        base, base_sd = per_epoch(lambda n: SGDClassifier(max_iter=n, **common),
+        floor = memory_floor_seconds(X, repeats)
+        base, base_sd, _ = per_epoch_seconds(lambda n: SGDClassifier(max_iter=n, **common),
                                   X, y, epochs, repeats)
         print(f"{'configuration':<34} {'s/epoch':>9} {'sd':>8} {'vs sklearn':>10} "
               f"{'Mrows/s':>8}")
@@ -74,7 +48,7 @@ def run(rows, repeats, epochs):
                    (2, "locked", 16), (2, "racy", 0)]
         for n_jobs, update, every in configs:
             _sgd.STALENESS_SAMPLE_EVERY = every
-            secs, sd = per_epoch(lambda n: AsyncSGDClassifier(
+            secs, sd, _ = per_epoch_seconds(lambda n: AsyncSGDClassifier(
                 max_iter=n, n_jobs=n_jobs, update=update, **common), X, y, epochs, repeats)
             label = f"async n_jobs={n_jobs} {update}" + (
                 " (no staleness)" if every == 0 else "")
@@ -101,7 +75,7 @@ def main():
     results = run(args.rows, args.repeats, args.epochs)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cores": os.cpu_count(), "results": results}, f, indent=1)
+            json.dump({"machine": machine_info(), "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from .linear import AsyncSGDClassifier, AsyncSGDRegressor
+from .linear import AsyncSGDRegressor
 from .measure import measure_implicit_momentum
 from .momentum import fit_geometric
+from .plotting import save_plot
 
 GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
 
@@ -93,22 +94,6 @@ def loss_curves(n_workers=64, momenta=(-0.5, 0.0, 0.5), step=0.04, epochs=20):
     return curves
 
 
-def _plot(out, name, draw):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    draw(ax)
-    fig.tight_layout()
-    path = os.path.join(out, name)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def run(out="reproduce", quick=False, echo=print):
     """Runs the three experiments, writes tables (reproduce.md) and PNGs."""
     os.makedirs(out, exist_ok=True)
@@ -131,7 +116,7 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_xlabel("workers M")
         ax.set_ylabel("implicit momentum")
         ax.legend()
-    _plot(out, "implicit_momentum.png", draw_implicit)
+    save_plot(out, "implicit_momentum.png", draw_implicit)
 
     workers = (1, 4, 16, 64) if quick else (1, 2, 4, 8, 16, 32, 64)
     best = best_momentum_table(workers=workers, seeds=1 if quick else 3)
@@ -148,7 +133,7 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("workers M")
         ax.set_ylabel("best explicit momentum")
-    _plot(out, "best_momentum.png", draw_best)
+    save_plot(out, "best_momentum.png", draw_best)
 
     m_high = 64
     curves = loss_curves(n_workers=m_high, epochs=10 if quick else 20)
@@ -166,7 +151,7 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_ylabel("training loss")
         ax.set_title(f"M = {m_high} simulated workers")
         ax.legend()
-    _plot(out, "negative_momentum.png", draw_curves)
+    save_plot(out, "negative_momentum.png", draw_curves)
 
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "reproduce.md"), "w") as f:

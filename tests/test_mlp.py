@@ -4,7 +4,6 @@ against a plain-numpy reference, scikit-learn's MLP*(solver="sgd") matched
 to rounding with one worker, accuracy on digits with two threads, the
 simulated engine's determinism and schedules, bad input, Ctrl-C."""
 import json
-import os
 import pickle
 import signal
 import subprocess

@@ -1,12 +1,10 @@
 """The threads engine under real concurrency: oversubscription (more worker
 threads than cores), every write mode, and the staleness it measures."""
 import os
-import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync import _sgd

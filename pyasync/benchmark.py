@@ -1,0 +1,102 @@
+"""Timing helpers shared by the report, the profiler and the benchmark
+scripts: per-epoch time with fixed costs cancelled, the memory floor, and
+the machine it ran on."""
+import os
+import platform
+import time
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+
+class Timing(NamedTuple):
+    seconds: float  # median seconds per epoch
+    spread: float   # max - min over the repeats
+    estimator: object  # the last estimator fitted (1 + epochs epochs)
+
+
+def per_epoch_seconds(make, X, y, epochs=3, repeats=3):
+    """Seconds per epoch of `make(n_epochs).fit(X, y)`:
+    (fit of 1 + epochs - fit of 1) / epochs, so validation and set-up
+    cancel; median and spread over `repeats`."""
+    samples, est = [], None
+    for _ in range(repeats):
+        t = []
+        for n in (1, 1 + epochs):
+            est = make(n)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                start = time.perf_counter()
+                est.fit(X, y)
+                t.append(time.perf_counter() - start)
+        samples.append(max(t[1] - t[0], 1e-9) / epochs)
+    samples = np.asarray(samples)
+    return Timing(float(np.median(samples)), float(samples.max() - samples.min()), est)
+
+
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def thread_counts(cores=None):
+    """1, 2, 4, ... up to the cores, the core count itself, and twice it
+    (oversubscribed)."""
+    cores = usable_cores() if cores is None else cores
+    counts, t = [], 1
+    while t <= cores:
+        counts.append(t)
+        t *= 2
+    return sorted(set(counts) | {cores, 2 * cores})
+
+
+def data_bytes(X):
+    """Bytes an epoch must read: the rows' values and indices."""
+    if hasattr(X, "indptr"):
+        return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    return X.nbytes
+
+
+def memory_floor_seconds(X, repeats=5):
+    """Seconds to stream every byte of X once (a reduction over it)."""
+    parts = [X.data, X.indices, X.indptr] if hasattr(X, "indptr") else [X]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for a in parts:
+            np.add.reduce(a.ravel())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def stream_bandwidth(megabytes=256, repeats=5):
+    """The machine's read bandwidth in GB/s, as one thread streams a large
+    array (the same reduction as the memory floor)."""
+    a = np.ones(megabytes * (1 << 20) // 8)
+    return a.nbytes / memory_floor_seconds(a, repeats) / 1e9
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info():
+    import scipy
+    import sklearn
+
+    from . import __version__
+    return {"cores": usable_cores(), "cpu": cpu_model(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
+            "pyasync": __version__, "platform": platform.platform()}
