@@ -1,28 +1,73 @@
 """pyasync command line.
 
-    pyasync demo [--quick]              fit on built-in data, against scikit-learn
-    pyasync reproduce [--out DIR] [--quick]
-                                        the paper's results: tables and plots
+    pyasync report [--quick] [--out DIR]      the benchmark report (the main job)
+    pyasync profile DATA [--loss L] [--threads 1,2,4]
+                                              throughput on your own data
+    pyasync reproduce [--out DIR] [--quick]   the paper's results: tables and plots
+    pyasync demo [--quick]                    one fit on built-in data, against
+                                              scikit-learn
 """
 import argparse
+import json
+import sys
+
+
+def _thread_list(text):
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--threads takes counts like 1,2,4; got {text!r}")
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--threads takes counts >= 1; got {text!r}")
+    return counts
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="pyasync", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="fit on built-in data, compare with scikit-learn")
-    demo.add_argument("--quick", action="store_true", help="smaller sparse set")
+    rpt = sub.add_parser("report", help="hardware vs statistical efficiency, time to "
+                         "target, on built-in data")
+    rpt.add_argument("--out", default="report", help="output folder (default: report)")
+    rpt.add_argument("--quick", action="store_true",
+                     help="smaller data and fewer repeats (about 3 minutes on 2 cores)")
+    prof = sub.add_parser("profile", help="throughput on your own data")
+    prof.add_argument("data", help="svmlight/libsvm file, .npy (target last column) "
+                      "or .npz (X, y)")
+    prof.add_argument("--loss", default="hinge")
+    prof.add_argument("--threads", type=_thread_list, default=[1, 2, 4],
+                      help="comma-separated thread counts (default 1,2,4)")
+    prof.add_argument("--epochs", type=int, default=3)
+    prof.add_argument("--repeats", type=int, default=3)
+    prof.add_argument("--json", default=None, help="also write the results here")
     rep = sub.add_parser("reproduce", help="asynchrony begets momentum: tables and plots")
     rep.add_argument("--out", default="reproduce", help="output folder")
     rep.add_argument("--quick", action="store_true", help="fewer workers and seeds")
+    demo = sub.add_parser("demo", help="fit on built-in data, compare with scikit-learn")
+    demo.add_argument("--quick", action="store_true", help="smaller sparse set")
     args = parser.parse_args(argv)
-    if args.command == "reproduce":
+    if args.command == "report":
+        from . import report
+        report.run(out=args.out, quick=args.quick)
+    elif args.command == "profile":
+        from . import profile
+        try:
+            res = profile.run(args.data, loss=args.loss, threads=args.threads,
+                              epochs=args.epochs, repeats=args.repeats)
+        except ValueError as exc:
+            print(f"pyasync profile: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=1)
+    elif args.command == "reproduce":
         from . import reproduce
         reproduce.run(out=args.out, quick=args.quick)
-    else:
+    elif args.command == "demo":
         from . import demo as demo_module
-        demo_module.run(quick=getattr(args, "quick", False))
+        demo_module.run(quick=args.quick)
+    else:
+        parser.print_help()
     return 0
 
 
