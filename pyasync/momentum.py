@@ -156,40 +156,20 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
 def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0):
     """Asynchronous SGD with each explicit momentum of `grid` on the
     realizable least-squares surrogate with rows Z, all momenta fed the same
-    rows and staleness draws: the training loss after every update
-    (every 10th update x len(grid)); a diverged momentum stays infinite.
-    The gradient of an update is taken at the
-    weights as they were `staleness` updates earlier."""
-    m, d = Z.shape
-    grid = np.asarray(grid, dtype=np.float64)
-    c = grid.size
+    rows and staleness draws: the training loss every 10th update
+    (n_updates // 10 x len(grid)); a diverged momentum stays infinite.
+    The gradient of an update is taken at the weights (error e = w - w*,
+    starting as a unit vector along every direction) as they were
+    `staleness` updates earlier. The loop runs in the compiled core."""
+    from . import _core
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    grid = np.ascontiguousarray(grid, dtype=np.float64)
     pmf = np.asarray(pmf, dtype=np.float64)
     pmf = pmf / pmf.sum()
-    depth = pmf.size
-    # error e = w - w*, start: unit error along every direction
-    e = np.ones((c, d)) / np.sqrt(d)
-    v = np.zeros((c, d))
-    past = np.repeat(e[None], depth, axis=0)   # ring of earlier errors
-    rows = rng.randint(0, m, n_updates)
-    stale = rng.choice(depth, n_updates, p=pmf)
-    every = 10
-    losses = np.empty((n_updates // every, c))
-    for t in range(n_updates):
-        read = past[(t - stale[t]) % depth] if t >= stale[t] else past[0]
-        x = Z[rows[t]]
-        grad = np.outer(read @ x, x) + l2 * read
-        v = grid[:, None] * v - step * grad
-        e = e + v
-        past[(t + 1) % depth] = e
-        if (t + 1) % every == 0:
-            with np.errstate(over="ignore", invalid="ignore"):
-                r = e @ Z.T
-                losses[t // every] = 0.5 * np.mean(r * r, axis=1)
-            if not np.all(np.isfinite(losses[t // every])):
-                bad = ~np.isfinite(losses[t // every])
-                e[bad] = v[bad] = past[:, bad] = 0.0  # diverged: out of the race
-                losses[t // every, bad] = np.inf
-    return losses
+    rows = rng.randint(0, Z.shape[0], n_updates).astype(np.int64)
+    stale = rng.choice(pmf.size, n_updates, p=pmf).astype(np.int64)
+    return _core.surrogate_grid(Z, float(step), float(l2), grid, rows, stale,
+                                pmf.size, 10)
 
 
 def choose_momentum(Z, step, pmf, rng, grid=None, n_updates=3000, reduction=1e-2):

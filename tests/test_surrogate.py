@@ -1,0 +1,71 @@
+"""momentum="auto"'s surrogate simulation (compiled) against a plain numpy
+version of the same recursion, and its handling of divergence."""
+import numpy as np
+import pytest
+
+from pyasync import _core
+from pyasync.momentum import choose_momentum, simulate_momentum_grid
+
+
+def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every):
+    c, d = grid.size, Z.shape[1]
+    e = np.ones((c, d)) / np.sqrt(d)
+    v = np.zeros((c, d))
+    past = np.repeat(e[None], depth, axis=0)
+    out = np.empty((rows.size // every, c))
+    for t in range(rows.size):
+        read = past[(t - stale[t]) % depth] if t >= stale[t] else past[0]
+        x = Z[rows[t]]
+        v = grid[:, None] * v - step * (np.outer(read @ x, x) + l2 * read)
+        e = e + v
+        past[(t + 1) % depth] = e
+        if (t + 1) % every == 0:
+            r = e @ Z.T
+            out[t // every] = 0.5 * np.mean(r * r, axis=1)
+    return out
+
+
+@pytest.mark.parametrize("depth", [1, 5, 40])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_compiled_surrogate_matches_numpy(depth, l2):
+    rng = np.random.RandomState(depth)
+    Z = rng.standard_normal((30, 7)) * 0.3
+    grid = np.round(np.linspace(-0.5, 0.5, 5), 10)
+    rows = rng.randint(0, 30, 500).astype(np.int64)
+    stale = rng.randint(0, depth, 500).astype(np.int64)
+    got = _core.surrogate_grid(Z, 0.05, l2, grid, rows, stale, depth, 10)
+    want = numpy_surrogate(Z, 0.05, l2, grid, rows, stale, depth, 10)
+    assert np.all(np.isfinite(want))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_diverged_momentum_stays_infinite():
+    rng = np.random.RandomState(0)
+    Z = rng.standard_normal((20, 5))
+    grid = np.array([0.0, 0.99])
+    # a step that blows up with momentum 0.99 at staleness 8, not with 0
+    losses = simulate_momentum_grid(Z, 0.04, np.ones(9), grid, 6000, rng)
+    blown = np.flatnonzero(~np.isfinite(losses[:, 1]))
+    assert blown.size and np.all(~np.isfinite(losses[blown[0]:, 1]))
+    assert np.all(np.isfinite(losses[:, 0]))
+
+
+def test_choose_momentum_never_picks_a_diverging_one():
+    rng = np.random.RandomState(1)
+    Z = rng.standard_normal((50, 10))
+    step = 1.0 / np.max(np.linalg.eigvalsh(Z.T @ Z / 50))
+    mu = choose_momentum(Z, step, np.ones(32), np.random.RandomState(2))
+    losses = simulate_momentum_grid(Z, step, np.ones(32), [mu], 3000,
+                                    np.random.RandomState(3))
+    assert np.all(np.isfinite(losses))
+
+
+@pytest.mark.parametrize("bad", [
+    dict(rows=np.array([0, 30])), dict(stale=np.array([0, 9])), dict(every=0)])
+def test_surrogate_rejects_out_of_range_draws(bad):
+    args = dict(rows=np.array([0, 1]), stale=np.array([0, 1]), every=1)
+    args.update(bad)
+    with pytest.raises(ValueError, match="surrogate_grid"):
+        _core.surrogate_grid(np.ones((30, 3)), 0.1, 0.0, np.zeros(2),
+                             args["rows"].astype(np.int64), args["stale"].astype(np.int64),
+                             4, args["every"])
