@@ -209,13 +209,16 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     /* buffering needs additive sparse updates shared by several threads */
     int buffer_hot = T > 1 && data->sparse && model->hot_slot && model->n_hot > 0 &&
                      (update == PA_RACY || update == PA_ATOMIC) && !ctx.lazy && !ctx.has_l1;
+    /* per worker: a zero guard (slot -1), n_hot slots, the intercept, and
+     * a line of padding */
+    const size_t hot_stride = (size_t)model->n_hot + 2 + 8;
     if (buffer_hot) {
-        hot = calloc((size_t)T * (size_t)(model->n_hot + 1 + 8), sizeof(double));
+        hot = calloc((size_t)T * hot_stride, sizeof(double));
         if (!hot) { status = PA_NOMEM; goto out; }
     }
     for (int t = 0; t < T; t++) {
         wk[t].model = *model;
-        wk[t].model.hot_buf = buffer_hot ? hot + (size_t)t * (size_t)(model->n_hot + 1 + 8) : NULL;
+        wk[t].model.hot_buf = buffer_hot ? hot + (size_t)t * hot_stride + 1 : NULL;
         wk[t].sh = &sh;
         wk[t].tid = t;
         wk[t].start = n * t / T;

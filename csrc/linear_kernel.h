@@ -195,11 +195,10 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     if (c->lazy)
         for (int64_t e = e0; e < e1; e++) FN(pa_catch_up)(c, m, ind[e], k - 1);
     if (m->hot_buf) { /* shared value plus this worker's pending updates */
-        for (int64_t e = e0; e < e1; e++) {
-            int32_t slot = m->hot_slot[ind[e]];
-            double w = LD(&m->w[ind[e]]) + (slot >= 0 ? m->hot_buf[slot] : 0.0);
-            s += w * (double)x[e];
-        }
+        const int32_t *hot_slot = m->hot_slot;
+        const double *buf = m->hot_buf;  /* buf[-1] is 0: no branch */
+        for (int64_t e = e0; e < e1; e++)
+            s += (LD(&m->w[ind[e]]) + buf[hot_slot[ind[e]]]) * (double)x[e];
         b += m->hot_buf[m->n_hot];
     } else {
         for (int64_t e = e0; e < e1; e++) s += LD(&m->w[ind[e]]) * (double)x[e];
@@ -231,10 +230,13 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
     if (m->hot_buf) { /* additive updates (scaled or no decay), buffered */
         double g = upd / scale;
+        const int32_t *hot_slot = m->hot_slot;
+        double *buf = m->hot_buf, *w = m->w;
         for (int64_t e = e0; e < e1; e++) {
-            int32_t slot = m->hot_slot[ind[e]];
-            if (slot >= 0) m->hot_buf[slot] += g * (double)x[e];
-            else AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
+            /* a select, not a branch: about half the entries are hot */
+            int32_t slot = hot_slot[ind[e]];
+            double *dst = slot >= 0 ? buf + slot : w + ind[e];
+            AXPB(dst, 1.0, g * (double)x[e]);
         }
         if (c->p->fit_intercept) m->hot_buf[m->n_hot] += upd * c->p->intercept_decay;
         return upd;

@@ -49,7 +49,8 @@ typedef struct {
     const int32_t *hot_slot;
     const int32_t *hot_features; /* slot -> feature */
     int32_t n_hot;
-    double *hot_buf;             /* per worker: n_hot slots + the intercept */
+    double *hot_buf;             /* per worker: n_hot slots + the intercept;
+                                    hot_buf[-1] is a zero guard */
 } pa_linear_model;
 
 typedef struct {

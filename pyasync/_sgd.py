@@ -1,6 +1,7 @@
 """The epoch loop of a linear model's SGD: schedules, stopping rules and
 divergence checks around the compiled engine, one epoch at a time."""
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from . import _core
 from .momentum import (choose_momentum, fit_geometric, staleness_pmf,
@@ -149,7 +150,49 @@ class AutoMomentum:
         return self.current
 
 
-def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
+def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):
+    """The Ray backend over this problem, the server starting from state."""
+    from .distributed.ray_backend import LinearChunks, RayBackend
+    theta = np.append(state["w"], state["b"][0])
+    velocity = (np.append(state["v"], state["vb"][0]) if state["v"] is not None
+                else np.zeros_like(theta))
+    return RayBackend(LinearChunks(params), X, y, sample_weight, rows, theta,
+                      velocity, n_workers=engine["n_workers"],
+                      local_steps=engine["local_steps"], address=engine["address"],
+                      hist_len=HIST_LEN, seed=seed)
+
+
+def ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist):
+    """One epoch on the Ray server; mirrors its model into state."""
+    res, theta, velocity = backend.epoch(t, eta, params["momentum"], epoch, shuffle)
+    state["w"][:] = theta[:-1]
+    state["b"][0] = theta[-1]
+    if state["v"] is not None:
+        state["v"][:] = velocity[:-1]
+        state["vb"][0] = velocity[-1]
+    hist += res.pop("hist")
+    return res
+
+
+_threadpools = []
+
+
+def one_blas_thread():
+    """A context holding BLAS to one thread: after a BLAS call (a norm, a
+    validation score) its idle threads spin for a while and would take the
+    cores from the workers. The controller is built once (it is slow)."""
+    if not _threadpools:
+        _threadpools.append(ThreadpoolController())
+    return _threadpools[0].limit(limits=1, user_api="blas")
+
+
+def fit_linear(*args, **kwargs):
+    """fit_epochs with BLAS held to one thread."""
+    with one_blas_thread():
+        return fit_epochs(*args, **kwargs)
+
+
+def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                intercept_velocity, train_idx, t0, max_iter, tol,
                n_iter_no_change, eta0, seed, shuffle, engine,
                score_fn=None, verbose=0, target_momentum=None):
@@ -180,51 +223,60 @@ def fit_linear(X, y, sample_weight, *, params, coef, intercept, velocity,
     loss_curve = []
     best, no_improvement = np.inf, 0
     epoch = 0
-    for epoch in range(max_iter):
-        if shuffle:
-            _core.shuffle_order(order, seed, epoch)
-        if engine["kind"] == "simulated":
-            engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
-        if auto is not None:
-            step = _core.eta(params, eta, t + 1)
-            params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
-                                             hist, step, loss_curve)
-        res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
-                                 eta, order, engine, hist)
-        t += res["n_updates"]
-        stale_sum += res["staleness_sum"]
-        stale_max = max(stale_max, res["staleness_max"])
-        w, b = state["w"], state["b"][0]
-        if res["diverged"] or not np.isfinite(b) or not np.all(np.isfinite(w)) \
-                or not np.isfinite(res["sumloss"]):
-            raise DivergenceError(
-                f"Floating-point under-/overflow occurred at epoch #{epoch + 1}. "
-                "Scaling input data with StandardScaler or MinMaxScaler, a "
-                "smaller eta0 or a smaller momentum might help.")
-        mean_loss = res["sumloss"] / max(n_train, 1)
-        loss_curve.append(mean_loss)
-        if score_fn is not None:
-            # watch the negated score so that lower is better, as the loss
-            current = -score_fn(w, b)
-        else:
-            current = mean_loss + params["l2"] * 0.5 * float(w @ w) \
-                + params["l1"] * float(np.abs(w).sum())
-        if verbose:
-            print(f"-- Epoch {epoch + 1}\nNorm: {np.linalg.norm(w):.2f}, "
-                  f"Bias: {b:.6f}, T: {t - t0}, Avg. loss: {mean_loss:.6f}")
-        if tol is not None and current > best - tol:
-            no_improvement += 1
-        else:
-            no_improvement = 0
-        best = min(best, current)
-        if no_improvement >= n_iter_no_change:
-            if params["learning_rate"] == "adaptive" and eta > 1e-6:
-                eta /= 5.0
-                no_improvement = 0
+    backend = (ray_backend(X, y, sample_weight, order, state, params, engine, seed)
+               if engine["kind"] == "ray" else None)
+    try:
+        for epoch in range(max_iter):
+            if shuffle:
+                _core.shuffle_order(order, seed, epoch)
+            if engine["kind"] == "simulated":
+                engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
+            if auto is not None:
+                step = _core.eta(params, eta, t + 1)
+                params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
+                                                 hist, step, loss_curve)
+            if backend is not None:
+                res = ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist)
             else:
-                if verbose:
-                    print(f"Convergence after {epoch + 1} epochs")
-                break
+                res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
+                                         eta, order, engine, hist)
+            t += res["n_updates"]
+            stale_sum += res["staleness_sum"]
+            stale_max = max(stale_max, res["staleness_max"])
+            w, b = state["w"], state["b"][0]
+            if res["diverged"] or not np.isfinite(b) or not np.all(np.isfinite(w)) \
+                    or not np.isfinite(res["sumloss"]):
+                raise DivergenceError(
+                    f"Floating-point under-/overflow occurred at epoch #{epoch + 1}. "
+                    "Scaling input data with StandardScaler or MinMaxScaler, a "
+                    "smaller eta0 or a smaller momentum might help.")
+            mean_loss = res["sumloss"] / max(n_train, 1)
+            loss_curve.append(mean_loss)
+            if score_fn is not None:
+                # watch the negated score so that lower is better, as the loss
+                current = -score_fn(w, b)
+            else:
+                current = mean_loss + params["l2"] * 0.5 * float(w @ w) \
+                    + params["l1"] * float(np.abs(w).sum())
+            if verbose:
+                print(f"-- Epoch {epoch + 1}\nNorm: {np.linalg.norm(w):.2f}, "
+                      f"Bias: {b:.6f}, T: {t - t0}, Avg. loss: {mean_loss:.6f}")
+            if tol is not None and current > best - tol:
+                no_improvement += 1
+            else:
+                no_improvement = 0
+            best = min(best, current)
+            if no_improvement >= n_iter_no_change:
+                if params["learning_rate"] == "adaptive" and eta > 1e-6:
+                    eta /= 5.0
+                    no_improvement = 0
+                else:
+                    if verbose:
+                        print(f"Convergence after {epoch + 1} epochs")
+                    break
+    finally:
+        if backend is not None:
+            backend.close()
     staleness = StalenessStats.from_counts(hist, stale_sum, stale_max)
     return {
         "coef": state["w"], "intercept": state["b"][0],

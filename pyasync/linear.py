@@ -18,6 +18,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
                                       validate_data)
 
 from . import _sgd
+from .distributed.ray_backend import ray_engine
 from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats
 
@@ -29,7 +30,7 @@ REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
 PENALTIES = ("l2", "l1", "elasticnet", None)
 LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
-ASYNCHRONY = ("threads", "simulated")
+ASYNCHRONY = ("threads", "simulated", "ray")
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # scikit-learn's smaller intercept step on sparse data
 SPARSE_INTERCEPT_DECAY = 0.01
@@ -115,6 +116,8 @@ class _BaseAsyncSGD(BaseEstimator):
                     "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
         n_workers = n_jobs if self.n_workers is None else self.n_workers
         _check_int("n_workers", n_workers, 1)
+        if self.asynchrony == "ray":
+            return ray_engine(n_workers, self.local_steps, self.ray_address)
         engine = {"kind": "simulated", "n_workers": int(n_workers),
                   "schedule": self.staleness, "replay_cdf": None, "seed": 0}
         if isinstance(self.staleness, str):
@@ -240,9 +243,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         Explicit (heavy-ball) momentum over the global sequence of updates,
         one velocity shared by all workers. Negative values are allowed:
         asynchrony itself adds momentum (about 1 - 1/M for M workers).
-        "auto" re-chooses it before every epoch from the measured staleness
-        and the curvature around the current weights (see
-        ``pyasync.momentum.MomentumController``).
+        "auto" re-chooses it during the fit by simulating asynchronous SGD
+        on a small surrogate of the problem around the current weights,
+        under the measured staleness (see ``pyasync._sgd.AutoMomentum``).
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold the total momentum (explicit + measured
         implicit) at this value instead of the model-based choice.
@@ -250,11 +253,13 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         How workers write the shared model: racy (Hogwild, a concurrent
         write may be lost), atomic (compare-and-swap, none is lost) or
         locked (one mutex, the serialised baseline).
-    asynchrony : {"threads", "simulated"}, default="threads"
-        The engine: ``n_jobs`` OS threads, or ``n_workers`` virtual workers
-        simulated deterministically in one thread.
+    asynchrony : {"threads", "simulated", "ray"}, default="threads"
+        The engine: ``n_jobs`` OS threads, ``n_workers`` virtual workers
+        simulated deterministically in one thread, or ``n_workers`` Ray
+        worker actors around a parameter-server actor (``pip install
+        "pyasync-sgd[ray]"``).
     n_workers : int, default=None
-        Simulated workers M (None: n_jobs).
+        Simulated or Ray workers M (None: n_jobs).
     staleness : "exponential", "round_robin", "fixed" or a histogram
         The simulated scheduler: a uniformly random worker writes next
         (the queueing model: staleness geometric, mean M - 1), workers in
@@ -262,6 +267,12 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         (counts, or a fit's ``staleness_``) replayed.
     delay : int, default=None
         The staleness of ``staleness="fixed"``.
+    local_steps : int, default=64
+        Ray: the updates a worker runs on its copy of the weights between
+        its pull and its push (fewer messages against fresher weights).
+    ray_address : str, default=None
+        Ray: the cluster to connect to ("auto", "ray://host:10001", ...);
+        None starts a local Ray when none is running.
 
     Multi-class problems are fit one-vs-rest, one class after another, each
     with all ``n_jobs`` threads: asynchrony is within one model's updates,
@@ -281,7 +292,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                  n_iter_no_change=5, class_weight=None, warm_start=False,
                  average=False, momentum=0.0, update="racy",
                  asynchrony="threads", n_workers=None, staleness="exponential",
-                 delay=None, target_momentum=None):
+                 delay=None, target_momentum=None, local_steps=64,
+                 ray_address=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -310,6 +322,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.staleness = staleness
         self.delay = delay
         self.target_momentum = target_momentum
+        self.local_steps = local_steps
+        self.ray_address = ray_address
 
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
         """Fit the model from scratch (or from the last fit with
@@ -486,7 +500,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
                  n_iter_no_change=5, warm_start=False, average=False,
                  momentum=0.0, update="racy", asynchrony="threads",
                  n_workers=None, staleness="exponential", delay=None,
-                 target_momentum=None):
+                 target_momentum=None, local_steps=64,
+                 ray_address=None):
         self.loss = loss
         self.penalty = penalty
         self.alpha = alpha
@@ -514,6 +529,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.staleness = staleness
         self.delay = delay
         self.target_momentum = target_momentum
+        self.local_steps = local_steps
+        self.ray_address = ray_address
 
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
         """Fit the model from scratch (or from the last fit with

@@ -25,6 +25,8 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _mlp
+from ._sgd import one_blas_thread
+from .distributed.ray_backend import ray_engine
 from .linear import resolve_n_jobs
 from .staleness import StalenessStats
 
@@ -35,7 +37,7 @@ MAX_UNITS = 65536
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
-ASYNCHRONY = ("threads", "simulated")
+ASYNCHRONY = ("threads", "simulated", "ray")
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # Each update is a whole minibatch: reading the other threads' commit
 # counters (one cache line each) is free next to it, so every update is
@@ -181,6 +183,10 @@ class _BaseAsyncMLP(BaseEstimator):
         if self.asynchrony == "threads":
             engine = {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                       "staleness_every": STALENESS_EVERY}
+        elif self.asynchrony == "ray":
+            n_workers = n_jobs if self.n_workers is None else self.n_workers
+            _check_int("n_workers", n_workers, 1)
+            engine = ray_engine(n_workers, self.local_steps, self.ray_address)
         else:
             n_workers = n_jobs if self.n_workers is None else self.n_workers
             _check_int("n_workers", n_workers, 1)
@@ -220,6 +226,10 @@ class _BaseAsyncMLP(BaseEstimator):
             raise
 
     def _fit_epochs(self, X, y, incremental):
+        with one_blas_thread():
+            return self._fit_epochs_blas1(X, y, incremental)
+
+    def _fit_epochs_blas1(self, X, y, incremental):
         hidden, engine = self._validate_hyperparameters(incremental)
         fitted = hasattr(self, "coefs_")
         first_pass = not fitted or (not self.warm_start and not incremental)
@@ -299,7 +309,7 @@ class _BaseAsyncMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_train))
         X_engine = _engine_X(X_train)
         Y_engine = np.ascontiguousarray(Y_train, dtype=np.float64)
-        seed = rs.randint(MAX_INT) if engine["kind"] == "simulated" else 0
+        seed = rs.randint(MAX_INT) if engine["kind"] in ("simulated", "ray") else 0
         params = {"units": units, "activation": self.activation,
                   "output": st["out_activation_"], "alpha": float(self.alpha),
                   "lr": lr, "momentum": float(self.momentum),
@@ -308,69 +318,85 @@ class _BaseAsyncMLP(BaseEstimator):
         stale_sum, stale_max = 0.0, 0
         sample_idx = np.arange(n_train, dtype=np.int64)
         n_iter = 0
-        for it in range(self.max_iter):
-            if self.shuffle:
-                sample_idx = sk_shuffle(sample_idx, random_state=rs)
-            order = np.ascontiguousarray(sample_idx, dtype=np.int64)
-            if engine["kind"] == "simulated":
-                engine = dict(engine, seed=(seed * 0x9E3779B9 + it) % 2**64)
-            params["lr"] = lr
-            res = _mlp.mlp_epoch(params, X_engine, Y_engine, w, v, order, engine, hist)
-            stale_sum += res["staleness_sum"]
-            stale_max = max(stale_max, res["staleness_max"])
-            if res["diverged"] or not np.isfinite(res["sumloss"]) \
-                    or not np.all(np.isfinite(w)):
-                raise ValueError(
-                    f"The fit diverged at epoch #{it + 1}: non-finite loss or weights. "
-                    "Scaling the input (StandardScaler), a smaller learning_rate_init "
-                    "or a smaller momentum might help.")
-            n_iter += 1
-            loss = res["sumloss"] / n_train
-            st["t_"] += n_train
-            st["loss_curve_"].append(loss)
-            if self.verbose:
-                print("Iteration %d, loss = %.8f" % (n_iter, loss))
-            if self.early_stopping:
-                c, b = _unpack(w, units)
-                score = self._score_weights(X_val, y_val, c, b, st["out_activation_"])
-                st["validation_scores_"].append(score)
+        backend = None
+        if engine["kind"] == "ray":
+            from .distributed.ray_backend import MLPChunks, RayBackend
+            backend = RayBackend(MLPChunks(params), X_train, Y_engine, None,
+                                 np.arange(n_train), w, v, n_workers=engine["n_workers"],
+                                 local_steps=engine["local_steps"], rows_per_step=batch_size,
+                                 address=engine["address"],
+                                 nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
+        try:
+            for it in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = sk_shuffle(sample_idx, random_state=rs)
+                order = np.ascontiguousarray(sample_idx, dtype=np.int64)
+                if engine["kind"] == "simulated":
+                    engine = dict(engine, seed=(seed * 0x9E3779B9 + it) % 2**64)
+                params["lr"] = lr
+                if backend is not None:
+                    res, w[:], v[:] = backend.epoch(0, lr, params["momentum"], it, self.shuffle)
+                    hist += res.pop("hist")
+                else:
+                    res = _mlp.mlp_epoch(params, X_engine, Y_engine, w, v, order, engine, hist)
+                stale_sum += res["staleness_sum"]
+                stale_max = max(stale_max, res["staleness_max"])
+                if res["diverged"] or not np.isfinite(res["sumloss"]) \
+                        or not np.all(np.isfinite(w)):
+                    raise ValueError(
+                        f"The fit diverged at epoch #{it + 1}: non-finite loss or weights. "
+                        "Scaling the input (StandardScaler), a smaller learning_rate_init "
+                        "or a smaller momentum might help.")
+                n_iter += 1
+                loss = res["sumloss"] / n_train
+                st["t_"] += n_train
+                st["loss_curve_"].append(loss)
                 if self.verbose:
-                    print("Validation score: %f" % score)
-                if score < st["best_validation_score_"] + self.tol:
-                    st["_no_improvement_count"] += 1
-                else:
-                    st["_no_improvement_count"] = 0
-                if score > st["best_validation_score_"]:
-                    st["best_validation_score_"] = score
-                    best = w.copy()
-            else:
-                if loss > st["best_loss_"] - self.tol:
-                    st["_no_improvement_count"] += 1
-                else:
-                    st["_no_improvement_count"] = 0
-                if loss < st["best_loss_"]:
-                    st["best_loss_"] = loss
-            if self.learning_rate == "invscaling":
-                lr = float(self.learning_rate_init) / (st["t_"] + 1) ** self.power_t
-            if st["_no_improvement_count"] > self.n_iter_no_change:
-                if self.learning_rate == "adaptive" and lr > 1e-6:
-                    lr /= 5.0
-                    st["_no_improvement_count"] = 0
+                    print("Iteration %d, loss = %.8f" % (n_iter, loss))
+                if self.early_stopping:
+                    c, b = _unpack(w, units)
+                    score = self._score_weights(X_val, y_val, c, b, st["out_activation_"])
+                    st["validation_scores_"].append(score)
                     if self.verbose:
-                        print("Setting learning rate to %f" % lr)
+                        print("Validation score: %f" % score)
+                    if score < st["best_validation_score_"] + self.tol:
+                        st["_no_improvement_count"] += 1
+                    else:
+                        st["_no_improvement_count"] = 0
+                    if score > st["best_validation_score_"]:
+                        st["best_validation_score_"] = score
+                        best = w.copy()
                 else:
-                    if self.verbose:
-                        print("Training loss did not improve more than tol=%f for %d "
-                              "consecutive epochs. Stopping." % (self.tol,
-                                                                 self.n_iter_no_change))
+                    if loss > st["best_loss_"] - self.tol:
+                        st["_no_improvement_count"] += 1
+                    else:
+                        st["_no_improvement_count"] = 0
+                    if loss < st["best_loss_"]:
+                        st["best_loss_"] = loss
+                if self.learning_rate == "invscaling":
+                    lr = float(self.learning_rate_init) / (st["t_"] + 1) ** self.power_t
+                if st["_no_improvement_count"] > self.n_iter_no_change:
+                    if self.learning_rate == "adaptive" and lr > 1e-6:
+                        lr /= 5.0
+                        st["_no_improvement_count"] = 0
+                        if self.verbose:
+                            print("Setting learning rate to %f" % lr)
+                    else:
+                        if self.verbose:
+                            print("Training loss did not improve more than tol=%f for %d "
+                                  "consecutive epochs. Stopping." % (self.tol,
+                                                                     self.n_iter_no_change))
+                        break
+                if incremental:
                     break
-            if incremental:
-                break
-            if n_iter == self.max_iter:
-                warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % self.max_iter,
-                    ConvergenceWarning)
+                if n_iter == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning)
+        finally:
+            if backend is not None:
+                backend.close()
         final = best if self.early_stopping else w
         # commit
         for name, value in st.items():
@@ -419,12 +445,16 @@ _DOC_NEW = """
         How workers write the shared weights: relaxed loads and stores (a
         concurrent write may be lost), compare-and-swap (none is lost), or
         one mutex around each snapshot and each write.
-    asynchrony : {{"threads", "simulated"}}, default="threads"
+    asynchrony : {{"threads", "simulated", "ray"}}, default="threads"
     n_workers : int, default=None
-        Simulated workers M (None: n_jobs).
+        Simulated or Ray workers M (None: n_jobs).
     staleness : {{"exponential", "round_robin", "fixed"}}, default="exponential"
         The simulated scheduler; "fixed" uses ``delay``.
     delay : int, default=None
+    local_steps : int, default=1
+        Ray: minibatches a worker runs between its pull and its push.
+    ray_address : str, default=None
+        Ray: the cluster to connect to; None starts a local Ray.
 
     Attributes as scikit-learn's (coefs_, intercepts_, loss_curve_, loss_,
     best_loss_, n_iter_, t_, n_layers_, n_outputs_, out_activation_, ...)
@@ -445,7 +475,8 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
                  update="racy", asynchrony="threads", n_workers=None,
-                 staleness="exponential", delay=None):
+                 staleness="exponential", delay=None, local_steps=1,
+                 ray_address=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -471,6 +502,8 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
         self.n_workers = n_workers
         self.staleness = staleness
         self.delay = delay
+        self.local_steps = local_steps
+        self.ray_address = ray_address
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, reset=reset,
@@ -593,7 +626,8 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
                  update="racy", asynchrony="threads", n_workers=None,
-                 staleness="exponential", delay=None):
+                 staleness="exponential", delay=None, local_steps=1,
+                 ray_address=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -619,6 +653,8 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
         self.n_workers = n_workers
         self.staleness = staleness
         self.delay = delay
+        self.local_steps = local_steps
+        self.ray_address = ray_address
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,

@@ -129,7 +129,7 @@ def test_continuous_target_for_classifier_raises(data):
     ("penalty", "l3"),
     ("learning_rate", "fastest"),
     ("update", "magic"),
-    ("asynchrony", "ray"),
+    ("asynchrony", "mpi"),
 ])
 def test_unknown_choice_raises_naming_the_parameter(Est, name, value, data):
     X, y = data[0], _y(Est, data)

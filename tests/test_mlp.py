@@ -441,7 +441,7 @@ def test_divergence_names_the_epoch_and_keeps_the_model(digits):
     ("n_iter_no_change", 0, "n_iter_no_change"),
     ("n_jobs", 0, "n_jobs"),
     ("update", "lockfree", "update"),
-    ("asynchrony", "ray", "asynchrony"),
+    ("asynchrony", "mpi", "asynchrony"),
     ("shuffle", "yes", "shuffle"),
 ])
 def test_bad_hyperparameters(param, value, match):

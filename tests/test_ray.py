@@ -1,0 +1,175 @@
+"""asynchrony="ray" on a local Ray with 2 workers: accuracy against the
+threads engine, the measured staleness, momentum at the server, a worker
+killed mid-fit, teardown, and the error without Ray."""
+import builtins
+import sys
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync.datasets import make_rcv1_like
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def test_missing_ray_error_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    for est in (AsyncSGDClassifier(asynchrony="ray"), AsyncMLPClassifier(asynchrony="ray")):
+        with pytest.raises(ImportError, match=r'pip install .*\[ray\]'):
+            est.fit(X, y)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(local_steps=0), "local_steps"), (dict(local_steps=1.5), "local_steps"),
+    (dict(ray_address=3), "ray_address"), (dict(n_workers=0), "n_workers")])
+def test_ray_parameters_checked(bad, message):
+    pytest.importorskip("ray")
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match=message):
+        AsyncSGDClassifier(asynchrony="ray", **bad).fit(X, y)
+
+
+# ---- the rest needs Ray ----
+
+@pytest.fixture(scope="module")
+def ray():
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def live_pyasync_actors(ray):
+    """Names of the live actors fits create (named pyasync-<fit>-...)."""
+    return [n for n in ray.util.list_named_actors() if n.startswith("pyasync-")]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0,
+                                              stratify=y)
+    sc = StandardScaler().fit(X_tr)
+    return sc.transform(X_tr), sc.transform(X_te), y_tr, y_te
+
+
+def test_accuracy_within_a_point_of_threads(ray, digits):
+    X_tr, X_te, y_tr, y_te = digits
+    common = dict(loss="log_loss", alpha=1e-4, max_iter=15, tol=None, random_state=0)
+    threads = AsyncSGDClassifier(n_jobs=2, **common).fit(X_tr, y_tr).score(X_te, y_te)
+    est = AsyncSGDClassifier(asynchrony="ray", n_workers=2, local_steps=64, **common)
+    est.fit(X_tr, y_tr)
+    assert est.score(X_te, y_te) >= threads - 0.01
+    st = est.staleness_
+    assert st.n_measured > 0 and st.histogram.size >= 2  # pushes overtook others
+    assert st.mean > 0
+    assert 0.0 < est.implicit_momentum_ < 1.0
+    assert live_pyasync_actors(ray) == []  # torn down
+
+
+def test_sparse_regression_and_momentum(ray):
+    X, y = make_rcv1_like(3000, 2000, nnz_per_row=20, random_state=0)
+    target = X @ np.random.default_rng(0).standard_normal(2000)
+    common = dict(max_iter=10, tol=None, random_state=0, learning_rate="constant",
+                  eta0=0.05, alpha=1e-6)
+    base = AsyncSGDRegressor(n_jobs=1, **common).fit(X, target).score(X, target)
+    for momentum in (0.0, 0.5, -0.3):
+        est = AsyncSGDRegressor(asynchrony="ray", n_workers=2, local_steps=32,
+                                momentum=momentum, **common).fit(X, target)
+        assert np.all(np.isfinite(est.coef_))
+        assert est.score(X, target) >= base - 0.05
+        assert est.momentum_ == momentum
+
+
+def test_single_push_per_update_is_the_papers_model(ray):
+    """local_steps=1, one worker: no staleness, the sequential fit."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0])
+    common = dict(max_iter=3, tol=None, shuffle=False, learning_rate="constant",
+                  eta0=0.01, penalty=None, random_state=0)
+    seq = AsyncSGDRegressor(n_jobs=1, momentum=0.5, **common).fit(X, y)
+    est = AsyncSGDRegressor(asynchrony="ray", n_workers=1, local_steps=1, momentum=0.5,
+                            **common).fit(X, y)
+    assert est.staleness_.max == 0
+    np.testing.assert_allclose(est.coef_, seq.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(est.intercept_, seq.intercept_, rtol=1e-10, atol=1e-12)
+
+
+def test_mlp_on_ray(ray, digits):
+    X_tr, X_te, y_tr, y_te = digits
+    est = AsyncMLPClassifier(hidden_layer_sizes=(64,), learning_rate_init=0.05,
+                             max_iter=20, asynchrony="ray", n_workers=2, random_state=0)
+    est.fit(X_tr, y_tr)
+    assert est.score(X_te, y_te) >= 0.9
+    assert est.staleness_.n_measured > 0
+    assert live_pyasync_actors(ray) == []
+
+
+def test_killed_worker_the_fit_goes_on(ray, digits):
+    X_tr, X_te, y_tr, y_te = digits
+    X_big = np.tile(X_tr, (8, 1))
+    y_big = np.tile(y_tr >= 5, 8)
+    est = AsyncSGDClassifier(loss="log_loss", asynchrony="ray", n_workers=2,
+                             local_steps=32, max_iter=20, tol=None, random_state=0)
+    outcome = {}
+
+    def fit():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                est.fit(X_big, y_big)
+            except BaseException as exc:  # reported below
+                outcome["error"] = exc
+        outcome["warnings"] = [str(w.message) for w in caught
+                               if not issubclass(w.category, ConvergenceWarning)]
+
+    runner = threading.Thread(target=fit)
+    runner.start()
+    victim, deadline = None, time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline and runner.is_alive():
+        workers = sorted(n for n in live_pyasync_actors(ray) if "-worker-" in n)
+        if len(workers) == 2:
+            victim = workers[0]
+        else:
+            time.sleep(0.05)
+    assert victim is not None, "the fit never started its workers"
+    time.sleep(0.3)
+    ray.kill(ray.get_actor(victim), no_restart=True)
+    runner.join(timeout=300)
+    assert not runner.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    assert any("died" in w for w in outcome["warnings"]), outcome["warnings"]
+    assert np.all(np.isfinite(est.coef_))
+    assert est.score(X_te, y_te >= 5) > 0.85
+    assert live_pyasync_actors(ray) == []
+
+
+def test_estimator_pickles_and_clones_after_a_ray_fit(ray, digits):
+    import pickle
+    X_tr, X_te, y_tr, _ = digits
+    est = AsyncSGDClassifier(asynchrony="ray", n_workers=2, max_iter=3, tol=None,
+                             random_state=0).fit(X_tr, y_tr >= 5)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(X_te), est.predict(X_te))
+    assert clone(est).get_params()["asynchrony"] == "ray"
