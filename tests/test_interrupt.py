@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs Linux /proc and POSIX signals")
 
 # The fit would run for minutes (max_iter is huge, tol=None); atomic
-# updates with momentum make each threads epoch long (~0.2 s), so the
+# updates with momentum make each threads epoch long (~0.5 s), so the
 # signal lands inside the compiled epoch, not between epochs.
 CHILD = r"""
 import json, os, sys, threading, time, traceback, warnings
@@ -31,7 +31,7 @@ from pyasync import AsyncSGDClassifier
 warnings.simplefilter("ignore")
 engine, prefit = sys.argv[1], sys.argv[2] == "1"
 rng = np.random.default_rng(0)
-X = rng.standard_normal((20000, 500), dtype=np.float32)
+X = rng.standard_normal((40000, 500), dtype=np.float32)
 y = (X[:, :5].sum(axis=1) > 0).astype(np.int64)
 small = (X[:2000], y[:2000])
 if engine == "threads":
@@ -116,7 +116,7 @@ def interrupt_mid_epoch(engine, prefit):
     """The signal must land inside the compiled epoch (`linear_epoch` in the
     traceback); in the rare case it lands in the Python code between two
     epochs, try again."""
-    for _ in range(3):
+    for _ in range(5):
         res = interrupt(engine, prefit)
         if any("linear_epoch" in f for f in res["frames"]):
             return res

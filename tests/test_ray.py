@@ -2,6 +2,7 @@
 threads engine, the measured staleness, momentum at the server, a worker
 killed mid-fit, teardown, and the error without Ray."""
 import builtins
+import os
 import sys
 import threading
 import time
@@ -17,6 +18,8 @@ from sklearn.preprocessing import StandardScaler
 
 from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.datasets import make_rcv1_like
+
+from child import CHILD_CWD
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -53,7 +56,14 @@ def ray():
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # Ray puts the driver's working directory on its workers' sys.path:
+        # start it outside the checkout, so they import the installed build
+        here = os.getcwd()
+        os.chdir(CHILD_CWD)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        finally:
+            os.chdir(here)
     yield ray
     if started:
         ray.shutdown()
