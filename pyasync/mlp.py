@@ -25,9 +25,10 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _mlp
-from ._sgd import one_blas_thread
+from ._sgd import AutoMomentum, one_blas_thread
 from .distributed.ray_backend import ray_engine
 from .linear import resolve_n_jobs
+from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
@@ -38,6 +39,9 @@ ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
 ASYNCHRONY = ("threads", "simulated", "ray")
+# momentum="auto" holds explicit + implicit momentum here (MLPClassifier's
+# default momentum)
+AUTO_TOTAL_MOMENTUM = 0.9
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # Each update is a whole minibatch: reading the other threads' commit
 # counters (one cache line each) is free next to it, so every update is
@@ -166,11 +170,11 @@ class _BaseAsyncMLP(BaseEstimator):
             raise ValueError(f"verbose must be a bool or an int, got {self.verbose!r}")
         _check_bool("warm_start", self.warm_start)
         if isinstance(self.momentum, str):
-            if self.momentum == "auto":
-                raise ValueError("momentum='auto' is not supported for MLPs yet; "
-                                 "give a number in (-1, 1)")
-            raise ValueError(f"momentum must be a number in (-1, 1), got {self.momentum!r}")
-        _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
+            if self.momentum != "auto":
+                raise ValueError(f"momentum must be a number in (-1, 1) or 'auto', "
+                                 f"got {self.momentum!r}")
+        else:
+            _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
         _check_bool("nesterovs_momentum", self.nesterovs_momentum)
         _check_bool("early_stopping", self.early_stopping)
         _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, True, True)
@@ -312,7 +316,7 @@ class _BaseAsyncMLP(BaseEstimator):
         seed = rs.randint(MAX_INT) if engine["kind"] in ("simulated", "ray") else 0
         params = {"units": units, "activation": self.activation,
                   "output": st["out_activation_"], "alpha": float(self.alpha),
-                  "lr": lr, "momentum": float(self.momentum),
+                  "lr": lr, "momentum": 0.0 if self.momentum == "auto" else float(self.momentum),
                   "nesterov": bool(self.nesterovs_momentum), "batch_size": batch_size}
         hist = np.zeros(HIST_LEN, dtype=np.int64)
         stale_sum, stale_max = 0.0, 0
@@ -326,8 +330,16 @@ class _BaseAsyncMLP(BaseEstimator):
                                  local_steps=engine["local_steps"], rows_per_step=batch_size,
                                  address=engine["address"],
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
+        # momentum="auto": the explicit momentum that holds the total
+        # (explicit + implicit of the staleness measured so far) at
+        # AUTO_TOTAL_MOMENTUM, re-chosen every epoch
+        auto = (AutoMomentum(None, None, {}, engine, AUTO_TOTAL_MOMENTUM, seed)
+                if self.momentum == "auto" else None)
         try:
             for it in range(self.max_iter):
+                if auto is not None:
+                    params["momentum"] = auto.choose(it, None, None, hist, lr,
+                                                     st["loss_curve_"])
                 if self.shuffle:
                     sample_idx = sk_shuffle(sample_idx, random_state=rs)
                 order = np.ascontiguousarray(sample_idx, dtype=np.int64)
@@ -408,6 +420,10 @@ class _BaseAsyncMLP(BaseEstimator):
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.n_iter_ = n_iter
         self.staleness_ = StalenessStats.from_counts(hist, stale_sum, stale_max)
+        self.momentum_ = float(params["momentum"])
+        self.implicit_momentum_ = (fit_geometric(self.staleness_).implicit_momentum
+                                   if self.staleness_.n_measured else 0.0)
+        self.total_momentum_ = total_momentum(self.momentum_, self.implicit_momentum_)
         self._commit_labels()
         return self
 
@@ -433,10 +449,14 @@ _DOC_NEW = """
     Parameters follow scikit-learn's {base} (solver="sgd") with the same
     meaning; on top:
 
-    momentum : float in (-1, 1), default=0.9
+    momentum : float in (-1, 1) or "auto", default=0.9
         Momentum of the SGD updates, one velocity shared by all workers;
         negative values are allowed (asynchrony adds momentum of its own,
-        about 1 - 1/M for M workers). "auto" is not supported for MLPs yet.
+        about 1 - 1/M for M workers). "auto" re-chooses it every epoch as
+        0.9 minus the implicit momentum of the staleness measured so far
+        (the simulated schedule's before any is measured), within
+        [-0.9, 0.9]. Fitted: ``momentum_``, ``implicit_momentum_``,
+        ``total_momentum_``.
     n_jobs : int, default=None
         Worker threads (None: 1, -1: all cores). Each takes the next
         minibatch of the epoch, computes its gradient on a snapshot of the

@@ -436,7 +436,7 @@ def test_divergence_names_the_epoch_and_keeps_the_model(digits):
     ("momentum", 1.0, "momentum"),
     ("momentum", -1.0, "momentum"),
     ("momentum", 1.5, "momentum"),
-    ("momentum", "auto", "not supported for MLPs"),
+    ("momentum", "automatic", "momentum"),
     ("validation_fraction", 1.0, "validation_fraction"),
     ("n_iter_no_change", 0, "n_iter_no_change"),
     ("n_jobs", 0, "n_jobs"),
@@ -532,3 +532,25 @@ def test_sigint_stops_the_fit():
     assert "caught" in res, "the fit was never interrupted"
     assert res["caught"] - sent < 1.0
     assert res["unfitted"]
+
+
+@pytest.mark.parametrize("n_workers", [1, 4, 16])
+def test_auto_momentum_holds_the_total(n_workers):
+    """momentum="auto": explicit = 0.9 - the implicit momentum of the
+    simulated schedule (1 - 1/M before and after measuring, within the
+    sampling noise of the measured histogram)."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=3,
+                             batch_size=16,
+                             asynchrony="simulated", n_workers=n_workers,
+                             learning_rate_init=0.05, random_state=0).fit(X, y)
+    # momentum_ was chosen before the last epoch, implicit_momentum_ after it
+    assert est.momentum_ == pytest.approx(0.9 - est.implicit_momentum_, abs=0.05)
+    assert est.implicit_momentum_ == pytest.approx(1 - 1 / n_workers, abs=0.1)
+    assert est.total_momentum_ == pytest.approx(0.9, abs=0.05)
+    if n_workers == 1:  # no asynchrony: the fit of momentum 0.9 itself
+        fixed = clone(est).set_params(momentum=0.9).fit(X, y)
+        for a, b in zip(est.coefs_, fixed.coefs_):
+            np.testing.assert_array_equal(a, b)
+
