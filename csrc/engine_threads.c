@@ -17,7 +17,10 @@
 
 #define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
-#define PA_PREFETCH_AHEAD 4      /* rows */
+/* Rows ahead whose lines are prefetched (their weights half as far ahead):
+ * a shuffled CSR row also needs its offsets fetched, twice as far ahead. */
+#define PA_PREFETCH_DENSE 4
+#define PA_PREFETCH_SPARSE 8
 #define PA_HOT_FLUSH 16          /* updates between flushes of hot buffers */
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
 
@@ -81,14 +84,18 @@ static void run_chunk(pa_worker *wk)
     const int T = o->n_threads, locked = o->update == PA_LOCKED;
     const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
     int64_t *done = &sh->commits[wk->tid].done, n_done = 0;
+    const int sparse = sh->data->sparse;
+    const int64_t ahead = sparse ? PA_PREFETCH_SPARSE : PA_PREFETCH_DENSE;
     for (int64_t r = wk->start; r < wk->end; r++) {
         if ((r - wk->start) % PA_STOP_CHECK == 0 &&
             __atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
             break;
         int64_t i = o->order[r];
-        if (r + PA_PREFETCH_AHEAD < wk->end)
-            sh->kernel.prefetch(&wk->model, sh->data, o->order[r + PA_PREFETCH_AHEAD],
-                                o->order[r + PA_PREFETCH_AHEAD / 2]);
+        if (sparse && r + 2 * ahead < wk->end)
+            __builtin_prefetch(&sh->data->indptr[o->order[r + 2 * ahead]]);
+        if (r + ahead < wk->end)
+            sh->kernel.prefetch(&wk->model, sh->data, o->order[r + ahead],
+                                o->order[r + ahead / 2]);
         int64_t k = (r - wk->start) * T + wk->tid + 1;
         int measure = every && n_done % every == 0;
         if (locked) pthread_mutex_lock(&sh->lock);
