@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.linear_model import SGDClassifier
 
 from pyasync import AsyncSGDClassifier, _sgd
-from pyasync.benchmark import machine_info, memory_floor_seconds, per_epoch_seconds
+from pyasync.benchmark import (machine_info, memory_floor_seconds, per_epoch_seconds,
+                               settle_blas)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -37,6 +38,7 @@ def run(rows, repeats, epochs):
         floor = memory_floor_seconds(X, repeats)
         base, base_sd, _ = per_epoch_seconds(lambda n: SGDClassifier(max_iter=n, **common),
                                   X, y, epochs, repeats)
+        settle_blas()
         print(f"{'configuration':<34} {'s/epoch':>9} {'sd':>8} {'vs sklearn':>10} "
               f"{'Mrows/s':>8}")
         print(f"{'memory floor (read X once)':<34} {floor:>9.4f} {'':>8} "

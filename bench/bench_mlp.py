@@ -24,6 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pyasync import AsyncMLPClassifier
+from pyasync.benchmark import settle_blas
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -51,6 +52,7 @@ def contenders(common):
 
 
 def epoch_time(make, limit, X, y, epochs, repeats):
+    settle_blas()  # the previous contender's BLAS threads may still spin
     times = []
     for r in range(repeats):
         est = make().set_params(max_iter=epochs, tol=0.0, n_iter_no_change=10**6,
@@ -65,6 +67,7 @@ def epoch_time(make, limit, X, y, epochs, repeats):
 def time_to_accuracy(make, limit, X, y, X_test, y_test, target, max_epochs, repeats):
     """Fit time of the shortest fit (max_iter = 1, 2, ...) whose test
     accuracy reaches target; median over repeats (seeds)."""
+    settle_blas()  # the previous contender's BLAS threads may still spin
     results = []
     for r in range(repeats):
         reached = (np.inf, max_epochs)

@@ -54,6 +54,13 @@ def thread_counts(cores=None):
     return sorted(set(counts) | {cores, 2 * cores})
 
 
+def settle_blas(seconds=0.5):
+    """Waits for BLAS's idle threads to stop spinning after a library that
+    uses them (scikit-learn's MLP, its scoring): left spinning, they take
+    cores from whatever is timed next."""
+    time.sleep(seconds)
+
+
 def data_bytes(X):
     """Bytes an epoch must read: the rows' values and indices."""
     if hasattr(X, "indptr"):

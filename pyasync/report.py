@@ -25,7 +25,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from .benchmark import (data_bytes, machine_info, memory_floor_seconds,
-                        per_epoch_seconds, stream_bandwidth, thread_counts)
+                        per_epoch_seconds, settle_blas, stream_bandwidth,
+                        thread_counts)
 from .datasets import make_dense_classification, make_rcv1_like
 from .linear import AsyncSGDClassifier
 from .mlp import AsyncMLPClassifier
@@ -93,6 +94,7 @@ def hardware_tasks(cfg, threads, results):
             t = per_epoch_seconds(lambda n: SGDClassifier(max_iter=n, **common),
                                   X, y, cfg["epochs"], cfg["repeats"])
             entry["sklearn_s"], entry["sklearn_spread"] = t.seconds, t.spread
+            settle_blas()
         yield f"{name}: memory floor and scikit-learn", baseline
         for n_jobs in threads:
             for update in UPDATES:
@@ -122,6 +124,7 @@ def hardware_tasks(cfg, threads, results):
                                                           **mlp_common),
                                   X, y, cfg["epochs"], cfg["repeats"])
             entry["sklearn_s"], entry["sklearn_spread"] = t.seconds, t.spread
+            settle_blas()
         yield f"MLP {name}: scikit-learn", mlp_baseline
         for n_jobs in threads:
             def mlp_timed(X=X, y=y, entry=entry, n_jobs=n_jobs):
