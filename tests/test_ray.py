@@ -84,16 +84,21 @@ def digits():
 
 
 def test_accuracy_within_a_point_of_threads(ray, digits):
+    """Mean test accuracy over two seeds (both engines are
+    nondeterministic) on 10-class digits."""
     X_tr, X_te, y_tr, y_te = digits
-    common = dict(loss="log_loss", alpha=1e-4, max_iter=15, tol=None, random_state=0)
-    threads = AsyncSGDClassifier(n_jobs=2, **common).fit(X_tr, y_tr).score(X_te, y_te)
-    est = AsyncSGDClassifier(asynchrony="ray", n_workers=2, local_steps=64, **common)
-    est.fit(X_tr, y_tr)
-    assert est.score(X_te, y_te) >= threads - 0.01
-    st = est.staleness_
-    assert st.n_measured > 0 and st.histogram.size >= 2  # pushes overtook others
-    assert st.mean > 0
-    assert 0.0 < est.implicit_momentum_ < 1.0
+    common = dict(loss="log_loss", alpha=1e-4, max_iter=15, tol=None)
+    threads, on_ray = [], []
+    for seed in range(2):
+        threads.append(AsyncSGDClassifier(n_jobs=2, random_state=seed, **common)
+                       .fit(X_tr, y_tr).score(X_te, y_te))
+        est = AsyncSGDClassifier(asynchrony="ray", n_workers=2, local_steps=64,
+                                 random_state=seed, **common).fit(X_tr, y_tr)
+        on_ray.append(est.score(X_te, y_te))
+        st = est.staleness_
+        assert st.n_measured > 0 and st.histogram.size >= 2  # pushes overtook others
+        assert st.mean > 0 and 0.0 < est.implicit_momentum_ < 1.0
+    assert np.mean(on_ray) >= np.mean(threads) - 0.01, (on_ray, threads)
     assert live_pyasync_actors(ray) == []  # torn down
 
 
