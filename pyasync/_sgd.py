@@ -151,15 +151,26 @@ class AutoMomentum:
 
 
 def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):
-    """The Ray backend over this problem, the server starting from state."""
+    """(the Ray backend over this problem, the server starting from state;
+    whether the caller closes it). With engine["pool"] (a dict the
+    one-vs-rest loop owns and closes) the actors of the previous class are
+    reused."""
     from .distributed.ray_backend import LinearChunks, RayBackend
     theta = np.append(state["w"], state["b"][0])
     velocity = (np.append(state["v"], state["vb"][0]) if state["v"] is not None
                 else np.zeros_like(theta))
-    return RayBackend(LinearChunks(params), X, y, sample_weight, rows, theta,
-                      velocity, n_workers=engine["n_workers"],
-                      local_steps=engine["local_steps"], address=engine["address"],
-                      hist_len=HIST_LEN, seed=seed)
+    pool = engine.get("pool")
+    if pool is not None and pool.get("backend") is not None:
+        pool["backend"].restart(theta, velocity, y, seed)
+        return pool["backend"], False
+    backend = RayBackend(LinearChunks(params), X, y, sample_weight, rows, theta,
+                         velocity, n_workers=engine["n_workers"],
+                         local_steps=engine["local_steps"], address=engine["address"],
+                         hist_len=HIST_LEN, seed=seed)
+    if pool is None:
+        return backend, True
+    pool["backend"] = backend
+    return backend, False
 
 
 def ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist):
@@ -223,8 +234,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     loss_curve = []
     best, no_improvement = np.inf, 0
     epoch = 0
-    backend = (ray_backend(X, y, sample_weight, order, state, params, engine, seed)
-               if engine["kind"] == "ray" else None)
+    backend, owned = ((ray_backend(X, y, sample_weight, order, state, params, engine, seed))
+                      if engine["kind"] == "ray" else (None, False))
     try:
         for epoch in range(max_iter):
             if shuffle:
@@ -275,7 +286,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                         print(f"Convergence after {epoch + 1} epochs")
                     break
     finally:
-        if backend is not None:
+        if owned:
             backend.close()
     staleness = StalenessStats.from_counts(hist, stale_sum, stale_max)
     return {

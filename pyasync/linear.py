@@ -406,6 +406,31 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         train, val = self._split(y, sample_weight, random_state)
         params = self._engine_params(sp.issparse(X))
         positives = classes[1:] if coef.shape[0] == 1 else classes
+        if engine["kind"] == "ray":  # one set of actors for every class
+            engine = dict(engine, pool={})
+        try:
+            results = self._fit_classes(X, y, sample_weight, positives, coef, intercept,
+                                        velocity, train, val, random_state, max_iter,
+                                        engine, params, t)
+        finally:
+            if engine.get("pool", {}).get("backend") is not None:
+                engine["pool"]["backend"].close()
+        self.classes_ = classes
+        self.coef_, self.intercept_ = coef, intercept
+        self._velocity = velocity
+        self.n_iter_ = max(r["n_iter"] for r in results)
+        self.t_ = float(max(r["t"] for r in results) + 1)
+        curves = [r["loss_curve"] for r in results]
+        length = max(len(c) for c in curves)
+        self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
+                            for i in range(length)]
+        self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
+        self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
+
+    def _fit_classes(self, X, y, sample_weight, positives, coef, intercept, velocity,
+                     train, val, random_state, max_iter, engine, params, t):
+        """Fits each one-vs-rest problem in turn, into coef, intercept and
+        velocity; returns the per-problem results."""
         results = []
         for k, positive in enumerate(positives):
             y_pm = np.where(y == positive, 1.0, -1.0)
@@ -421,17 +446,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                 velocity[0][k] = res["velocity"]
                 velocity[1][k] = res["intercept_velocity"]
             results.append(res)
-        self.classes_ = classes
-        self.coef_, self.intercept_ = coef, intercept
-        self._velocity = velocity
-        self.n_iter_ = max(r["n_iter"] for r in results)
-        self.t_ = float(max(r["t"] for r in results) + 1)
-        curves = [r["loss_curve"] for r in results]
-        length = max(len(c) for c in curves)
-        self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
-                            for i in range(length)]
-        self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
-        self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
+        return results
 
     def decision_function(self, X):
         """Signed distance to the hyperplane of each class."""

@@ -188,3 +188,21 @@ def test_estimator_pickles_and_clones_after_a_ray_fit(ray, digits):
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.predict(X_te), est.predict(X_te))
     assert clone(est).get_params()["asynchrony"] == "ray"
+
+
+def test_multiclass_fit_starts_the_actors_once(ray, digits, monkeypatch):
+    from pyasync.distributed import ray_backend
+    X_tr, X_te, y_tr, y_te = digits
+    started = []
+    init = ray_backend.RayBackend.__init__
+
+    def counting(self, *args, **kwargs):
+        started.append(1)
+        init(self, *args, **kwargs)
+    monkeypatch.setattr(ray_backend.RayBackend, "__init__", counting)
+    keep = y_tr < 3
+    est = AsyncSGDClassifier(asynchrony="ray", n_workers=2, max_iter=5, tol=None,
+                             random_state=0).fit(X_tr[keep], y_tr[keep])
+    assert len(started) == 1 and est.coef_.shape[0] == 3
+    assert est.score(X_te[y_te < 3], y_te[y_te < 3]) > 0.9
+    assert live_pyasync_actors(ray) == []

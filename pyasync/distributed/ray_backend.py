@@ -122,6 +122,12 @@ class Worker:
         self.shards[shard_id] = self.chunks.prepare(*shard)
         return True
 
+    def set_targets(self, shard_id, y):
+        """A new problem on the same rows (the next one-vs-rest class)."""
+        X, _, sw = self.shards[shard_id]
+        self.shards[shard_id] = (X, np.ascontiguousarray(y, dtype=np.float64), sw)
+        return True
+
     def run(self, theta, t0, eta, shard_id, rows):
         return self.chunks.run(self.shards[shard_id], theta, t0, eta, rows)
 
@@ -143,9 +149,23 @@ class ParameterServer:
         self.hist_len = int(hist_len)
         self.seed = int(seed)
         self.version = 0
+        self.target_refs = None  # the targets of the current problem, if replaced
 
     def state(self):
         return self.theta, self.velocity
+
+    def reset(self, theta, velocity, target_refs, seed):
+        """Starts the next problem on the same rows: new model, velocity and
+        targets (sent to whichever worker holds each shard now)."""
+        import ray
+        self.theta = np.array(theta, dtype=np.float64)
+        self.velocity = np.array(velocity, dtype=np.float64)
+        self.seed = int(seed)
+        self.version = 0
+        self.target_refs = list(target_refs)
+        ray.get([self.workers[self.owner[sid]].set_targets.remote(sid, ref)
+                 for sid, ref in enumerate(self.target_refs)])
+        return True
 
     def _plan(self, epoch, shuffle):
         """Each worker's queue of (shard, rows) chunks for this epoch."""
@@ -170,6 +190,8 @@ class ParameterServer:
         moved = [sid for sid, o in enumerate(self.owner) if o == dead]
         for sid in moved:
             ray.get(self.workers[heir].adopt.remote(sid, self.shard_refs[sid]))
+            if self.target_refs is not None:
+                ray.get(self.workers[heir].set_targets.remote(sid, self.target_refs[sid]))
             self.owner[sid] = heir
         queues[heir] += queues[dead]
         queues[dead] = []
@@ -265,9 +287,20 @@ class RayBackend:
             self.actors.append(server)
             self.server = server
             self.refs = refs
+            self.shards = shards
         except BaseException:
             self.close()
             raise
+
+    def restart(self, theta, velocity, y, seed):
+        """Reuses the actors for another problem on the same rows and
+        features (the next one-vs-rest class): only the targets travel."""
+        from ray.exceptions import RayActorError
+        refs = [self.ray.put(y[s]) for s in self.shards]
+        try:
+            self.ray.get(self.server.reset.remote(theta, velocity, refs, seed))
+        except RayActorError as exc:
+            raise RuntimeError(f"the Ray parameter server died: {exc}") from None
 
     def epoch(self, t0, eta, momentum, epoch, shuffle):
         """Runs one epoch on the server; returns (stats, theta, velocity)."""
