@@ -234,7 +234,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     loss_curve = []
     best, no_improvement = np.inf, 0
     epoch = 0
-    backend, owned = ((ray_backend(X, y, sample_weight, order, state, params, engine, seed))
+    backend, owned = (ray_backend(X, y, sample_weight, order, state, params, engine, seed)
                       if engine["kind"] == "ray" else (None, False))
     try:
         for epoch in range(max_iter):

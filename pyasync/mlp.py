@@ -185,29 +185,26 @@ class _BaseAsyncMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         n_jobs = resolve_n_jobs(self.n_jobs)
         if self.asynchrony == "threads":
-            engine = {"kind": "threads", "n_threads": n_jobs, "update": self.update,
-                      "staleness_every": STALENESS_EVERY}
-        elif self.asynchrony == "ray":
-            n_workers = n_jobs if self.n_workers is None else self.n_workers
-            _check_int("n_workers", n_workers, 1)
-            engine = ray_engine(n_workers, self.local_steps, self.ray_address)
-        else:
-            n_workers = n_jobs if self.n_workers is None else self.n_workers
-            _check_int("n_workers", n_workers, 1)
-            if not isinstance(self.staleness, str):
-                raise ValueError("staleness must be one of 'exponential', 'round_robin', "
-                                 "'fixed' for MLPs (replayed histograms are not supported "
-                                 "yet)")
-            _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
-            engine = {"kind": "simulated", "n_workers": int(n_workers),
-                      "schedule": self.staleness, "seed": 0}
-            if self.staleness == "fixed":
-                if self.delay is None:
-                    raise ValueError("staleness='fixed' needs delay (an integer >= 0)")
-                _check_int("delay", self.delay, 0)
-                engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
-            elif self.delay is not None:
-                raise ValueError("delay is only used with staleness='fixed'")
+            return hidden, {"kind": "threads", "n_threads": n_jobs, "update": self.update,
+                            "staleness_every": STALENESS_EVERY}
+        n_workers = n_jobs if self.n_workers is None else self.n_workers
+        _check_int("n_workers", n_workers, 1)
+        if self.asynchrony == "ray":
+            return hidden, ray_engine(n_workers, self.local_steps, self.ray_address)
+        if not isinstance(self.staleness, str):
+            raise ValueError("staleness must be one of 'exponential', 'round_robin', "
+                             "'fixed' for MLPs (replayed histograms are not supported "
+                             "yet)")
+        _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
+        engine = {"kind": "simulated", "n_workers": int(n_workers),
+                  "schedule": self.staleness, "seed": 0}
+        if self.staleness == "fixed":
+            if self.delay is None:
+                raise ValueError("staleness='fixed' needs delay (an integer >= 0)")
+            _check_int("delay", self.delay, 0)
+            engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
+        elif self.delay is not None:
+            raise ValueError("delay is only used with staleness='fixed'")
         return hidden, engine
 
     # -- fitting ----------------------------------------------------------

@@ -285,6 +285,13 @@ def _slug(name):
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
 
+def embed_plot(lines, out, name, title, draw):
+    """Saves the plot and links it from the report (when matplotlib is there)."""
+    png = save_plot(out, name, draw)
+    if png:
+        lines += [f"![{title}]({os.path.basename(png)})", ""]
+
+
 def write_hardware(results, out, lines):
     lines += ["## Hardware efficiency: seconds per epoch", "",
               "Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, so set-up "
@@ -319,9 +326,7 @@ def write_hardware(results, out, lines):
             ax.set_ylabel("seconds per epoch")
             ax.set_title(e["data"])
             ax.legend(fontsize=8)
-        png = save_plot(out, f"he_{_slug(e['data'])}.png", draw)
-        if png:
-            lines += [f"![{e['data']}]({os.path.basename(png)})", ""]
+        embed_plot(lines, out, f"he_{_slug(e['data'])}.png", e["data"], draw)
     for e in results["mlp"]:
         lines += [f"### MLP {e['data']}: {e['rows']} x {e['features']}, hidden "
                   f"{tuple(e['hidden'])}, batch {e['batch_size']}", "",
@@ -385,9 +390,7 @@ def write_statistical(results, out, lines):
             ax.set_ylabel("epochs to target")
             ax.set_title(e["problem"])
             ax.legend(fontsize=8)
-        png = save_plot(out, f"se_{_slug(e['problem'])}.png", draw)
-        if png:
-            lines += [f"![{e['problem']}]({os.path.basename(png)})", ""]
+        embed_plot(lines, out, f"se_{_slug(e['problem'])}.png", e["problem"], draw)
 
 
 def run(out="report", quick=False, echo=print, settings=None, with_reproduce=True):

@@ -286,7 +286,7 @@ class RayBackend:
                 int(local_steps) * int(rows_per_step), nesterov, hist_len, seed)
             self.actors.append(server)
             self.server = server
-            self.refs = refs
+            self.refs = refs  # the driver owns the shards: they live as long as it
             self.shards = shards
         except BaseException:
             self.close()
@@ -295,22 +295,21 @@ class RayBackend:
     def restart(self, theta, velocity, y, seed):
         """Reuses the actors for another problem on the same rows and
         features (the next one-vs-rest class): only the targets travel."""
-        from ray.exceptions import RayActorError
         refs = [self.ray.put(y[s]) for s in self.shards]
+        self._wait(self.server.reset.remote(theta, velocity, refs, seed))
+
+    def _wait(self, call):
+        """The result of a call on the server; its death is a RuntimeError."""
+        from ray.exceptions import RayActorError
         try:
-            self.ray.get(self.server.reset.remote(theta, velocity, refs, seed))
+            return self.ray.get(call)
         except RayActorError as exc:
             raise RuntimeError(f"the Ray parameter server died: {exc}") from None
 
     def epoch(self, t0, eta, momentum, epoch, shuffle):
         """Runs one epoch on the server; returns (stats, theta, velocity)."""
-        from ray.exceptions import RayActorError
-        try:
-            stats, theta, velocity = self.ray.get(
-                self.server.epoch.remote(int(t0), float(eta), float(momentum),
-                                         int(epoch), bool(shuffle)))
-        except RayActorError as exc:
-            raise RuntimeError(f"the Ray parameter server died: {exc}") from None
+        stats, theta, velocity = self._wait(self.server.epoch.remote(
+            int(t0), float(eta), float(momentum), int(epoch), bool(shuffle)))
         for message in stats.pop("events"):
             warnings.warn(message, RuntimeWarning, stacklevel=3)
         if stats.pop("all_dead"):
