@@ -100,15 +100,20 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
 
 /* ---- dense rows: every coordinate is touched by every update ---- */
 
-static void FN(pa_prefetch_dense)(const pa_linear_model *m, const pa_dataset *ds,
-                                  int64_t i, int64_t i_near)
+/* A shuffled row's target and weight miss cache as surely as its data. */
+static inline void FN(pa_prefetch_target)(const pa_dataset *ds, int64_t i)
 {
-    (void)i_near;
+    __builtin_prefetch(&ds->y[i]);
+    if (ds->sample_weight) __builtin_prefetch(&ds->sample_weight[i]);
+}
+
+static void FN(pa_prefetch_dense)(const pa_dataset *ds, int64_t i)
+{
     const char *row = (const char *)((const REAL *)ds->data + i * ds->n_features);
     size_t bytes = (size_t)ds->n_features * sizeof(REAL);
     for (size_t off = 0; off < bytes; off += 64)
         __builtin_prefetch(row + off);
-    (void)m;
+    FN(pa_prefetch_target)(ds, i);
 }
 
 static double FN(pa_predict_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
@@ -168,10 +173,8 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
 
 /* ---- CSR rows: only the row's coordinates, caught up lazily ---- */
 
-/* Rows come in shuffled order: ask for a coming row's lines (and the
- * weights it will touch) ahead of time. */
-static void FN(pa_prefetch_sparse)(const pa_linear_model *m, const pa_dataset *ds,
-                                   int64_t i, int64_t i_near)
+/* Rows come in shuffled order: ask for a coming row's lines ahead of time. */
+static void FN(pa_prefetch_sparse)(const pa_dataset *ds, int64_t i)
 {
     const REAL *x = (const REAL *)ds->data;
     const int32_t *ind = ds->indices;
@@ -180,10 +183,23 @@ static void FN(pa_prefetch_sparse)(const pa_linear_model *m, const pa_dataset *d
         __builtin_prefetch(&x[e]);
     for (int64_t e = e0; e < e1; e += 16)
         __builtin_prefetch(&ind[e]);
-    /* the nearer row's indices are in cache by now: fetch its weights */
-    for (int64_t e = ds->indptr[i_near]; e < ds->indptr[i_near + 1]; e++)
-        __builtin_prefetch(&m->w[ind[e]], 1);
+    FN(pa_prefetch_target)(ds, i);
 }
+
+/* s += sum of TERM(e) over the row in four running sums: one chain of
+ * dependent adds would pay the add's latency on every entry. */
+#ifndef PA_SPARSE_DOT
+#define PA_SPARSE_DOT(s, TERM) do {                                        \
+        double s0_ = 0.0, s1_ = 0.0, s2_ = 0.0, s3_ = 0.0;                 \
+        int64_t e_ = e0;                                                   \
+        for (; e_ + 4 <= e1; e_ += 4) {                                    \
+            s0_ += TERM(e_); s1_ += TERM(e_ + 1);                          \
+            s2_ += TERM(e_ + 2); s3_ += TERM(e_ + 3);                      \
+        }                                                                  \
+        for (; e_ < e1; e_++) s0_ += TERM(e_);                             \
+        (s) += (s0_ + s1_) + (s2_ + s3_);                                  \
+    } while (0)
+#endif
 
 static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     const pa_dataset *ds, int64_t i, int64_t k)
@@ -197,11 +213,14 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     if (m->hot_buf) { /* shared value plus this worker's pending updates */
         const int32_t *hot_slot = m->hot_slot;
         const double *buf = m->hot_buf;  /* buf[-1] is 0: no branch */
-        for (int64_t e = e0; e < e1; e++)
-            s += (LD(&m->w[ind[e]]) + buf[hot_slot[ind[e]]]) * (double)x[e];
+#define PA_TERM(e) ((LD(&m->w[ind[e]]) + buf[hot_slot[ind[e]]]) * (double)x[e])
+        PA_SPARSE_DOT(s, PA_TERM);
+#undef PA_TERM
         b += m->hot_buf[m->n_hot];
     } else {
-        for (int64_t e = e0; e < e1; e++) s += LD(&m->w[ind[e]]) * (double)x[e];
+#define PA_TERM(e) (LD(&m->w[ind[e]]) * (double)x[e])
+        PA_SPARSE_DOT(s, PA_TERM);
+#undef PA_TERM
     }
     if (c->scaled) s *= c->decay_prefix[k - 1];
     return s + b;
@@ -233,9 +252,13 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
         const int32_t *hot_slot = m->hot_slot;
         double *buf = m->hot_buf, *w = m->w;
         for (int64_t e = e0; e < e1; e++) {
-            /* a select, not a branch: about half the entries are hot */
+            /* a select by mask, not a branch: about half the entries are
+             * hot, so a branch would be mispredicted every other entry
+             * (the compiler turns a ?: here into one) */
             int32_t slot = hot_slot[ind[e]];
-            double *dst = slot >= 0 ? buf + slot : w + ind[e];
+            uintptr_t hot = (uintptr_t)0 - (uintptr_t)(slot >= 0);
+            double *dst = (double *)(((uintptr_t)(buf + slot) & hot) |
+                                     ((uintptr_t)(w + ind[e]) & ~hot));
             AXPB(dst, 1.0, g * (double)x[e]);
         }
         if (c->p->fit_intercept) m->hot_buf[m->n_hot] += upd * c->p->intercept_decay;

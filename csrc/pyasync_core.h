@@ -43,7 +43,7 @@ typedef struct {
     double u; /* cumulative L1 penalty at the epoch start */
     /* Hot coordinates (the most frequent sparse columns, written by nearly
      * every update): with several threads, each buffers its additive
-     * updates to them and the intercept privately, flushing every few
+     * updates to them and the intercept privately, flushing every 256
      * updates, so their cache lines do not bounce between cores.
      * hot_slot[j] is j's slot or -1; NULL turns buffering off. */
     const int32_t *hot_slot;

@@ -219,6 +219,9 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
         auto = AutoMomentum(X, y, params, engine, target_momentum, seed)
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
+    # unit weights would cost a cache miss a row for nothing
+    sw_engine = (None if sample_weight is not None and np.all(sample_weight == 1.0)
+                 else sample_weight)
     with_velocity = auto is not None or params["momentum"] != 0.0
     lazy = sparse and (params["l2"] > 0.0 or with_velocity)
     state = new_state(n_features, coef, intercept, velocity, intercept_velocity,
@@ -249,7 +252,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
             if backend is not None:
                 res = ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist)
             else:
-                res = _core.linear_epoch(params, X_engine, y, sample_weight, state, t,
+                res = _core.linear_epoch(params, X_engine, y, sw_engine, state, t,
                                          eta, order, engine, hist)
             t += res["n_updates"]
             stale_sum += res["staleness_sum"]
