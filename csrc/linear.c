@@ -64,14 +64,7 @@ pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update)
 
 double pa_eta(const pa_linear_params *p, double eta_const, int64_t t)
 {
-    switch (p->schedule) {
-    case PA_OPTIMAL:
-        return 1.0 / (p->alpha * (p->optimal_init + (double)t - 1.0));
-    case PA_INVSCALING:
-        return p->eta0 / pow((double)t, p->power_t);
-    default:
-        return eta_const;
-    }
+    return pa_schedule_eta(p, eta_const, t);
 }
 
 static double *prefix_alloc(int64_t max_clock)

@@ -35,9 +35,24 @@ typedef struct {
     double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
 } pa_epoch_ctx;
 
+/* The learning rate of update t (1-based, over the whole fit), inline:
+ * the kernels ask for it on every update. */
+static inline double pa_schedule_eta(const pa_linear_params *p, double eta_const,
+                                     int64_t t)
+{
+    switch (p->schedule) {
+    case PA_OPTIMAL:
+        return 1.0 / (p->alpha * (p->optimal_init + (double)t - 1.0));
+    case PA_INVSCALING:
+        return p->eta0 / pow((double)t, p->power_t);
+    default:
+        return eta_const;
+    }
+}
+
 static inline double pa_ctx_eta(const pa_epoch_ctx *c, int64_t k)
 {
-    return c->varying ? pa_eta(c->p, c->eta_const, c->t0 + k) : c->eta_const;
+    return c->varying ? pa_schedule_eta(c->p, c->eta_const, c->t0 + k) : c->eta_const;
 }
 
 /* Decay of one update: never negative, as scikit-learn. */

@@ -251,7 +251,8 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
         double g = upd / scale;
         const int32_t *hot_slot = m->hot_slot;
         double *buf = m->hot_buf, *w = m->w;
-        for (int64_t e = e0; e < e1; e++) {
+        /* a zero step (a met margin) adds nothing: skip the row's writes */
+        if (g != 0.0) for (int64_t e = e0; e < e1; e++) {
             /* a select by mask, not a branch: about half the entries are
              * hot, so a branch would be mispredicted every other entry
              * (the compiler turns a ?: here into one) */
@@ -266,7 +267,8 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     }
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale;
-        for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
+        if (g != 0.0)
+            for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
     } else {
         double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
         for (int64_t e = e0; e < e1; e++) {
