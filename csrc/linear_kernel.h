@@ -100,6 +100,17 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
 
 /* ---- dense rows: every coordinate is touched by every update ---- */
 
+/* Every cache line of [begin, end): a row rarely starts on a line, and
+ * stepping 64 bytes from its start would miss the last line. */
+#ifndef PA_PREFETCH_SPAN
+#define PA_PREFETCH_SPAN
+static inline void pa_prefetch_span(const void *begin, const void *end)
+{
+    for (uintptr_t a = (uintptr_t)begin & ~(uintptr_t)63; a < (uintptr_t)end; a += 64)
+        __builtin_prefetch((const void *)a);
+}
+#endif
+
 /* A shuffled row's target and weight miss cache as surely as its data. */
 static inline void FN(pa_prefetch_target)(const pa_dataset *ds, int64_t i)
 {
@@ -109,10 +120,8 @@ static inline void FN(pa_prefetch_target)(const pa_dataset *ds, int64_t i)
 
 static void FN(pa_prefetch_dense)(const pa_dataset *ds, int64_t i)
 {
-    const char *row = (const char *)((const REAL *)ds->data + i * ds->n_features);
-    size_t bytes = (size_t)ds->n_features * sizeof(REAL);
-    for (size_t off = 0; off < bytes; off += 64)
-        __builtin_prefetch(row + off);
+    const REAL *row = (const REAL *)ds->data + i * ds->n_features;
+    pa_prefetch_span(row, row + ds->n_features);
     FN(pa_prefetch_target)(ds, i);
 }
 
@@ -179,10 +188,8 @@ static void FN(pa_prefetch_sparse)(const pa_dataset *ds, int64_t i)
     const REAL *x = (const REAL *)ds->data;
     const int32_t *ind = ds->indices;
     int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
-    for (int64_t e = e0; e < e1; e += 64 / sizeof(REAL))
-        __builtin_prefetch(&x[e]);
-    for (int64_t e = e0; e < e1; e += 16)
-        __builtin_prefetch(&ind[e]);
+    pa_prefetch_span(x + e0, x + e1);
+    pa_prefetch_span(ind + e0, ind + e1);
     FN(pa_prefetch_target)(ds, i);
 }
 
