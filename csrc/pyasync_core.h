@@ -106,12 +106,14 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
 double pa_eta(const pa_linear_params *params, double eta_const, int64_t t);
 
 /* momentum="auto": asynchronous SGD on the least-squares surrogate with rows
- * Z (m x d), for each of the c momenta of grid; update t uses row rows[t]
+ * Z (m x d) and residual offsets noise (m, or NULL), for each of the c
+ * momenta of grid; update t uses row rows[t]
  * and the error of stale[t] (< depth) updates earlier. losses (n_updates /
  * every x c) gets the loss every `every` updates, +inf once diverged.
  * Returns 0, or -1 when out of memory. */
-int pa_surrogate_grid(const double *Z, int64_t m, int64_t d, double step, double l2,
-                      const double *grid, int64_t c, const int64_t *rows,
+int pa_surrogate_grid(const double *Z, const double *noise, int64_t m, int64_t d,
+                      double step, double l2, const double *grid, int64_t c,
+                      const int64_t *rows,
                       const int64_t *stale, int64_t n_updates, int64_t depth,
                       int64_t every, double *losses);
 

@@ -1,6 +1,8 @@
 /* momentum="auto"'s inner loop: asynchronous SGD on a small least-squares
  * surrogate, one run per candidate momentum, all fed the same rows and
- * staleness draws (see pyasync/momentum.py, simulate_momentum_grid). */
+ * staleness draws (see pyasync/momentum.py, simulate_momentum_grid). Row
+ * r's residual is Z[r] . e + noise[r]: noise (NULL: none) is the part of
+ * the rows' gradients no weight change removes, the SGD noise floor. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +25,12 @@ static double dot(const double *a, const double *b, int64_t n)
     return (s0 + s1) + (s2 + s3);
 }
 
-int pa_surrogate_grid(const double *Z, int64_t m, int64_t d, double step, double l2,
-                      const double *grid, int64_t c, const int64_t *rows,
+int pa_surrogate_grid(const double *Z, const double *noise, int64_t m, int64_t d,
+                      double step, double l2, const double *grid, int64_t c,
+                      const int64_t *rows,
                       const int64_t *stale, int64_t n_updates, int64_t depth,
                       int64_t every, double *losses)
 {
-    (void)m;
     int64_t cd = c * d;
     double *e = malloc(sizeof(double) * cd);
     double *v = calloc(cd, sizeof(double));
@@ -49,7 +51,8 @@ int pa_surrogate_grid(const double *Z, int64_t m, int64_t d, double step, double
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) continue;
             const double *rk = read + k * d;
-            double *ek = e + k * d, *vk = v + k * d, mu = grid[k], p = dot(rk, x, d);
+            double *ek = e + k * d, *vk = v + k * d, mu = grid[k];
+            double p = dot(rk, x, d) + (noise ? noise[rows[t]] : 0.0);
             for (int64_t j = 0; j < d; j++) {
                 vk[j] = mu * vk[j] - step * (p * x[j] + l2 * rk[j]);
                 ek[j] += vk[j];
@@ -63,7 +66,7 @@ int pa_surrogate_grid(const double *Z, int64_t m, int64_t d, double step, double
             const double *ek = e + k * d;
             double sum = 0.0;
             for (int64_t r = 0; r < m; r++) {
-                double res = dot(ek, Z + r * d, d);
+                double res = dot(ek, Z + r * d, d) + (noise ? noise[r] : 0.0);
                 sum += res * res;
             }
             out[k] = 0.5 * sum / (double)m;

@@ -71,7 +71,7 @@ cdef extern from "pyasync_core.h":
                         const pa_engine_opts *, pa_epoch_stats *) nogil
     double pa_eta(const pa_linear_params *, double, int64_t) nogil
     void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
-    int pa_surrogate_grid(const double *, int64_t, int64_t, double, double,
+    int pa_surrogate_grid(const double *, const double *, int64_t, int64_t, double, double,
                           const double *, int64_t, const int64_t *, const int64_t *,
                           int64_t, int64_t, int64_t, double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
@@ -137,10 +137,12 @@ def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
 
 
 def surrogate_grid(cnp.ndarray Z, double step, double l2, cnp.ndarray grid,
-                   cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every):
+                   cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every,
+                   cnp.ndarray noise=None):
     """Losses (n_updates // every x len(grid)) of asynchronous SGD on the
-    least-squares surrogate Z for each momentum of grid; see
-    momentum.simulate_momentum_grid. rows and stale are int64 draws."""
+    least-squares surrogate Z (rows' residual offsets `noise`, or none) for
+    each momentum of grid; see momentum.simulate_momentum_grid. rows and
+    stale are int64 draws."""
     cdef int64_t m = Z.shape[0], d = Z.shape[1], c = grid.shape[0]
     cdef int64_t n = rows.shape[0]
     if stale.shape[0] != n or every < 1 or depth < 1 or m < 1 or d < 1:
@@ -153,9 +155,14 @@ def surrogate_grid(cnp.ndarray Z, double step, double l2, cnp.ndarray grid,
     cdef const int64_t *r = <int64_t *>_data(rows, np.int64, "rows")
     cdef const int64_t *st = <int64_t *>_data(stale, np.int64, "stale")
     cdef double *o = <double *>_data(out, np.float64, "out")
+    cdef const double *nz = NULL
+    if noise is not None:
+        if noise.shape[0] != m:
+            raise ValueError("surrogate_grid: noise needs one value a row of Z")
+        nz = <double *>_data(noise, np.float64, "noise")
     cdef int rc
     with nogil:
-        rc = pa_surrogate_grid(z, m, d, step, l2, g, c, r, st, n, depth, every, o)
+        rc = pa_surrogate_grid(z, nz, m, d, step, l2, g, c, r, st, n, depth, every, o)
     if rc != 0:
         raise MemoryError("surrogate_grid: out of memory")
     return out

@@ -142,10 +142,10 @@ class AutoMomentum:
             self.best_loss = min(self.best_loss, loss_curve[-1])
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
-            Z = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
+            Z, noise = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                prm["fit_intercept"], prm["intercept_decay"], self.rng)
             pmf = np.trim_zeros(self.pmf, "b")
-            self.choice = choose_momentum(Z, eta, pmf, self.rng)
+            self.choice = choose_momentum(Z, eta, pmf, self.rng, noise=noise)
         self.current = float(round(min(self.choice, self.cap), 10))
         return self.current
 

@@ -134,28 +134,73 @@ def loss_curvature(loss, loss_param, p, y):
     return np.ones(p.shape)
 
 
+def loss_gradient(loss, loss_param, p, y):
+    """Derivative of the loss with respect to the predictions p."""
+    z = p * y
+    if loss in ("hinge", "perceptron"):
+        return np.where(z <= loss_param, -y, 0.0)
+    if loss == "squared_hinge":
+        return np.where(loss_param - z > 0.0, -2.0 * y * (loss_param - z), 0.0)
+    if loss == "log_loss":
+        return -y / (np.exp(np.clip(z, -30, 30)) + 1.0)
+    if loss == "modified_huber":
+        return np.where(z >= 1.0, 0.0, np.where(z >= -1.0, -2.0 * (1.0 - z) * y, -4.0 * y))
+    r = p - y
+    if loss == "squared_error":
+        return r
+    if loss == "huber":
+        return np.clip(r, -loss_param, loss_param)
+    if loss == "epsilon_insensitive":
+        return np.sign(r) * (np.abs(r) > loss_param)
+    if loss == "squared_epsilon_insensitive":
+        return 2.0 * np.sign(r) * np.maximum(np.abs(r) - loss_param, 0.0)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+# The noise is scaled against a unit initial error; where the weights sit at
+# the optimum (no signal), it is capped at this many times that error.
+MAX_NOISE_RATIO = 1e3
+
+
 def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
                    rng, max_rows=256):
     """A small dense problem whose SGD dynamics stand for the real one's: a
     row sample, each row scaled by the square root of the loss curvature at
     the current weights (Gauss-Newton), expressed in the sample's own row
-    space (SGD never leaves it), so its size is at most max_rows squared."""
+    space (SGD never leaves it), so its size is at most max_rows squared.
+
+    Returns (Z, noise). In the same units, row i's gradient is s_i z_i with
+    s_i = loss'(p_i) / sqrt(curvature_i). The part of s that the rows'
+    span explains is the error SGD can remove; the rest (`noise`, one value
+    a row) it cannot: it sets the noise floor, which high momentum and a
+    large step raise. The noise is scaled by the ratio of its size to the
+    removable part's, since the simulation starts from a unit error."""
     n = X.shape[0]
     rows = rng.choice(n, min(n, max_rows), replace=False) if n > max_rows else np.arange(n)
     Xs = X[rows]
     Xs = Xs.toarray() if hasattr(Xs, "toarray") else np.asarray(Xs, dtype=np.float64)
     p = Xs @ w + b
-    Xs = Xs * np.sqrt(loss_curvature(loss, loss_param, p, y[rows]))[:, None]
+    curvature = loss_curvature(loss, loss_param, p, y[rows])
+    root = np.sqrt(np.maximum(curvature, 1e-12))
+    Xs = Xs * np.sqrt(curvature)[:, None]
     if fit_intercept:
         Xs = np.column_stack([Xs, np.full(Xs.shape[0], np.sqrt(intercept_decay))])
     u, sv, _ = np.linalg.svd(Xs, full_matrices=False)
     keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else sv > 0
-    return u[:, keep] * sv[keep]
+    Z = u[:, keep] * sv[keep]
+    s = loss_gradient(loss, loss_param, p, y[rows]) / root
+    removable = u[:, keep].T @ s
+    noise = s - u[:, keep] @ removable
+    unit_error = np.linalg.norm(Z.sum(axis=1)) / np.sqrt(max(Z.shape[1], 1))
+    size = np.linalg.norm(removable)
+    ratio = MAX_NOISE_RATIO if size * MAX_NOISE_RATIO <= unit_error else unit_error / size
+    return Z, noise * ratio
 
 
-def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0):
+def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0, noise=None):
     """Asynchronous SGD with each explicit momentum of `grid` on the
-    realizable least-squares surrogate with rows Z, all momenta fed the same
+    least-squares surrogate with rows Z (and row offsets `noise`, the part
+    no weight change removes; None: realizable), all momenta fed the same
     rows and staleness draws: the training loss every 10th update
     (n_updates // 10 x len(grid)); a diverged momentum stays infinite.
     The gradient of an update is taken at the weights (error e = w - w*,
@@ -168,17 +213,23 @@ def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0):
     pmf = pmf / pmf.sum()
     rows = rng.randint(0, Z.shape[0], n_updates).astype(np.int64)
     stale = rng.choice(pmf.size, n_updates, p=pmf).astype(np.int64)
+    if noise is not None:
+        noise = np.ascontiguousarray(noise, dtype=np.float64)
     return _core.surrogate_grid(Z, float(step), float(l2), grid, rows, stale,
-                                pmf.size, 10)
+                                pmf.size, 10, noise)
 
 
-def choose_momentum(Z, step, pmf, rng, grid=None, n_updates=3000, reduction=1e-2):
-    """The explicit momentum that reaches `reduction` times the initial loss
-    in the fewest updates on the surrogate (else the lowest final loss)."""
+def choose_momentum(Z, step, pmf, rng, grid=None, n_updates=3000, reduction=1e-2,
+                    noise=None):
+    """The explicit momentum that first brings the surrogate's loss within
+    `reduction` of the way from its start to its floor (else the lowest
+    final loss)."""
     grid = np.round(np.linspace(-0.9, 0.9, 19), 10) if grid is None else np.asarray(grid)
-    losses = simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng)
-    l0 = 0.5 * np.mean(np.sum(Z, axis=1) ** 2) / Z.shape[1]
-    reached = losses <= reduction * l0
+    losses = simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, noise=noise)
+    offset = np.zeros(Z.shape[0]) if noise is None else np.asarray(noise)
+    floor = 0.5 * np.mean(offset ** 2)
+    l0 = 0.5 * np.mean((np.sum(Z, axis=1) / np.sqrt(Z.shape[1]) + offset) ** 2)
+    reached = losses <= floor + reduction * (l0 - floor)
     first = np.where(reached.any(axis=0), reached.argmax(axis=0), losses.shape[0])
     final = np.where(np.isfinite(losses[-1]), losses[-1], np.inf)
     order = np.lexsort((final, first))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from pyasync import _core
-from pyasync.momentum import choose_momentum, simulate_momentum_grid
+from pyasync.momentum import choose_momentum, simulate_momentum_grid, surrogate_rows
 
 
-def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every):
+def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every, noise):
     c, d = grid.size, Z.shape[1]
     e = np.ones((c, d)) / np.sqrt(d)
     v = np.zeros((c, d))
@@ -16,25 +16,28 @@ def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every):
     for t in range(rows.size):
         read = past[(t - stale[t]) % depth] if t >= stale[t] else past[0]
         x = Z[rows[t]]
-        v = grid[:, None] * v - step * (np.outer(read @ x, x) + l2 * read)
+        v = grid[:, None] * v - step * (np.outer(read @ x + noise[rows[t]], x) + l2 * read)
         e = e + v
         past[(t + 1) % depth] = e
         if (t + 1) % every == 0:
-            r = e @ Z.T
+            r = e @ Z.T + noise
             out[t // every] = 0.5 * np.mean(r * r, axis=1)
     return out
 
 
 @pytest.mark.parametrize("depth", [1, 5, 40])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
-def test_compiled_surrogate_matches_numpy(depth, l2):
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_compiled_surrogate_matches_numpy(depth, l2, with_noise):
     rng = np.random.RandomState(depth)
     Z = rng.standard_normal((30, 7)) * 0.3
+    noise = rng.standard_normal(30) * 0.2 if with_noise else np.zeros(30)
     grid = np.round(np.linspace(-0.5, 0.5, 5), 10)
     rows = rng.randint(0, 30, 500).astype(np.int64)
     stale = rng.randint(0, depth, 500).astype(np.int64)
-    got = _core.surrogate_grid(Z, 0.05, l2, grid, rows, stale, depth, 10)
-    want = numpy_surrogate(Z, 0.05, l2, grid, rows, stale, depth, 10)
+    got = _core.surrogate_grid(Z, 0.05, l2, grid, rows, stale, depth, 10,
+                               noise if with_noise else None)
+    want = numpy_surrogate(Z, 0.05, l2, grid, rows, stale, depth, 10, noise)
     assert np.all(np.isfinite(want))
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
@@ -69,3 +72,34 @@ def test_surrogate_rejects_out_of_range_draws(bad):
         _core.surrogate_grid(np.ones((30, 3)), 0.1, 0.0, np.zeros(2),
                              args["rows"].astype(np.int64), args["stale"].astype(np.int64),
                              4, args["every"])
+
+
+def test_surrogate_noise_is_what_the_rows_span_cannot_remove():
+    """On a least-squares problem the surrogate's noise is, in curvature
+    units, the residual of the best fit on the sampled rows: zero when y is
+    linear in X, and orthogonal to the rows' span otherwise."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((200, 5))
+    y_exact = X @ rng.standard_normal(5)
+    w = np.zeros(5)
+    Z, noise = surrogate_rows(X, y_exact, w, 0.0, "squared_error", 0.0, False, 1.0,
+                              np.random.RandomState(1))
+    assert np.allclose(noise, 0.0, atol=1e-10)
+    y_noisy = y_exact + rng.standard_normal(200)
+    Z, noise = surrogate_rows(X, y_noisy, w, 0.0, "squared_error", 0.0, False, 1.0,
+                              np.random.RandomState(1))
+    assert np.linalg.norm(noise) > 0.1
+    np.testing.assert_allclose(Z.T @ noise, 0.0, atol=1e-8)
+
+
+def test_noise_floor_lowers_the_chosen_momentum():
+    """The same rows and step with the gradient noise of a non-realizable
+    problem: the noise floor that momentum raises makes a lower momentum
+    the faster way to the target."""
+    rng = np.random.RandomState(3)
+    Z = rng.standard_normal((200, 10)) / np.sqrt(10)
+    projector = Z @ np.linalg.pinv(Z)
+    noise = (np.eye(200) - projector) @ rng.standard_normal(200)
+    clean = choose_momentum(Z, 0.05, np.ones(1), np.random.RandomState(4))
+    noisy = choose_momentum(Z, 0.05, np.ones(1), np.random.RandomState(4), noise=noise)
+    assert noisy < clean
