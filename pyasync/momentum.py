@@ -160,6 +160,9 @@ def loss_gradient(loss, loss_param, p, y):
 # The noise is scaled against a unit initial error; where the weights sit at
 # the optimum (no signal), it is capped at this many times that error.
 MAX_NOISE_RATIO = 1e3
+# Losses whose gradient does not shrink in proportion to the error: a linear
+# fit of it would call all of it noise, so their surrogate has none.
+PIECEWISE_LINEAR = ("hinge", "perceptron", "epsilon_insensitive")
 
 
 def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
@@ -194,7 +197,7 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     unit_error = np.linalg.norm(Z.sum(axis=1)) / np.sqrt(max(Z.shape[1], 1))
     size = np.linalg.norm(removable)
     ratio = MAX_NOISE_RATIO if size * MAX_NOISE_RATIO <= unit_error else unit_error / size
-    return Z, noise * ratio
+    return Z, noise * (0.0 if loss in PIECEWISE_LINEAR else ratio)
 
 
 def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0, noise=None):

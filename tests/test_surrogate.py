@@ -103,3 +103,17 @@ def test_noise_floor_lowers_the_chosen_momentum():
     clean = choose_momentum(Z, 0.05, np.ones(1), np.random.RandomState(4))
     noisy = choose_momentum(Z, 0.05, np.ones(1), np.random.RandomState(4), noise=noise)
     assert noisy < clean
+
+
+def test_piecewise_linear_losses_get_no_noise():
+    """Hinge's gradient does not shrink with the error, so a linear fit
+    would call all of it noise: its surrogate has none."""
+    rng = np.random.RandomState(5)
+    X = rng.standard_normal((300, 6))
+    y = np.where(X[:, 0] + rng.standard_normal(300) > 0, 1.0, -1.0)
+    _, noise = surrogate_rows(X, y, np.zeros(6), 0.0, "hinge", 1.0, True, 1.0,
+                              np.random.RandomState(0))
+    assert np.all(noise == 0.0)
+    _, noise = surrogate_rows(X, y, np.zeros(6), 0.0, "log_loss", 0.0, True, 1.0,
+                              np.random.RandomState(0))
+    assert np.linalg.norm(noise) > 0.1
