@@ -3,7 +3,10 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|all]
+
+"design" holds the problems momentum="auto" was developed on; "check"
+holds eight it was not, to show how it carries over to new problems.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -13,7 +16,9 @@ import argparse
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_digits, make_regression
+import scipy.sparse as sp
+from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_wine,
+                              make_classification, make_regression)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -25,7 +30,14 @@ FRACTION = 0.05
 GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
 
 
-def problems():
+def problems(which="design"):
+    if which in ("design", "all"):
+        yield from design_problems()
+    if which in ("check", "all"):
+        yield from check_problems()
+
+
+def design_problems():
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     yield "digits 0-4 vs 5-9, log_loss", X, (y >= 5).astype(int), AsyncSGDClassifier, \
@@ -38,6 +50,40 @@ def problems():
         dict(loss="huber", epsilon=1.0, alpha=1e-4)
     X, y = make_rcv1_like(n_samples=2000, n_features=5000, nnz_per_row=30, random_state=3)
     yield "sparse text-like, hinge", X, y, AsyncSGDClassifier, dict(loss="hinge", alpha=1e-4)
+
+
+def check_problems():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "breast cancer, hinge", X, y, AsyncSGDClassifier, dict(loss="hinge", alpha=1e-3)
+    X, y = make_classification(1500, 40, n_informative=10, flip_y=0.05, random_state=5)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 40d, modified_huber", X, y, AsyncSGDClassifier, \
+        dict(loss="modified_huber", alpha=1e-4)
+    X, y = make_regression(n_samples=800, n_features=50, effective_rank=10, noise=5.0,
+                           random_state=7)
+    X = StandardScaler().fit_transform(X)
+    yield "low-rank regression, squared", X, y / y.std(), AsyncSGDRegressor, dict(alpha=1e-4)
+    X, y = make_rcv1_like(n_samples=3000, n_features=8000, nnz_per_row=40, random_state=11)
+    yield "sparse text-like, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-5)
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "diabetes, squared_error", X, (y - y.mean()) / y.std(), AsyncSGDRegressor, \
+        dict(alpha=1e-4)
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "wine class 0 vs rest, log_loss", X, (y == 0).astype(int), AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-3)
+    X, y = make_classification(3000, 100, n_informative=30, flip_y=0.02, class_sep=0.5,
+                               random_state=21)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 100d, hinge", X, y, AsyncSGDClassifier, dict(loss="hinge", alpha=1e-5)
+    rng = np.random.RandomState(4)
+    X = sp.random(4000, 3000, density=0.01, format="csr", random_state=rng)
+    y = (X @ rng.standard_normal(3000) + 0.1 * rng.standard_normal(4000) > 0).astype(int)
+    yield "uniform sparse, squared_hinge", X, y, AsyncSGDClassifier, \
+        dict(loss="squared_hinge", alpha=1e-5)
 
 
 def curve(Est, X, y, M, mu, eta, epochs, kw):
@@ -58,13 +104,13 @@ def per_sample_curvature(X):
     return float(np.mean(sq))
 
 
-def run(quick):
+def run(quick, which="design"):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
     print(f"{'problem':<30} {'M':>3} {'eta0':>7} {'best mu':>7} {'best upd':>9} "
           f"{'auto upd':>9} {'ratio':>6} {'auto mu':>7}")
     ratios, misses = [], 0
-    for name, X, y, Est, kw in problems():
+    for name, X, y, Est, kw in problems(which):
         r2 = per_sample_curvature(X)
         for eta in (0.02 / r2, 0.3 / r2):
             for M in Ms:
@@ -99,4 +145,6 @@ def run(quick):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    parser.add_argument("--set", choices=("design", "check", "all"), default="design")
+    args = parser.parse_args()
+    run(args.quick, args.set)
