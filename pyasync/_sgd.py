@@ -105,8 +105,8 @@ class AutoMomentum:
     the staleness law measured so far, the fit's step and each momentum of
     the grid, on a small surrogate of the problem around the current weights
     (`momentum.surrogate_rows`, `momentum.choose_momentum`): the momentum that
-    gets there soonest. The surrogate has no noise floor, so the loop is
-    closed on measured progress too: PATIENCE epochs that fail to lower the
+    gets there soonest. The surrogate's noise floor is an estimate, so the
+    loop is closed on measured progress too: PATIENCE epochs that fail to lower the
     best loss cap the momentum below the one they ran with (a lower floor). With
     `target`, it instead holds explicit + measured implicit momentum at that
     total."""
