@@ -4,8 +4,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from . import _core
-from .momentum import (choose_momentum, fit_geometric, staleness_pmf,
-                       surrogate_rows)
+from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, stable_grid,
+                       staleness_pmf, surrogate_rows)
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
@@ -142,10 +142,12 @@ class AutoMomentum:
             self.best_loss = min(self.best_loss, loss_curve[-1])
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
-            Z, noise = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
-                               prm["fit_intercept"], prm["intercept_decay"], self.rng)
+            sur = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
+                                 prm["fit_intercept"], prm["intercept_decay"], self.rng)
             pmf = np.trim_zeros(self.pmf, "b")
-            self.choice = choose_momentum(Z, eta, pmf, self.rng, noise=noise)
+            self.choice = choose_momentum(sur.rows, eta, pmf, self.rng,
+                                          grid=stable_grid(MOMENTUM_GRID, eta, sur.kick),
+                                          noise=sur.noise)
         self.current = float(round(min(self.choice, self.cap), 10))
         return self.current
 

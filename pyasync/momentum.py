@@ -13,6 +13,7 @@ so to first order the total momentum is ``mu_L + mu_S``. On a quadratic
 with curvature h this is a linear recurrence in ``x[t]`` whose roots set the
 convergence rate (`recurrence_rate`)."""
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -163,6 +164,17 @@ MAX_NOISE_RATIO = 1e3
 # Losses whose gradient does not shrink in proportion to the error: a linear
 # fit of it would call all of it noise, so their surrogate has none.
 PIECEWISE_LINEAR = ("hinge", "perceptron", "epsilon_insensitive")
+MOMENTUM_GRID = np.round(np.linspace(-0.9, 0.9, 19), 10)
+
+
+class Surrogate(NamedTuple):
+    """What `surrogate_rows` returns: the rows Z, their noise offsets, and
+    (sparse data) the curvature a rarely revisited row's update carries, 0
+    for dense data."""
+
+    rows: np.ndarray
+    noise: np.ndarray
+    kick: float
 
 
 def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
@@ -177,7 +189,16 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     span explains is the error SGD can remove; the rest (`noise`, one value
     a row) it cannot: it sets the noise floor, which high momentum and a
     large step raise. The noise is scaled by the ratio of its size to the
-    removable part's, since the simulation starts from a unit error."""
+    removable part's, since the simulation starts from a unit error.
+
+    Sparse rows share few coordinates with the rest of the data, so in the
+    real problem a sampled row's directions come back about once in n
+    updates, not once in the sample's m: the rows are scaled by
+    sqrt(m / n) to give them that curvature. Between such rare visits the
+    velocity dies out, so each visit is a kick of step x curvature that
+    momentum amplifies by 1 / (1 - mu): `kick` (the 90th percentile of the
+    rows' curvature) lets `stable_grid` drop the momenta that overshoot.
+    Dense rows overlap, and the sample's curvature is the population's."""
     n = X.shape[0]
     rows = rng.choice(n, min(n, max_rows), replace=False) if n > max_rows else np.arange(n)
     Xs = X[rows]
@@ -197,7 +218,20 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     unit_error = np.linalg.norm(Z.sum(axis=1)) / np.sqrt(max(Z.shape[1], 1))
     size = np.linalg.norm(removable)
     ratio = MAX_NOISE_RATIO if size * MAX_NOISE_RATIO <= unit_error else unit_error / size
-    return Z, noise * (0.0 if loss in PIECEWISE_LINEAR else ratio)
+    noise = noise * (0.0 if loss in PIECEWISE_LINEAR else ratio)
+    if not hasattr(X, "indptr") or n <= Z.shape[0]:
+        return Surrogate(Z, noise, 0.0)
+    kick = float(np.quantile(np.einsum("ij,ij->i", Z, Z), 0.9))
+    revisit = np.sqrt(Z.shape[0] / n)
+    return Surrogate(Z * revisit, noise * revisit, kick)
+
+
+def stable_grid(grid, step, kick):
+    """The momenta of `grid` under which a kick of step x `kick`, amplified
+    by 1 / (1 - mu), stays below 1 (no overshoot); the lowest if none."""
+    grid = np.asarray(grid)
+    keep = step * kick < 1.0 - grid
+    return grid[keep] if keep.any() else grid[:1]
 
 
 def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0, noise=None):
@@ -227,7 +261,7 @@ def choose_momentum(Z, step, pmf, rng, grid=None, n_updates=3000, reduction=1e-2
     """The explicit momentum that first brings the surrogate's loss within
     `reduction` of the way from its start to its floor (else the lowest
     final loss)."""
-    grid = np.round(np.linspace(-0.9, 0.9, 19), 10) if grid is None else np.asarray(grid)
+    grid = MOMENTUM_GRID if grid is None else np.asarray(grid)
     losses = simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, noise=noise)
     offset = np.zeros(Z.shape[0]) if noise is None else np.asarray(noise)
     floor = 0.5 * np.mean(offset ** 2)

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from pyasync import _core
-from pyasync.momentum import choose_momentum, simulate_momentum_grid, surrogate_rows
+import scipy.sparse as sp
+
+from pyasync.momentum import (choose_momentum, simulate_momentum_grid, stable_grid,
+                              surrogate_rows)
 
 
 def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every, noise):
@@ -82,11 +85,11 @@ def test_surrogate_noise_is_what_the_rows_span_cannot_remove():
     X = rng.standard_normal((200, 5))
     y_exact = X @ rng.standard_normal(5)
     w = np.zeros(5)
-    Z, noise = surrogate_rows(X, y_exact, w, 0.0, "squared_error", 0.0, False, 1.0,
+    Z, noise, _ = surrogate_rows(X, y_exact, w, 0.0, "squared_error", 0.0, False, 1.0,
                               np.random.RandomState(1))
     assert np.allclose(noise, 0.0, atol=1e-10)
     y_noisy = y_exact + rng.standard_normal(200)
-    Z, noise = surrogate_rows(X, y_noisy, w, 0.0, "squared_error", 0.0, False, 1.0,
+    Z, noise, _ = surrogate_rows(X, y_noisy, w, 0.0, "squared_error", 0.0, False, 1.0,
                               np.random.RandomState(1))
     assert np.linalg.norm(noise) > 0.1
     np.testing.assert_allclose(Z.T @ noise, 0.0, atol=1e-8)
@@ -111,9 +114,30 @@ def test_piecewise_linear_losses_get_no_noise():
     rng = np.random.RandomState(5)
     X = rng.standard_normal((300, 6))
     y = np.where(X[:, 0] + rng.standard_normal(300) > 0, 1.0, -1.0)
-    _, noise = surrogate_rows(X, y, np.zeros(6), 0.0, "hinge", 1.0, True, 1.0,
+    _, noise, _ = surrogate_rows(X, y, np.zeros(6), 0.0, "hinge", 1.0, True, 1.0,
                               np.random.RandomState(0))
     assert np.all(noise == 0.0)
-    _, noise = surrogate_rows(X, y, np.zeros(6), 0.0, "log_loss", 0.0, True, 1.0,
+    _, noise, _ = surrogate_rows(X, y, np.zeros(6), 0.0, "log_loss", 0.0, True, 1.0,
                               np.random.RandomState(0))
     assert np.linalg.norm(noise) > 0.1
+
+
+def test_sparse_rows_are_revisited_rarely_and_their_kick_bounds_momentum():
+    """Sparse rows: the surrogate's curvature per row is m/n of the sample's
+    (a row comes back once in n updates), and the momenta kept are those
+    whose amplified kick, step x kick / (1 - mu), stays below 1."""
+    rng = np.random.RandomState(6)
+    X = sp.random(2000, 500, density=0.02, format="csr", random_state=rng)
+    y = rng.standard_normal(2000)
+    dense, _, dense_kick = surrogate_rows(X.toarray(), y, np.zeros(500), 0.0,
+                                          "squared_error", 0.0, False, 1.0,
+                                          np.random.RandomState(0))
+    rows, _, kick = surrogate_rows(X, y, np.zeros(500), 0.0, "squared_error", 0.0,
+                                   False, 1.0, np.random.RandomState(0))
+    assert dense_kick == 0.0
+    np.testing.assert_allclose(np.sum(rows ** 2), np.sum(dense ** 2) * 256 / 2000)
+    assert kick == pytest.approx(np.quantile(np.sum(dense ** 2, axis=1), 0.9))
+    grid = np.round(np.linspace(-0.9, 0.9, 19), 10)
+    kept = stable_grid(grid, 0.5 / kick, kick)
+    assert kept.max() == pytest.approx(0.4) and kept.min() == -0.9
+    assert stable_grid(grid, 10.0 / kick, kick).tolist() == [-0.9]
