@@ -102,27 +102,27 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
 
 /* Every cache line of [begin, end): a row rarely starts on a line, and
  * stepping 64 bytes from its start would miss the last line. */
-#ifndef PA_PREFETCH_SPAN
-#define PA_PREFETCH_SPAN
+#ifndef PA_PREFETCH_HELPERS
+#define PA_PREFETCH_HELPERS
 static inline void pa_prefetch_span(const void *begin, const void *end)
 {
     for (uintptr_t a = (uintptr_t)begin & ~(uintptr_t)63; a < (uintptr_t)end; a += 64)
         __builtin_prefetch((const void *)a);
 }
-#endif
 
 /* A shuffled row's target and weight miss cache as surely as its data. */
-static inline void FN(pa_prefetch_target)(const pa_dataset *ds, int64_t i)
+static inline void pa_prefetch_target(const pa_dataset *ds, int64_t i)
 {
     __builtin_prefetch(&ds->y[i]);
     if (ds->sample_weight) __builtin_prefetch(&ds->sample_weight[i]);
 }
+#endif
 
 static void FN(pa_prefetch_dense)(const pa_dataset *ds, int64_t i)
 {
     const REAL *row = (const REAL *)ds->data + i * ds->n_features;
     pa_prefetch_span(row, row + ds->n_features);
-    FN(pa_prefetch_target)(ds, i);
+    pa_prefetch_target(ds, i);
 }
 
 static double FN(pa_predict_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
@@ -190,7 +190,7 @@ static void FN(pa_prefetch_sparse)(const pa_dataset *ds, int64_t i)
     int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
     pa_prefetch_span(x + e0, x + e1);
     pa_prefetch_span(ind + e0, ind + e1);
-    FN(pa_prefetch_target)(ds, i);
+    pa_prefetch_target(ds, i);
 }
 
 /* s += sum of TERM(e) over the row in four running sums: one chain of

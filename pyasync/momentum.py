@@ -135,29 +135,6 @@ def loss_curvature(loss, loss_param, p, y):
     return np.ones(p.shape)
 
 
-def loss_gradient(loss, loss_param, p, y):
-    """Derivative of the loss with respect to the predictions p."""
-    z = p * y
-    if loss in ("hinge", "perceptron"):
-        return np.where(z <= loss_param, -y, 0.0)
-    if loss == "squared_hinge":
-        return np.where(loss_param - z > 0.0, -2.0 * y * (loss_param - z), 0.0)
-    if loss == "log_loss":
-        return -y / (np.exp(np.clip(z, -30, 30)) + 1.0)
-    if loss == "modified_huber":
-        return np.where(z >= 1.0, 0.0, np.where(z >= -1.0, -2.0 * (1.0 - z) * y, -4.0 * y))
-    r = p - y
-    if loss == "squared_error":
-        return r
-    if loss == "huber":
-        return np.clip(r, -loss_param, loss_param)
-    if loss == "epsilon_insensitive":
-        return np.sign(r) * (np.abs(r) > loss_param)
-    if loss == "squared_epsilon_insensitive":
-        return 2.0 * np.sign(r) * np.maximum(np.abs(r) - loss_param, 0.0)
-    raise ValueError(f"unknown loss {loss!r}")
-
-
 # The noise is scaled against a unit initial error; where the weights sit at
 # the optimum (no signal), it is capped at this many times that error.
 MAX_NOISE_RATIO = 1e3
@@ -184,7 +161,7 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     the current weights (Gauss-Newton), expressed in the sample's own row
     space (SGD never leaves it), so its size is at most max_rows squared.
 
-    Returns (Z, noise). In the same units, row i's gradient is s_i z_i with
+    Returns a `Surrogate`. In the same units, row i's gradient is s_i z_i with
     s_i = loss'(p_i) / sqrt(curvature_i). The part of s that the rows'
     span explains is the error SGD can remove; the rest (`noise`, one value
     a row) it cannot: it sets the noise floor, which high momentum and a
@@ -212,7 +189,10 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     u, sv, _ = np.linalg.svd(Xs, full_matrices=False)
     keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else sv > 0
     Z = u[:, keep] * sv[keep]
-    s = loss_gradient(loss, loss_param, p, y[rows]) / root
+    from . import _core  # the kernels' own loss derivative
+    dloss = np.array([_core.loss_dloss(loss, loss_param, float(yi), float(pi))
+                      for yi, pi in zip(y[rows], p)])
+    s = dloss / root
     removable = u[:, keep].T @ s
     noise = s - u[:, keep] @ removable
     unit_error = np.linalg.norm(Z.sum(axis=1)) / np.sqrt(max(Z.shape[1], 1))
