@@ -58,12 +58,18 @@ def engine_input(X):
 # threads, each buffers its updates to them (see pyasync_core.h).
 HOT_FREQUENCY = 0.02
 MAX_HOT = 256
+# Column frequencies are estimated from an even sample of this many entries:
+# counting all of a large X cost more than an epoch.
+HOT_SAMPLE = 1 << 20
 
 
 def hot_columns(X):
     """(hot_slot, hot_features) of a CSR input: its most frequent columns."""
-    counts = np.bincount(X.indices, minlength=X.shape[1])
-    hot = np.flatnonzero(counts > HOT_FREQUENCY * X.shape[0])
+    step = max(1, X.indices.size // HOT_SAMPLE)
+    sample = X.indices[::step]
+    counts = np.bincount(sample, minlength=X.shape[1])
+    hot = np.flatnonzero(counts * (X.indices.size / max(sample.size, 1))
+                         > HOT_FREQUENCY * X.shape[0])
     hot = hot[np.argsort(-counts[hot], kind="stable")][:MAX_HOT].astype(np.int32)
     slot = np.full(X.shape[1], -1, dtype=np.int32)
     slot[hot] = np.arange(hot.size, dtype=np.int32)

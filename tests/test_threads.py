@@ -272,3 +272,26 @@ def test_repeated_threaded_fits_are_stable(dense):
               for _ in range(10) for update in UPDATES]
     assert min(scores) > 0.9
     assert max(scores) - min(scores) < 0.05
+
+
+def test_hot_columns_are_the_most_frequent(monkeypatch):
+    """Hot columns (buffered per thread) are those in more than
+    HOT_FREQUENCY of rows, most frequent first, whether counted exactly or
+    from a sample of a large input."""
+    rng = np.random.RandomState(0)
+    n_rows, n_cols = 4000, 200  # fewer than MAX_HOT: no cap
+    freq = np.linspace(0.3, 0.0, n_cols)  # column j in freq[j] of rows
+    X = sp.csr_matrix(rng.random_sample((n_rows, n_cols)) < freq)
+    counts = np.bincount(X.indices, minlength=n_cols)
+    expected = np.flatnonzero(counts > _sgd.HOT_FREQUENCY * n_rows)
+    for sample in (X.nnz, X.nnz // 8):  # exact, then sampled
+        monkeypatch.setattr(_sgd, "HOT_SAMPLE", sample)
+        slot, hot = _sgd.hot_columns(X)
+        assert np.all(np.diff(counts[hot]) <= 0) or sample < X.nnz
+        assert np.array_equal(slot[hot], np.arange(hot.size))
+        assert np.count_nonzero(slot >= 0) == hot.size
+        # a sample may misjudge only columns near the threshold
+        near = np.abs(counts / n_rows - _sgd.HOT_FREQUENCY) < 0.01
+        assert set(hot) ^ set(expected) <= set(np.flatnonzero(near))
+        if sample == X.nnz:
+            assert set(hot) == set(expected)
