@@ -138,9 +138,10 @@ def loss_curvature(loss, loss_param, p, y):
 # The noise is scaled against a unit initial error; where the weights sit at
 # the optimum (no signal), it is capped at this many times that error.
 MAX_NOISE_RATIO = 1e3
-# Losses whose gradient does not shrink in proportion to the error: a linear
-# fit of it would call all of it noise, so their surrogate has none.
-PIECEWISE_LINEAR = ("hinge", "perceptron", "epsilon_insensitive")
+# Losses that are flat past a margin: a row there has no gradient and no
+# curvature, whatever the kink-scale value elsewhere.
+FLAT_ZONES = ("hinge", "perceptron", "squared_hinge", "modified_huber",
+              "epsilon_insensitive", "squared_epsilon_insensitive")
 MOMENTUM_GRID = np.round(np.linspace(-0.9, 0.9, 19), 10)
 
 
@@ -181,24 +182,26 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     Xs = X[rows]
     Xs = Xs.toarray() if hasattr(Xs, "toarray") else np.asarray(Xs, dtype=np.float64)
     p = Xs @ w + b
-    curvature = loss_curvature(loss, loss_param, p, y[rows])
-    root = np.sqrt(np.maximum(curvature, 1e-12))
-    Xs = Xs * np.sqrt(curvature)[:, None]
-    if fit_intercept:
-        Xs = np.column_stack([Xs, np.full(Xs.shape[0], np.sqrt(intercept_decay))])
-    u, sv, _ = np.linalg.svd(Xs, full_matrices=False)
-    keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else sv > 0
-    Z = u[:, keep] * sv[keep]
     from . import _core  # the kernels' own loss derivative
     dloss = np.array([_core.loss_dloss(loss, loss_param, float(yi), float(pi))
                       for yi, pi in zip(y[rows], p)])
+    curvature = loss_curvature(loss, loss_param, p, y[rows])
+    if loss in FLAT_ZONES:  # a row past its margin takes no step at all
+        curvature = np.where(dloss != 0.0, curvature, 0.0)
+    root = np.sqrt(np.maximum(curvature, 1e-12))
+    if fit_intercept:
+        Xs = np.column_stack([Xs, np.full(Xs.shape[0], np.sqrt(intercept_decay))])
+    Xs = Xs * np.sqrt(curvature)[:, None]
+    u, sv, _ = np.linalg.svd(Xs, full_matrices=False)
+    keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else sv > 0
+    Z = u[:, keep] * sv[keep]
     s = dloss / root
     removable = u[:, keep].T @ s
     noise = s - u[:, keep] @ removable
     unit_error = np.linalg.norm(Z.sum(axis=1)) / np.sqrt(max(Z.shape[1], 1))
     size = np.linalg.norm(removable)
     ratio = MAX_NOISE_RATIO if size * MAX_NOISE_RATIO <= unit_error else unit_error / size
-    noise = noise * (0.0 if loss in PIECEWISE_LINEAR else ratio)
+    noise = noise * ratio
     if not hasattr(X, "indptr") or n <= Z.shape[0]:
         return Surrogate(Z, noise, 0.0)
     kick = float(np.quantile(np.einsum("ij,ij->i", Z, Z), 0.9))

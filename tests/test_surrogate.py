@@ -108,17 +108,24 @@ def test_noise_floor_lowers_the_chosen_momentum():
     assert noisy < clean
 
 
-def test_piecewise_linear_losses_get_no_noise():
-    """Hinge's gradient does not shrink with the error, so a linear fit
-    would call all of it noise: its surrogate has none."""
+def test_rows_past_the_margin_leave_the_surrogate():
+    """Hinge-like losses are flat past their margin: a row there takes no
+    step, so it carries neither curvature nor noise; with log_loss (never
+    flat) every row stays."""
     rng = np.random.RandomState(5)
-    X = rng.standard_normal((300, 6))
-    y = np.where(X[:, 0] + rng.standard_normal(300) > 0, 1.0, -1.0)
-    _, noise, _ = surrogate_rows(X, y, np.zeros(6), 0.0, "hinge", 1.0, True, 1.0,
-                              np.random.RandomState(0))
-    assert np.all(noise == 0.0)
-    _, noise, _ = surrogate_rows(X, y, np.zeros(6), 0.0, "log_loss", 0.0, True, 1.0,
-                              np.random.RandomState(0))
+    X = rng.standard_normal((200, 6))  # under max_rows: every row, in order
+    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(200) > 0, 1.0, -1.0)
+    w = np.array([3.0, 0, 0, 0, 0, 0])
+    met = y * (X @ w) >= 1.0
+    assert 0.2 < met.mean() < 0.9
+    for loss in ("hinge", "squared_hinge", "modified_huber"):
+        rows, noise, _ = surrogate_rows(X, y, w, 0.0, loss, 1.0, True, 1.0,
+                                        np.random.RandomState(0))
+        assert np.allclose(rows[met], 0.0) and np.allclose(noise[met], 0.0)
+        assert np.all(np.linalg.norm(rows[~met], axis=1) > 0)
+    rows, noise, _ = surrogate_rows(X, y, w, 0.0, "log_loss", 0.0, True, 1.0,
+                                    np.random.RandomState(0))
+    assert np.all(np.linalg.norm(rows, axis=1) > 0)
     assert np.linalg.norm(noise) > 0.1
 
 
