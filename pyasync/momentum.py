@@ -175,7 +175,8 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
     sqrt(m / n) to give them that curvature. Between such rare visits the
     velocity dies out, so each visit is a kick of step x curvature that
     momentum amplifies by 1 / (1 - mu): `kick` (the 90th percentile of the
-    rows' curvature) lets `stable_grid` drop the momenta that overshoot.
+    rows' curvature) lets `stable_grid` drop the momenta under which a
+    visit overshoots so far that the error grows.
     Dense rows overlap, and the sample's curvature is the population's."""
     n = X.shape[0]
     rows = rng.choice(n, min(n, max_rows), replace=False) if n > max_rows else np.arange(n)
@@ -211,9 +212,11 @@ def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
 
 def stable_grid(grid, step, kick):
     """The momenta of `grid` under which a kick of step x `kick`, amplified
-    by 1 / (1 - mu), stays below 1 (no overshoot); the lowest if none."""
+    by 1 / (1 - mu), stays below 2: the error it leaves, (1 - amplified
+    kick) times the one it found, shrinks. (Below 1, no overshoot at all,
+    cost the separable problems their best momentum.) The lowest if none."""
     grid = np.asarray(grid)
-    keep = step * kick < 1.0 - grid
+    keep = step * kick < 2.0 * (1.0 - grid)
     return grid[keep] if keep.any() else grid[:1]
 
 
