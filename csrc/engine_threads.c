@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include "linear.h"
+#include "atomics.h"
 #include "rng.h"
 
 #define PA_LINE 64
@@ -26,17 +27,27 @@
  * accurate as 1 (16 lost 2.7 points). */
 #define PA_HOT_FLUSH 256
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
+/* Updates between flushes of a worker's private copy of a dense model:
+ * every dense update writes every line of the model, so shared writes
+ * would move all of them between cores on each update. */
+#define PA_DENSE_FLUSH 16
 
+/* A worker's updates made, and those the others can see (made = seen
+ * unless the worker buffers them in a private copy). */
 typedef struct {
     _Alignas(PA_LINE) int64_t done;
-    char pad[PA_LINE - sizeof(int64_t)];
+    int64_t seen;
+    char pad[PA_LINE - 2 * sizeof(int64_t)];
 } pa_commit_counter;
 
 typedef struct pa_shared pa_shared;
 
 typedef struct {
     _Alignas(PA_LINE) pa_shared *sh;
-    pa_linear_model model;  /* shared arrays; private hot-coordinate buffer */
+    pa_linear_model model;  /* shared arrays (or the private copy); private
+                               hot-coordinate buffer */
+    double *copy;           /* private dense copy: w, b | v, vb | their
+                               values at the last flush; NULL if shared */
     pthread_t thread;
     int tid;
     int64_t start, end;
@@ -63,12 +74,39 @@ struct pa_shared {
     int n_exited;
 };
 
-static int64_t others_committed(const pa_shared *sh, int tid)
+static int64_t others_count(const pa_shared *sh, int tid, int seen)
 {
     int64_t s = 0;
     for (int o = 0; o < sh->opts->n_threads; o++)
-        if (o != tid) s += __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
+        if (o != tid)
+            s += seen ? __atomic_load_n(&sh->commits[o].seen, __ATOMIC_RELAXED)
+                      : __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
     return s;
+}
+
+/* Adds what a worker's private copy moved since its last flush to the
+ * shared model (with the mode's add: compare-and-swap loses nothing), and
+ * takes a fresh copy, the other workers' flushes included. */
+static void flush_copy(pa_worker *wk)
+{
+    const pa_linear_model *shared = wk->sh->model;
+    const int64_t n = wk->sh->data->n_features, len = n + 1;
+    const int atomic = wk->sh->opts->update == PA_ATOMIC;
+    const int n_arrays = shared->v ? 2 : 1;
+    for (int a = 0; a < n_arrays; a++) {
+        double *local = wk->copy + (size_t)a * len;
+        double *base = wk->copy + (size_t)(n_arrays + a) * len;
+        double *w = a ? shared->v : shared->w, *b = a ? shared->vb : shared->b;
+        for (int64_t j = 0; j < len; j++) {
+            double *dst = j < n ? &w[j] : b;
+            double moved = local[j] - base[j];
+            if (moved != 0.0) {
+                if (atomic) pa_cas_axpb(dst, 1.0, moved);
+                else pa_racy_axpb(dst, 1.0, moved);
+            }
+            local[j] = base[j] = pa_load(dst);
+        }
+    }
 }
 
 static void record_staleness(pa_worker *wk, int64_t s)
@@ -89,6 +127,8 @@ static void run_chunk(pa_worker *wk)
     int64_t *done = &sh->commits[wk->tid].done, n_done = 0;
     const int sparse = sh->data->sparse;
     const int64_t ahead = PA_PREFETCH_AHEAD;
+    int64_t *seen = &sh->commits[wk->tid].seen;
+    if (wk->copy) flush_copy(wk); /* the first copy */
     for (int64_t r = wk->start; r < wk->end; r++) {
         if ((r - wk->start) % PA_STOP_CHECK == 0 &&
             __atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
@@ -101,7 +141,9 @@ static void run_chunk(pa_worker *wk)
         int64_t k = (r - wk->start) * T + wk->tid + 1;
         int measure = every && n_done % every == 0;
         if (locked) pthread_mutex_lock(&sh->lock);
-        int64_t before = measure ? others_committed(sh, wk->tid) : 0;
+        /* updates the read cannot see: the others' not yet flushed, and
+         * (below) those they make before the write */
+        int64_t before = measure ? others_count(sh, wk->tid, 1) : 0;
         double p = sh->kernel.predict(sh->ctx, &wk->model, sh->data, i, k);
         if (!isfinite(p)) {
             if (locked) pthread_mutex_unlock(&sh->lock);
@@ -113,12 +155,22 @@ static void run_chunk(pa_worker *wk)
         if (wk->model.hot_buf && n_done % PA_HOT_FLUSH == PA_HOT_FLUSH - 1)
             sh->kernel.flush_hot(&wk->model);
         __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
-        int64_t after = measure ? others_committed(sh, wk->tid) : 0;
+        if (!wk->copy)
+            __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
+        else if (n_done % PA_DENSE_FLUSH == 0) {
+            flush_copy(wk);
+            __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
+        }
+        int64_t after = measure ? others_count(sh, wk->tid, 0) : 0;
         if (locked) pthread_mutex_unlock(&sh->lock);
         wk->last_clock = k;
         if (measure) record_staleness(wk, after - before);
     }
     if (wk->model.hot_buf) sh->kernel.flush_hot(&wk->model);
+    if (wk->copy) {
+        flush_copy(wk);
+        __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
+    }
     wk->n_updates = n_done;
     if (!every) { /* one thread: every update saw the model it read */
         wk->hist[0] += n_done;
@@ -197,7 +249,13 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     pa_shared sh;
     memset(&sh, 0, sizeof sh);
     sh.ctx = &ctx;
-    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse, update);
+    /* dense rows with several lock-free workers: each updates a private
+     * copy, flushed every PA_DENSE_FLUSH updates (its own updates in
+     * plain arithmetic; the flush does the shared writes) */
+    int copy_dense = T > 1 && !data->sparse && !ctx.has_l1 &&
+                     (update == PA_RACY || update == PA_ATOMIC);
+    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse,
+                                     copy_dense ? PA_PLAIN : update);
     sh.model = model;
     sh.data = data;
     sh.opts = opts;
@@ -208,8 +266,14 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_commit_counter) * T);
     pa_worker *wk = aligned_alloc(PA_LINE, sizeof(pa_worker) * T);
     int64_t *hists = calloc((size_t)T * hist_len, sizeof(int64_t));
-    double *hot = NULL;
-    if (!sh.commits || !wk || !hists) {
+    double *hot = NULL, *copies = NULL;
+    const size_t copy_len = (size_t)data->n_features + 1;
+    /* per worker: w and b (with momentum, v and vb) and their flushed values,
+     * rounded up to whole lines */
+    const size_t copy_stride = ((model->v ? 4 : 2) * copy_len + 7) / 8 * 8;
+    if (copy_dense)
+        copies = aligned_alloc(PA_LINE, (size_t)T * copy_stride * sizeof(double));
+    if (!sh.commits || !wk || !hists || (copy_dense && !copies)) {
         status = PA_NOMEM;
         goto out;
     }
@@ -233,6 +297,17 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         wk[t].start = n * t / T;
         wk[t].end = n * (t + 1) / T;
         wk[t].hist = hists + (size_t)t * hist_len;
+        if (copy_dense) {
+            double *c = copies + (size_t)t * copy_stride;
+            memset(c, 0, copy_stride * sizeof(double));
+            wk[t].copy = c;
+            wk[t].model.w = c;
+            wk[t].model.b = c + data->n_features;
+            if (model->v) {
+                wk[t].model.v = c + copy_len;
+                wk[t].model.vb = c + copy_len + data->n_features;
+            }
+        }
     }
     status = run_workers(&sh, wk, T);
 
@@ -251,6 +326,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     pa_linear_finish(&ctx, model, data->n_features, k_end);
     if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
 out:
+    free(copies);
     free(hot);
     free(hists);
     free(wk);

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs Linux /proc and POSIX signals")
 
 # The fit would run for minutes (max_iter is huge, tol=None); atomic
-# updates with momentum make each threads epoch long (~0.5 s), so the
-# signal lands inside the compiled epoch, not between epochs.
+# updates with momentum and an L1 penalty (which keeps dense workers on the
+# shared model, not private copies) make each threads epoch long (~0.5 s),
+# so the signal lands inside the compiled epoch, not between epochs.
 CHILD = r"""
 import json, os, sys, threading, time, traceback, warnings
 import numpy as np
@@ -35,7 +36,7 @@ X = rng.standard_normal((40000, 500), dtype=np.float32)
 y = (X[:, :5].sum(axis=1) > 0).astype(np.int64)
 small = (X[:2000], y[:2000])
 if engine == "threads":
-    kw = dict(n_jobs=4, update="atomic")
+    kw = dict(n_jobs=4, update="atomic", penalty="l1")
 else:
     X = X.astype(np.float64)
     kw = dict(asynchrony="simulated", n_workers=4)

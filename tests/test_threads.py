@@ -295,3 +295,26 @@ def test_hot_columns_are_the_most_frequent(monkeypatch):
         assert set(hot) ^ set(expected) <= set(np.flatnonzero(near))
         if sample == X.nnz:
             assert set(hot) == set(expected)
+
+
+@pytest.mark.parametrize("sparse_rows", [False, True])
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_atomic_updates_lose_nothing(sparse_rows, momentum):
+    """Where every step is the same whatever the weights (huber far outside
+    epsilon: a constant-size gradient), the model after an epoch is the sum
+    of all steps in any order: 8 atomic workers (dense: private copies
+    flushed by compare-and-swap) must land where one worker does."""
+    rng = np.random.RandomState(0)
+    X = rng.random_sample((6000, 40)) * (rng.random_sample((6000, 40)) < 0.3)
+    X = sp.csr_matrix(X) if sparse_rows else X
+    y = np.full(6000, 1e6)  # residual stays positive: step = eta0 * epsilon
+    common = dict(loss="huber", epsilon=1e-3, penalty=None, learning_rate="constant",
+                  eta0=1e-3, max_iter=1, tol=None, momentum=momentum,
+                  fit_intercept=True, random_state=0)
+    one = AsyncSGDRegressor(n_jobs=1, **common).fit(X, y)
+    many = AsyncSGDRegressor(n_jobs=N_THREADS, update="atomic", **common).fit(X, y)
+    if momentum == 0.0:
+        np.testing.assert_allclose(many.coef_, one.coef_, rtol=1e-9)
+        np.testing.assert_allclose(many.intercept_, one.intercept_, rtol=1e-9)
+    else:  # momentum weights steps by their position in the sequence
+        np.testing.assert_allclose(many.coef_, one.coef_, rtol=0.05)
