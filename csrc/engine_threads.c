@@ -32,8 +32,8 @@
  * would move all of them between cores on each update. */
 #define PA_DENSE_FLUSH 16
 
-/* A worker's updates made, and those the others can see (made = seen
- * unless the worker buffers them in a private copy). */
+/* A worker's updates made, and (private copies only) those the others
+ * can see: its updates up to its last flush. */
 typedef struct {
     _Alignas(PA_LINE) int64_t done;
     int64_t seen;
@@ -67,6 +67,7 @@ struct pa_shared {
     const pa_engine_opts *opts;
     int64_t hist_len;
     pa_commit_counter *commits;
+    int copies;             /* the workers update private dense copies */
     int stop;
     pthread_mutex_t lock;   /* the update lock of the "locked" mode */
     pthread_mutex_t exit_lock;
@@ -79,7 +80,7 @@ static int64_t others_count(const pa_shared *sh, int tid, int seen)
     int64_t s = 0;
     for (int o = 0; o < sh->opts->n_threads; o++)
         if (o != tid)
-            s += seen ? __atomic_load_n(&sh->commits[o].seen, __ATOMIC_RELAXED)
+            s += seen && sh->copies ? __atomic_load_n(&sh->commits[o].seen, __ATOMIC_RELAXED)
                       : __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
     return s;
 }
@@ -155,9 +156,7 @@ static void run_chunk(pa_worker *wk)
         if (wk->model.hot_buf && n_done % PA_HOT_FLUSH == PA_HOT_FLUSH - 1)
             sh->kernel.flush_hot(&wk->model);
         __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
-        if (!wk->copy)
-            __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
-        else if (n_done % PA_DENSE_FLUSH == 0) {
+        if (wk->copy && n_done % PA_DENSE_FLUSH == 0) {
             flush_copy(wk);
             __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
         }
@@ -256,6 +255,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
                      (update == PA_RACY || update == PA_ATOMIC);
     sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse,
                                      copy_dense ? PA_PLAIN : update);
+    sh.copies = copy_dense;
     sh.model = model;
     sh.data = data;
     sh.opts = opts;
