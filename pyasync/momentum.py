@@ -132,6 +132,8 @@ def loss_curvature(loss, loss_param, p, y):
         return np.full(p.shape, 2.0)
     if loss == "modified_huber":
         return np.full(p.shape, 2.0)
+    if loss == "huber":  # linear past epsilon: the secant's, as in IRLS
+        return np.minimum(1.0, loss_param / np.maximum(np.abs(p - y), 1e-300))
     return np.ones(p.shape)
 
 

@@ -6,7 +6,7 @@ import pytest
 from pyasync import _core
 import scipy.sparse as sp
 
-from pyasync.momentum import (choose_momentum, simulate_momentum_grid, stable_grid,
+from pyasync.momentum import (loss_curvature, choose_momentum, simulate_momentum_grid, stable_grid,
                               surrogate_rows)
 
 
@@ -148,3 +148,12 @@ def test_sparse_rows_are_revisited_rarely_and_their_kick_bounds_momentum():
     kept = stable_grid(grid, 0.5 / kick, kick)
     assert kept.max() == pytest.approx(0.7) and kept.min() == -0.9
     assert stable_grid(grid, 10.0 / kick, kick).tolist() == [-0.9]
+
+
+def test_huber_curvature_is_the_secant_past_epsilon():
+    """Huber is linear past epsilon: its curvature there is the secant's,
+    gradient over residual (IRLS's weight), 1 inside."""
+    y = np.zeros(5)
+    p = np.array([0.05, -0.1, 0.5, -2.0, 10.0])
+    got = loss_curvature("huber", 0.1, p, y)
+    np.testing.assert_allclose(got, [1.0, 1.0, 0.2, 0.05, 0.01])
