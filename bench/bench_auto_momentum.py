@@ -3,10 +3,13 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
-holds eight it was not, to show how it carries over to new problems.
+holds eight it was not, at first (its failures later led to the flat-margin
+and kick-bound rules); "extra" holds six more, added after those rules (they
+led to huber's secant curvature), to show how it carries over to new
+problems.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -17,8 +20,9 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_wine,
-                              make_classification, make_regression)
+from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
+                              load_wine, make_classification, make_friedman1,
+                              make_regression)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -35,6 +39,8 @@ def problems(which="design"):
         yield from design_problems()
     if which in ("check", "all"):
         yield from check_problems()
+    if which in ("extra", "all"):
+        yield from extra_problems()
 
 
 def design_problems():
@@ -84,6 +90,32 @@ def check_problems():
     y = (X @ rng.standard_normal(3000) + 0.1 * rng.standard_normal(4000) > 0).astype(int)
     yield "uniform sparse, squared_hinge", X, y, AsyncSGDClassifier, \
         dict(loss="squared_hinge", alpha=1e-5)
+
+
+def extra_problems():
+    X, y = make_friedman1(1200, 10, noise=1.0, random_state=31)
+    X = StandardScaler().fit_transform(X)
+    yield "friedman1, squared", X, (y - y.mean()) / y.std(), AsyncSGDRegressor, \
+        dict(alpha=1e-4)
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "iris versicolor, log_loss", X, (y == 1).astype(int), AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+    X, y = make_classification(2000, 20, n_informative=5, flip_y=0.1, random_state=32)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 20d noisy, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+    X, y = make_regression(1500, 80, n_informative=20, noise=20.0, random_state=33)
+    X = StandardScaler().fit_transform(X)
+    yield "regression 80d, huber", X, y / y.std(), AsyncSGDRegressor, \
+        dict(loss="huber", alpha=1e-5)
+    X, y = make_rcv1_like(n_samples=2500, n_features=6000, nnz_per_row=25, random_state=34)
+    yield "sparse text-like, modified_huber", X, y, AsyncSGDClassifier, \
+        dict(loss="modified_huber", alpha=1e-5)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "digits 3 vs rest, hinge", X, (y == 3).astype(int), AsyncSGDClassifier, \
+        dict(loss="hinge", alpha=1e-4)
 
 
 def curve(Est, X, y, M, mu, eta, epochs, kw):
@@ -145,6 +177,6 @@ def run(quick, which="design"):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--set", choices=("design", "check", "all"), default="design")
+    parser.add_argument("--set", choices=("design", "check", "extra", "all"), default="design")
     args = parser.parse_args()
     run(args.quick, args.set)
