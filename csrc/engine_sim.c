@@ -71,6 +71,7 @@ static int run_workers(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
                         : (int64_t)pa_rng_below(rng, (uint64_t)busy);
         status = write_update(kr, c, m, ds, &w[j], k, st, o->trace);
         if (next < n) {
+            pa_prefetch_ahead(kr, ds, o->order, next, n);
             read_row(kr, c, m, ds, &w[j], o->order[next++], k);
         } else { /* draining: the worker leaves, keep the others in turn */
             for (int64_t q = j; q + 1 < busy; q++) w[q] = w[q + 1];
@@ -120,6 +121,7 @@ static int run_replay(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
             head[b] = k - 1;
         }
         int64_t b = state % (S + 1);
+        pa_prefetch_ahead(kr, ds, o->order, state, n);
         for (int64_t e = head[b]; e >= 0; e = next[e])
             read_row(kr, c, m, ds, &f[e], o->order[e], state);
         head[b] = -1;

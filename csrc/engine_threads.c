@@ -18,9 +18,6 @@
 
 #define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
-/* Rows ahead whose lines are prefetched: a shuffled CSR row also needs its
- * offsets fetched, twice as far ahead. */
-#define PA_PREFETCH_AHEAD 8
 /* Updates between flushes of the hot buffers. Rarer flushes move fewer
  * lines between cores and lose fewer racy writes to the hottest weights:
  * on RCV1-like data, 256 against 16 made 2 threads 1.3x faster and as
@@ -126,8 +123,6 @@ static void run_chunk(pa_worker *wk)
     const int T = o->n_threads, locked = o->update == PA_LOCKED;
     const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
     int64_t *done = &sh->commits[wk->tid].done, n_done = 0;
-    const int sparse = sh->data->sparse;
-    const int64_t ahead = PA_PREFETCH_AHEAD;
     int64_t *seen = &sh->commits[wk->tid].seen;
     if (wk->copy) flush_copy(wk); /* the first copy */
     for (int64_t r = wk->start; r < wk->end; r++) {
@@ -135,10 +130,7 @@ static void run_chunk(pa_worker *wk)
             __atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
             break;
         int64_t i = o->order[r];
-        if (sparse && r + 2 * ahead < wk->end)
-            __builtin_prefetch(&sh->data->indptr[o->order[r + 2 * ahead]]);
-        if (r + ahead < wk->end)
-            sh->kernel.prefetch(sh->data, o->order[r + ahead]);
+        pa_prefetch_ahead(&sh->kernel, sh->data, o->order, r, wk->end);
         int64_t k = (r - wk->start) * T + wk->tid + 1;
         int measure = every && n_done % every == 0;
         if (locked) pthread_mutex_lock(&sh->lock);

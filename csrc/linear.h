@@ -29,6 +29,21 @@ typedef struct {
 
 pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update);
 
+/* Rows ahead whose lines are prefetched: a shuffled CSR row also needs its
+ * offsets fetched, twice as far ahead. */
+#define PA_PREFETCH_AHEAD 8
+
+/* Hints the caches about the rows that come PA_PREFETCH_AHEAD (and, for
+ * CSR offsets, twice that) after position r of `order` (which ends at end). */
+static inline void pa_prefetch_ahead(const pa_linear_kernel *kr, const pa_dataset *ds,
+                                     const int64_t *order, int64_t r, int64_t end)
+{
+    if (ds->sparse && r + 2 * PA_PREFETCH_AHEAD < end)
+        __builtin_prefetch(&ds->indptr[order[r + 2 * PA_PREFETCH_AHEAD]]);
+    if (r + PA_PREFETCH_AHEAD < end)
+        kr->prefetch(ds, order[r + PA_PREFETCH_AHEAD]);
+}
+
 int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
                       int64_t t0, double eta, int64_t max_clock);
 void pa_epoch_ctx_free(pa_epoch_ctx *c);
