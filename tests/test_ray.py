@@ -105,16 +105,17 @@ def test_accuracy_within_a_point_of_threads(ray, digits):
 def test_sparse_regression_and_momentum(ray):
     X, y = make_rcv1_like(3000, 2000, nnz_per_row=20, random_state=0)
     target = X @ np.random.default_rng(0).standard_normal(2000)
-    common = dict(max_iter=10, tol=None, random_state=0, learning_rate="constant",
-                  eta0=0.05, alpha=1e-6)
+    # a step well inside stability: at eta0=0.05 stale pushes with momentum
+    # 0.5 sat near its edge and the workers' timing moved the score from
+    # 0.72 to 0.91; at 0.02 six runs agree to 1e-3
+    common = dict(max_iter=20, tol=None, random_state=0, learning_rate="constant",
+                  eta0=0.02, alpha=1e-6)
     base = AsyncSGDRegressor(n_jobs=1, **common).fit(X, target).score(X, target)
     for momentum in (0.0, 0.5, -0.3):
         est = AsyncSGDRegressor(asynchrony="ray", n_workers=2, local_steps=32,
                                 momentum=momentum, **common).fit(X, target)
         assert np.all(np.isfinite(est.coef_))
-        # the workers' timing orders the pushes: with momentum 0.5, ten
-        # epochs score 0.80-0.90 against the sequential 0.85
-        assert est.score(X, target) >= base - 0.1
+        assert est.score(X, target) >= base - 0.05
         assert est.momentum_ == momentum
 
 
