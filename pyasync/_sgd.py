@@ -151,9 +151,10 @@ class AutoMomentum:
             sur = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                  prm["fit_intercept"], prm["intercept_decay"], self.rng)
             pmf = np.trim_zeros(self.pmf, "b")
-            self.choice = choose_momentum(sur.rows, eta, pmf, self.rng,
-                                          grid=stable_grid(MOMENTUM_GRID, eta, sur.kick),
-                                          noise=sur.noise)
+            if sur.rows.shape[1] > 0:  # else no sampled row takes a step
+                self.choice = choose_momentum(
+                    sur.rows, eta, pmf, self.rng,
+                    grid=stable_grid(MOMENTUM_GRID, eta, sur.kick), noise=sur.noise)
         self.current = float(round(min(self.choice, self.cap), 10))
         return self.current
 

@@ -510,6 +510,30 @@ def test_auto_momentum_fits(kind, sparse, engine):
         assert est.score(X, y) > 0.5
 
 
+@pytest.mark.parametrize("loss", ["epsilon_insensitive", "hinge"])
+def test_auto_momentum_where_no_row_takes_a_step(loss):
+    """A fit that reaches zero loss (every residual inside epsilon, every
+    margin met) leaves the surrogate no row: auto keeps its momentum and
+    the fit goes on (it raised from inside the surrogate)."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 5))
+    if loss == "hinge":
+        y = (X[:, 0] > 0).astype(int)
+        X[:, 0] += np.where(y == 1, 3.0, -3.0)  # separable with a wide margin
+        est = AsyncSGDClassifier(loss=loss, penalty=None, momentum="auto",
+                                 learning_rate="constant", eta0=0.1, max_iter=10,
+                                 tol=None, asynchrony="simulated", n_workers=2,
+                                 random_state=0).fit(X, y)
+        assert est.score(X, y) == 1.0
+    else:
+        y = X @ np.array([0.1, -0.2, 0.0, 0.05, 0.1])
+        est = AsyncSGDRegressor(loss=loss, epsilon=10.0, penalty=None, momentum="auto",
+                                max_iter=3, tol=None, asynchrony="simulated",
+                                n_workers=2, random_state=0).fit(X, y)
+    assert est.loss_curve_[-1] == 0.0
+    assert -0.9 <= est.momentum_ <= 0.9
+
+
 def test_auto_momentum_simulated_deterministic():
     X, y = make_data("clf", sparse=True, n=400)
     kw = dict(momentum="auto", max_iter=5, asynchrony="simulated", n_workers=6)
