@@ -3,13 +3,14 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
 and kick-bound rules); "extra" holds six more, added after those rules (they
 led to huber's secant curvature), to show how it carries over to new
-problems.
+problems; "holdout" holds six more that no rule has been fitted to yet
+(measure on it, do not tune on it).
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -22,9 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
                               load_wine, make_classification, make_friedman1,
-                              make_regression)
+                              make_regression, make_sparse_uncorrelated)
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.datasets import make_rcv1_like
@@ -41,6 +42,8 @@ def problems(which="design"):
         yield from check_problems()
     if which in ("extra", "all"):
         yield from extra_problems()
+    if which in ("holdout", "all"):
+        yield from holdout_problems()
 
 
 def design_problems():
@@ -118,6 +121,33 @@ def extra_problems():
         dict(loss="hinge", alpha=1e-4)
 
 
+def holdout_problems():
+    X, y = make_classification(1000, 15, n_informative=8, flip_y=0.0, class_sep=2.0,
+                               random_state=41)
+    X = StandardScaler().fit_transform(X)
+    yield "separable 15d, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+    X, y = make_regression(1000, 20, noise=0.5, random_state=42)
+    X = MinMaxScaler().fit_transform(X)
+    yield "min-max regression, eps_insensitive", X, y / y.std(), AsyncSGDRegressor, \
+        dict(loss="epsilon_insensitive", epsilon=0.05, alpha=1e-5)
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "breast cancer, modified_huber", X, y, AsyncSGDClassifier, \
+        dict(loss="modified_huber", alpha=1e-4)
+    X, y = make_sparse_uncorrelated(1500, 10, random_state=43)
+    X = StandardScaler().fit_transform(X)
+    yield "sparse_uncorrelated, sq_eps_insens", X, y / y.std(), AsyncSGDRegressor, \
+        dict(loss="squared_epsilon_insensitive", epsilon=0.1, alpha=1e-4)
+    rng = np.random.RandomState(44)
+    X = sp.random(3000, 1000, density=0.02, format="csr", random_state=rng)
+    t = X @ rng.standard_normal(1000) + 0.05 * rng.standard_normal(3000)
+    yield "sparse regression, squared", X, t / t.std(), AsyncSGDRegressor, dict(alpha=1e-5)
+    X, y = make_classification(2500, 50, n_informative=25, flip_y=0.05, random_state=45)
+    X = StandardScaler().fit_transform(X)
+    yield "50d, perceptron", X, y, AsyncSGDClassifier, dict(loss="perceptron", penalty=None)
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -177,6 +207,6 @@ def run(quick, which="design"):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--set", choices=("design", "check", "extra", "all"), default="design")
+    parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "all"), default="design")
     args = parser.parse_args()
     run(args.quick, args.set)
