@@ -1,9 +1,13 @@
 /* The threads engine: T OS threads update one shared linear model with no
  * lock (racy or compare-and-swap writes) or under one mutex (the serialised
  * baseline). Each thread takes a contiguous chunk of the epoch's order.
+ * Lock-free threads on dense rows update private copies and flush them into
+ * the shared model every few updates; on sparse rows they buffer only the
+ * hot columns.
  *
- * Staleness of an update = updates other threads committed between its read
- * (prediction) and its write. Each thread counts its own commits on its own
+ * Staleness of an update = updates of the other threads it could not see:
+ * those not yet flushed at its read, and those made between its read
+ * (prediction) and its write. Each thread counts its own updates on its own
  * cache line; a measured update sums the others' counters before and after,
  * so nothing shared is written on the hot path. */
 #include <errno.h>

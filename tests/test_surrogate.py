@@ -6,8 +6,8 @@ import pytest
 from pyasync import _core
 import scipy.sparse as sp
 
-from pyasync.momentum import (loss_curvature, choose_momentum, simulate_momentum_grid, stable_grid,
-                              surrogate_rows)
+from pyasync.momentum import (choose_momentum, loss_curvature, simulate_momentum_grid,
+                              stable_grid, surrogate_rows)
 
 
 def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every, noise):
