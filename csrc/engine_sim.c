@@ -148,7 +148,6 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
     pa_linear_kernel kr = pa_linear_kernel_for(data->dtype, data->sparse, PA_PLAIN);
     pa_rng rng;
     pa_rng_seed(&rng, opts->seed);
-    model->hot_buf = NULL; /* one thread: nothing to buffer */
     if (opts->schedule == PA_SIM_REPLAY)
         status = run_replay(&kr, &ctx, model, data, opts, &rng, stats);
     else

@@ -1,15 +1,20 @@
 /* The threads engine: T OS threads update one shared linear model with no
  * lock (racy or compare-and-swap writes) or under one mutex (the serialised
  * baseline). Each thread takes a contiguous chunk of the epoch's order.
- * Lock-free threads on dense rows update private copies and flush them into
- * the shared model every few updates; on sparse rows they buffer only the
- * hot columns.
  *
- * Staleness of an update = updates of the other threads it could not see:
- * those not yet flushed at its read, and those made between its read
- * (prediction) and its write. Each thread counts its own updates on its own
- * cache line; a measured update sums the others' counters before and after,
- * so nothing shared is written on the hot path. */
+ * Lock-free threads on dense rows, and on sparse rows whose updates are
+ * additive (no momentum, no L1), update a private copy of the model with
+ * the one-thread kernel and share it every few updates: a shared write
+ * moves its cache line to the writer's core, and on sparse data the
+ * frequent columns are written by nearly every update, so writing the
+ * shared model directly made 2 threads no faster than 1.
+ *
+ * Staleness of an update = updates of the other threads it could not see.
+ * Shared writes: those made between its read (prediction) and its write,
+ * sampled; each thread counts its own updates on its own cache line, so
+ * nothing shared is written on the hot path. Private copies: the updates
+ * the others shared between the worker's last flush (its read) and its
+ * next one (its write), counted at each flush. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -22,11 +27,6 @@
 
 #define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
-/* Updates between flushes of the hot buffers. Rarer flushes move fewer
- * lines between cores and lose fewer racy writes to the hottest weights:
- * on RCV1-like data, 256 against 16 made 2 threads 1.3x faster and as
- * accurate as 1 (16 lost 2.7 points). */
-#define PA_HOT_FLUSH 256
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
 /* Updates between flushes of a worker's private copy of a dense model:
  * every dense update writes every line of the model, so shared writes
@@ -36,6 +36,18 @@
  * (200,000 x 100). */
 #define PA_DENSE_FLUSH_RACY 16
 #define PA_DENSE_FLUSH_ATOMIC 64
+/* Sparse copies: every PA_SPARSE_FLUSH updates a worker shares its hot
+ * columns, the intercept, and the next slice of the rest of its copy, one
+ * coordinate for every PA_SWEEP_ENTRIES row entries it processed: a
+ * flushed coordinate costs about three row entries (its line is usually
+ * on the other core), so the sweep stays a small share of the work however
+ * wide the model. On RCV1-like data (50,000 columns, 71 a row) the whole
+ * copy is shared every 44,000 updates, the hot columns every 256. */
+#define PA_SPARSE_FLUSH 256
+#define PA_SWEEP_ENTRIES 64
+#define PA_SWEEPS_A_CHUNK 2
+/* All workers' copies together stay under this; beyond, shared writes. */
+#define PA_COPY_BUDGET ((size_t)1 << 30)
 
 /* A worker's updates made, and (private copies only) those the others
  * can see: its updates up to its last flush. */
@@ -49,10 +61,11 @@ typedef struct pa_shared pa_shared;
 
 typedef struct {
     _Alignas(PA_LINE) pa_shared *sh;
-    pa_linear_model model;  /* shared arrays (or the private copy); private
-                               hot-coordinate buffer */
-    double *copy;           /* private dense copy: w, b | v, vb | their
-                               values at the last flush; NULL if shared */
+    pa_linear_model model;  /* the shared arrays, or the private copy */
+    double *copy;           /* private copy: w, b | v, vb | their values at
+                               the last flush; NULL if shared */
+    int64_t cursor;         /* sparse copies: where the next slice starts */
+    int64_t others_seen;    /* the others' shared updates at the last flush */
     pthread_t thread;
     int tid;
     int64_t start, end;
@@ -72,7 +85,10 @@ struct pa_shared {
     const pa_engine_opts *opts;
     int64_t hist_len;
     pa_commit_counter *commits;
-    int copies;             /* the workers update private dense copies */
+    int copies;             /* the workers update private copies */
+    int copy_arrays;        /* w, b; with momentum v, vb too */
+    int64_t flush_every;    /* updates between flushes of a copy */
+    int64_t slice;          /* sparse copies: coordinates swept a flush */
     int stop;
     pthread_mutex_t lock;   /* the update lock of the "locked" mode */
     pthread_mutex_t exit_lock;
@@ -85,43 +101,77 @@ static int64_t others_count(const pa_shared *sh, int tid, int seen)
     int64_t s = 0;
     for (int o = 0; o < sh->opts->n_threads; o++)
         if (o != tid)
-            s += seen && sh->copies ? __atomic_load_n(&sh->commits[o].seen, __ATOMIC_RELAXED)
-                      : __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
+            s += __atomic_load_n(seen ? &sh->commits[o].seen : &sh->commits[o].done,
+                                 __ATOMIC_RELAXED);
     return s;
 }
 
-/* Adds what a worker's private copy moved since its last flush to the
- * shared model (with the mode's add: compare-and-swap loses nothing), and
- * takes a fresh copy, the other workers' flushes included. */
-static void flush_copy(pa_worker *wk)
+/* Adds what coordinate j (n_features: the intercept) of a worker's copy
+ * moved since the last flush to the shared model (with the mode's add:
+ * compare-and-swap loses nothing), and takes the shared value back, the
+ * other workers' flushes included. */
+static inline void share_coord(pa_worker *wk, int64_t j)
 {
     const pa_linear_model *shared = wk->sh->model;
     const int64_t n = wk->sh->data->n_features, len = n + 1;
     const int atomic = wk->sh->opts->update == PA_ATOMIC;
-    const int n_arrays = shared->v ? 2 : 1;
+    const int n_arrays = wk->sh->copy_arrays;
     for (int a = 0; a < n_arrays; a++) {
         double *local = wk->copy + (size_t)a * len;
         double *base = wk->copy + (size_t)(n_arrays + a) * len;
         double *w = a ? shared->v : shared->w, *b = a ? shared->vb : shared->b;
-        for (int64_t j = 0; j < len; j++) {
-            double *dst = j < n ? &w[j] : b;
-            double moved = local[j] - base[j];
-            if (moved != 0.0) {
-                if (atomic) pa_cas_axpb(dst, 1.0, moved);
-                else pa_racy_axpb(dst, 1.0, moved);
-            }
-            local[j] = base[j] = pa_load(dst);
+        double *dst = j < n ? &w[j] : b;
+        double moved = local[j] - base[j];
+        if (moved != 0.0) {
+            if (atomic) pa_cas_axpb(dst, 1.0, moved);
+            else pa_racy_axpb(dst, 1.0, moved);
         }
+        local[j] = base[j] = pa_load(dst);
     }
 }
 
-static void record_staleness(pa_worker *wk, int64_t s)
+static void flush_all(pa_worker *wk)
+{
+    for (int64_t j = 0; j <= wk->sh->data->n_features; j++) share_coord(wk, j);
+}
+
+/* A periodic flush: the whole dense copy; of a sparse one, the hot
+ * columns, the intercept and the next slice. */
+static void flush_copy(pa_worker *wk)
+{
+    const pa_shared *sh = wk->sh;
+    const int64_t n = sh->data->n_features;
+    if (!sh->data->sparse) {
+        flush_all(wk);
+        return;
+    }
+    for (int32_t h = 0; h < sh->model->n_hot; h++) share_coord(wk, sh->model->hot_features[h]);
+    share_coord(wk, n);
+    for (int64_t i = 0; i < sh->slice; i++) {
+        share_coord(wk, wk->cursor);
+        if (++wk->cursor == n) wk->cursor = 0;
+    }
+}
+
+static void record_staleness(pa_worker *wk, int64_t s, int64_t count)
 {
     int64_t len = wk->sh->hist_len;
-    wk->hist[s < len - 1 ? s : len - 1]++;
+    wk->hist[s < len - 1 ? s : len - 1] += count;
     if (s > wk->smax) wk->smax = s;
-    wk->ssum += (double)s;
-    wk->scount++;
+    wk->ssum += (double)s * (double)count;
+    wk->scount += count;
+}
+
+/* After a flush of a private copy: publishes the worker's updates, and
+ * the `count` it made since its last flush are as stale as the updates
+ * the others shared in between. */
+static void commit_copy(pa_worker *wk, int64_t n_done, int64_t count, int measure)
+{
+    pa_shared *sh = wk->sh;
+    __atomic_store_n(&sh->commits[wk->tid].seen, n_done, __ATOMIC_RELAXED);
+    int64_t now = others_count(sh, wk->tid, 1);
+    if (measure && count > 0) record_staleness(wk, now - wk->others_seen, count);
+    wk->others_seen = now;
 }
 
 static void run_chunk(pa_worker *wk)
@@ -130,11 +180,11 @@ static void run_chunk(pa_worker *wk)
     const pa_engine_opts *o = sh->opts;
     const int T = o->n_threads, locked = o->update == PA_LOCKED;
     const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
-    int64_t *done = &sh->commits[wk->tid].done, n_done = 0;
-    int64_t *seen = &sh->commits[wk->tid].seen;
-    const int64_t flush_every = o->update == PA_ATOMIC ? PA_DENSE_FLUSH_ATOMIC
-                                                     : PA_DENSE_FLUSH_RACY;
-    if (wk->copy) flush_copy(wk); /* the first copy */
+    int64_t *done = &sh->commits[wk->tid].done, n_done = 0, flushed = 0;
+    if (wk->copy) { /* the first copy */
+        flush_all(wk);
+        commit_copy(wk, 0, 0, 0);
+    }
     for (int64_t r = wk->start; r < wk->end; r++) {
         if ((r - wk->start) % PA_STOP_CHECK == 0 &&
             __atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
@@ -142,11 +192,9 @@ static void run_chunk(pa_worker *wk)
         int64_t i = o->order[r];
         pa_prefetch_ahead(&sh->kernel, sh->data, o->order, r, wk->end);
         int64_t k = (r - wk->start) * T + wk->tid + 1;
-        int measure = every && n_done % every == 0;
+        int measure = every && !wk->copy && n_done % every == 0;
         if (locked) pthread_mutex_lock(&sh->lock);
-        /* updates the read cannot see: the others' not yet flushed, and
-         * (below) those they make before the write */
-        int64_t before = measure ? others_count(sh, wk->tid, 1) : 0;
+        int64_t before = measure ? others_count(sh, wk->tid, 0) : 0;
         double p = sh->kernel.predict(sh->ctx, &wk->model, sh->data, i, k);
         if (!isfinite(p)) {
             if (locked) pthread_mutex_unlock(&sh->lock);
@@ -155,22 +203,24 @@ static void run_chunk(pa_worker *wk)
             break;
         }
         sh->kernel.apply(sh->ctx, &wk->model, sh->data, i, k, p, &wk->sumloss);
-        if (wk->model.hot_buf && n_done % PA_HOT_FLUSH == PA_HOT_FLUSH - 1)
-            sh->kernel.flush_hot(&wk->model);
-        __atomic_store_n(done, ++n_done, __ATOMIC_RELAXED);
-        if (wk->copy && n_done % flush_every == 0) {
-            flush_copy(wk);
-            __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
+        n_done++;
+        if (wk->copy) {
+            if (n_done % sh->flush_every == 0) {
+                flush_copy(wk);
+                commit_copy(wk, n_done, n_done - flushed, every);
+                flushed = n_done;
+            }
+        } else {
+            __atomic_store_n(done, n_done, __ATOMIC_RELAXED);
         }
         int64_t after = measure ? others_count(sh, wk->tid, 0) : 0;
         if (locked) pthread_mutex_unlock(&sh->lock);
         wk->last_clock = k;
-        if (measure) record_staleness(wk, after - before);
+        if (measure) record_staleness(wk, after - before, 1);
     }
-    if (wk->model.hot_buf) sh->kernel.flush_hot(&wk->model);
     if (wk->copy) {
-        flush_copy(wk);
-        __atomic_store_n(seen, n_done, __ATOMIC_RELAXED);
+        flush_all(wk);
+        commit_copy(wk, n_done, n_done - flushed, every);
     }
     wk->n_updates = n_done;
     if (!every) { /* one thread: every update saw the model it read */
@@ -250,14 +300,33 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     pa_shared sh;
     memset(&sh, 0, sizeof sh);
     sh.ctx = &ctx;
-    /* dense rows with several lock-free workers: each updates a private
-     * copy, flushed every few updates (its own updates in
-     * plain arithmetic; the flush does the shared writes) */
-    int copy_dense = T > 1 && !data->sparse && !ctx.has_l1 &&
-                     (update == PA_RACY || update == PA_ATOMIC);
-    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse,
-                                     copy_dense ? PA_PLAIN : update);
-    sh.copies = copy_dense;
+    /* lock-free workers on dense rows, or on sparse rows with additive
+     * updates, each update a private copy with the one-thread kernel */
+    const size_t copy_len = (size_t)data->n_features + 1;
+    const int copy_arrays = ctx.has_mom ? 2 : 1; /* w, b (and v, vb) */
+    /* per worker: the arrays and their flushed values, in whole lines */
+    const size_t copy_stride = (2 * copy_arrays * copy_len + 7) / 8 * 8;
+    int copies = T > 1 && (update == PA_RACY || update == PA_ATOMIC) && !ctx.has_l1 &&
+                 (!data->sparse || !ctx.lazy) &&
+                 copy_stride * sizeof(double) <= PA_COPY_BUDGET / (size_t)T;
+    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse, copies ? PA_PLAIN : update);
+    sh.copies = copies;
+    sh.copy_arrays = copy_arrays;
+    if (data->sparse) {
+        sh.flush_every = PA_SPARSE_FLUSH;
+        int64_t slice = (PA_SPARSE_FLUSH * row_cost(data) + PA_SWEEP_ENTRIES - 1) /
+                        PA_SWEEP_ENTRIES;
+        /* and the whole copy at least PA_SWEEPS_A_CHUNK times a chunk:
+         * many short chunks (many threads) would otherwise each train the
+         * rarer columns alone all epoch, and their sum overshoot */
+        int64_t chunk = n / T + 1;
+        int64_t per_chunk = (data->n_features * PA_SPARSE_FLUSH * PA_SWEEPS_A_CHUNK +
+                             chunk - 1) / chunk;
+        if (per_chunk > slice) slice = per_chunk;
+        sh.slice = slice < data->n_features ? slice : data->n_features;
+    } else {
+        sh.flush_every = update == PA_ATOMIC ? PA_DENSE_FLUSH_ATOMIC : PA_DENSE_FLUSH_RACY;
+    }
     sh.model = model;
     sh.data = data;
     sh.opts = opts;
@@ -268,47 +337,33 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_commit_counter) * T);
     pa_worker *wk = aligned_alloc(PA_LINE, sizeof(pa_worker) * T);
     int64_t *hists = calloc((size_t)T * hist_len, sizeof(int64_t));
-    double *hot = NULL, *copies = NULL;
-    const size_t copy_len = (size_t)data->n_features + 1;
-    /* per worker: w and b (with momentum, v and vb) and their flushed values,
-     * rounded up to whole lines */
-    const size_t copy_stride = ((model->v ? 4 : 2) * copy_len + 7) / 8 * 8;
-    if (copy_dense)
-        copies = aligned_alloc(PA_LINE, (size_t)T * copy_stride * sizeof(double));
-    if (!sh.commits || !wk || !hists || (copy_dense && !copies)) {
+    double *copy_mem = copies ? aligned_alloc(PA_LINE, (size_t)T * copy_stride * sizeof(double))
+                              : NULL;
+    if (!sh.commits || !wk || !hists || (copies && !copy_mem)) {
         status = PA_NOMEM;
         goto out;
     }
     memset(sh.commits, 0, sizeof(pa_commit_counter) * T);
     memset(wk, 0, sizeof(pa_worker) * T);
-    /* buffering needs additive sparse updates shared by several threads */
-    int buffer_hot = T > 1 && data->sparse && model->hot_slot && model->n_hot > 0 &&
-                     (update == PA_RACY || update == PA_ATOMIC) && !ctx.lazy && !ctx.has_l1;
-    /* per worker: a zero guard (slot -1), n_hot slots, the intercept, and
-     * a line of padding */
-    const size_t hot_stride = (size_t)model->n_hot + 2 + 8;
-    if (buffer_hot) {
-        hot = calloc((size_t)T * hot_stride, sizeof(double));
-        if (!hot) { status = PA_NOMEM; goto out; }
-    }
     for (int t = 0; t < T; t++) {
         wk[t].model = *model;
-        wk[t].model.hot_buf = buffer_hot ? hot + (size_t)t * hot_stride + 1 : NULL;
         wk[t].sh = &sh;
         wk[t].tid = t;
         wk[t].start = n * t / T;
         wk[t].end = n * (t + 1) / T;
         wk[t].hist = hists + (size_t)t * hist_len;
-        if (copy_dense) {
-            double *c = copies + (size_t)t * copy_stride;
+        if (copies) {
+            double *c = copy_mem + (size_t)t * copy_stride;
             memset(c, 0, copy_stride * sizeof(double));
             wk[t].copy = c;
             wk[t].model.w = c;
             wk[t].model.b = c + data->n_features;
-            if (model->v) {
+            if (copy_arrays == 2) {
                 wk[t].model.v = c + copy_len;
                 wk[t].model.vb = c + copy_len + data->n_features;
             }
+            /* the workers' sweeps start apart */
+            wk[t].cursor = data->n_features * t / T;
         }
     }
     status = run_workers(&sh, wk, T);
@@ -328,8 +383,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     pa_linear_finish(&ctx, model, data->n_features, k_end);
     if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
 out:
-    free(copies);
-    free(hot);
+    free(copy_mem);
     free(hists);
     free(wk);
     free(sh.commits);
@@ -340,13 +394,31 @@ out:
     return stats->status = status;
 }
 
+/* Fisher-Yates. Each swap's partner is drawn PA_SHUFFLE_AHEAD swaps early
+ * and its line prefetched: the order outgrows the core's cache, and one
+ * miss a swap cost more than the draws. The same draws in the same order,
+ * so the permutation does not depend on the lookahead. */
+#define PA_SHUFFLE_AHEAD 16
 void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch)
 {
     pa_rng rng;
     uint64_t s = seed;
     pa_rng_seed(&rng, pa_splitmix64(&s) ^ (epoch * 0xd1b54a32d192ed03ULL));
+    int64_t partner[PA_SHUFFLE_AHEAD]; /* of swap i, at i % PA_SHUFFLE_AHEAD */
+    int64_t next = n - 1;              /* the next swap to draw for */
+    for (; next > 0 && next > n - 1 - PA_SHUFFLE_AHEAD; next--) {
+        int64_t j = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1);
+        partner[next % PA_SHUFFLE_AHEAD] = j;
+        __builtin_prefetch(&order[j], 1);
+    }
     for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)pa_rng_below(&rng, (uint64_t)i + 1);
+        int64_t j = partner[i % PA_SHUFFLE_AHEAD];
+        if (next > 0) {
+            int64_t later = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1);
+            partner[next % PA_SHUFFLE_AHEAD] = later;
+            __builtin_prefetch(&order[later], 1);
+            next--;
+        }
         int64_t tmp = order[i];
         order[i] = order[j];
         order[j] = tmp;

@@ -45,10 +45,8 @@
 #undef REAL
 
 #define KERNELS(sfx) \
-    { { pa_predict_dense##sfx, pa_apply_dense##sfx, pa_prefetch_dense##sfx, \
-        pa_flush_hot##sfx }, \
-      { pa_predict_sparse##sfx, pa_apply_sparse##sfx, pa_prefetch_sparse##sfx, \
-        pa_flush_hot##sfx } }
+    { { pa_predict_dense##sfx, pa_apply_dense##sfx, pa_prefetch_dense##sfx }, \
+      { pa_predict_sparse##sfx, pa_apply_sparse##sfx, pa_prefetch_sparse##sfx } }
 
 /* [dtype][mode: plain, racy, atomic][sparse] */
 static const pa_linear_kernel kernels[2][3][2] = {

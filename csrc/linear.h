@@ -18,13 +18,10 @@ typedef double (*pa_apply_fn)(const pa_epoch_ctx *, pa_linear_model *,
  * overlap anyway, and hinting them cost a fifth of an epoch.) */
 typedef void (*pa_prefetch_fn)(const pa_dataset *, int64_t i);
 
-typedef void (*pa_flush_fn)(pa_linear_model *);
-
 typedef struct {
     pa_predict_fn predict;
     pa_apply_fn apply;
     pa_prefetch_fn prefetch;
-    pa_flush_fn flush_hot;
 } pa_linear_kernel;
 
 pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update);

@@ -217,31 +217,11 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     double s = 0.0, b = LD(m->b);
     if (c->lazy)
         for (int64_t e = e0; e < e1; e++) FN(pa_catch_up)(c, m, ind[e], k - 1);
-    if (m->hot_buf) { /* shared value plus this worker's pending updates */
-        const int32_t *hot_slot = m->hot_slot;
-        const double *buf = m->hot_buf;  /* buf[-1] is 0: no branch */
-#define PA_TERM(e) ((LD(&m->w[ind[e]]) + buf[hot_slot[ind[e]]]) * (double)x[e])
-        PA_SPARSE_DOT(s, PA_TERM);
-#undef PA_TERM
-        b += m->hot_buf[m->n_hot];
-    } else {
 #define PA_TERM(e) (LD(&m->w[ind[e]]) * (double)x[e])
-        PA_SPARSE_DOT(s, PA_TERM);
+    PA_SPARSE_DOT(s, PA_TERM);
 #undef PA_TERM
-    }
     if (c->scaled) s *= c->decay_prefix[k - 1];
     return s + b;
-}
-
-/* Writes a worker's buffered hot-coordinate updates to the shared model. */
-static void FN(pa_flush_hot)(pa_linear_model *m)
-{
-    for (int32_t s = 0; s < m->n_hot; s++) {
-        if (m->hot_buf[s] != 0.0) AXPB(&m->w[m->hot_features[s]], 1.0, m->hot_buf[s]);
-        m->hot_buf[s] = 0.0;
-    }
-    if (m->hot_buf[m->n_hot] != 0.0) AXPB(m->b, 1.0, m->hot_buf[m->n_hot]);
-    m->hot_buf[m->n_hot] = 0.0;
 }
 
 static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
@@ -254,24 +234,6 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
-    if (m->hot_buf) { /* additive updates (scaled or no decay), buffered */
-        double g = upd / scale;
-        const int32_t *hot_slot = m->hot_slot;
-        double *buf = m->hot_buf, *w = m->w;
-        /* a zero step (a met margin) adds nothing: skip the row's writes */
-        if (g != 0.0) for (int64_t e = e0; e < e1; e++) {
-            /* a select by mask, not a branch: about half the entries are
-             * hot, so a branch would be mispredicted every other entry
-             * (the compiler turns a ?: here into one) */
-            int32_t slot = hot_slot[ind[e]];
-            uintptr_t hot = (uintptr_t)0 - (uintptr_t)(slot >= 0);
-            double *dst = (double *)(((uintptr_t)(buf + slot) & hot) |
-                                     ((uintptr_t)(w + ind[e]) & ~hot));
-            AXPB(dst, 1.0, g * (double)x[e]);
-        }
-        if (c->p->fit_intercept) m->hot_buf[m->n_hot] += upd * c->p->intercept_decay;
-        return upd;
-    }
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale;
         if (g != 0.0)

@@ -41,16 +41,10 @@ typedef struct {
     int64_t *last;
     double *b, *vb;
     double u; /* cumulative L1 penalty at the epoch start */
-    /* Hot coordinates (the most frequent sparse columns, written by nearly
-     * every update): with several threads, each buffers its additive
-     * updates to them and the intercept privately, flushing every 256
-     * updates, so their cache lines do not bounce between cores.
-     * hot_slot[j] is j's slot or -1; NULL turns buffering off. */
-    const int32_t *hot_slot;
-    const int32_t *hot_features; /* slot -> feature */
+    /* The most frequent sparse columns: with several threads, each worker
+     * shares its updates to them more often than the rest of its copy. */
+    const int32_t *hot_features;
     int32_t n_hot;
-    double *hot_buf;             /* per worker: n_hot slots + the intercept;
-                                    hot_buf[-1] is a zero guard */
 } pa_linear_model;
 
 typedef struct {

@@ -36,10 +36,8 @@ cdef extern from "pyasync_core.h":
         double *b
         double *vb
         double u
-        const int32_t *hot_slot
         const int32_t *hot_features
         int32_t n_hot
-        double *hot_buf
     ctypedef struct pa_engine_opts:
         int n_threads, update, staleness_every
         const int64_t *order
@@ -234,17 +232,12 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     m.b = <double *>_data(state["b"], np.float64, "b")
     m.vb = <double *>_data(state["vb"], np.float64, "vb")
     m.u = state["u"]
-    m.hot_slot = NULL
     m.hot_features = NULL
     m.n_hot = 0
-    m.hot_buf = NULL
     hot = state.get("hot_features")
     if hot is not None and hot.shape[0] > 0:
-        if state["hot_slot"].shape[0] != ds.n_features:
-            raise ValueError("hot_slot does not match the number of features")
         if hot.max() >= ds.n_features or hot.min() < 0:
             raise ValueError("hot_features holds a feature out of range")
-        m.hot_slot = <const int32_t *>_data(state["hot_slot"], np.int32, "hot_slot")
         m.hot_features = <const int32_t *>_data(hot, np.int32, "hot_features")
         m.n_hot = hot.shape[0]
     if state["last"] is not None:

@@ -55,7 +55,8 @@ def engine_input(X):
 
 
 # Sparse columns in more than this fraction of rows are "hot": with several
-# threads, each buffers its updates to them (see pyasync_core.h).
+# threads, each worker shares its updates to them more often (see
+# engine_threads.c).
 HOT_FREQUENCY = 0.02
 MAX_HOT = 256
 # Column frequencies are estimated from an even sample of this many entries:
@@ -64,16 +65,13 @@ HOT_SAMPLE = 1 << 20
 
 
 def hot_columns(X):
-    """(hot_slot, hot_features) of a CSR input: its most frequent columns."""
+    """The most frequent columns of a CSR input, most frequent first."""
     step = max(1, X.indices.size // HOT_SAMPLE)
     sample = X.indices[::step]
     counts = np.bincount(sample, minlength=X.shape[1])
     hot = np.flatnonzero(counts * (X.indices.size / max(sample.size, 1))
                          > HOT_FREQUENCY * X.shape[0])
-    hot = hot[np.argsort(-counts[hot], kind="stable")][:MAX_HOT].astype(np.int32)
-    slot = np.full(X.shape[1], -1, dtype=np.int32)
-    slot[hot] = np.arange(hot.size, dtype=np.int32)
-    return slot, hot
+    return hot[np.argsort(-counts[hot], kind="stable")][:MAX_HOT].astype(np.int32)
 
 
 def new_state(n_features, coef, intercept, velocity, intercept_velocity,
@@ -236,7 +234,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     state = new_state(n_features, coef, intercept, velocity, intercept_velocity,
                       1.0 if with_velocity else 0.0, params["l1"], lazy)
     if sparse and engine["kind"] == "threads" and engine["n_threads"] > 1:
-        state["hot_slot"], state["hot_features"] = hot_columns(X_engine)
+        state["hot_features"] = hot_columns(X_engine)
     order = np.array(train_idx, dtype=np.int64)
     n_train = order.shape[0]
     hist = np.zeros(HIST_LEN, dtype=np.int64)
