@@ -21,7 +21,7 @@ def data(n, d, seed=0):
     rng = np.random.RandomState(seed)
     X = rng.standard_normal((n, d))
     y = (X @ rng.standard_normal(d) > 0).astype(np.int64)
-    # sparse: a few columns in most rows (the "hot" buffered columns) and
+    # sparse: a few columns in most rows (the "hot" columns, shared most often) and
     # many rare ones; unsorted indices and a duplicate are summed by scipy
     Xs = sp.random(n, 10 * d, density=0.02, format="csr", random_state=rng,
                    data_rvs=rng.standard_normal)
