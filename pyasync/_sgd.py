@@ -277,8 +277,11 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                 # watch the negated score so that lower is better, as the loss
                 current = -score_fn(w, b)
             else:
-                current = mean_loss + params["l2"] * 0.5 * float(w @ w) \
-                    + params["l1"] * float(np.abs(w).sum())
+                current = mean_loss
+                if params["l2"] > 0.0:
+                    current += params["l2"] * 0.5 * float(w @ w)
+                if params["l1"] > 0.0:
+                    current += params["l1"] * float(np.abs(w).sum())
             if verbose:
                 print(f"-- Epoch {epoch + 1}\nNorm: {np.linalg.norm(w):.2f}, "
                       f"Bias: {b:.6f}, T: {t - t0}, Avg. loss: {mean_loss:.6f}")
