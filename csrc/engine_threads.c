@@ -396,31 +396,49 @@ out:
 
 /* Fisher-Yates. Each swap's partner is drawn PA_SHUFFLE_AHEAD swaps early
  * and its line prefetched: the order outgrows the core's cache, and one
- * miss a swap cost more than the draws. The same draws in the same order,
- * so the permutation does not depend on the lookahead. */
+ * miss a swap cost more than the draws. Orders that fit int32 are shuffled
+ * as int32 (half the lines). The same draws in the same order, so the
+ * permutation depends on neither. */
 #define PA_SHUFFLE_AHEAD 16
+#define PA_SHUFFLE_BODY(order, TYPE)                                         \
+    do {                                                                     \
+        int64_t partner[PA_SHUFFLE_AHEAD]; /* of swap i, at i % AHEAD */     \
+        int64_t next = n - 1;              /* the next swap to draw for */   \
+        for (; next > 0 && next > n - 1 - PA_SHUFFLE_AHEAD; next--) {        \
+            int64_t j = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1);     \
+            partner[next % PA_SHUFFLE_AHEAD] = j;                            \
+            __builtin_prefetch(&(order)[j], 1);                              \
+        }                                                                    \
+        for (int64_t i = n - 1; i > 0; i--) {                                \
+            int64_t j = partner[i % PA_SHUFFLE_AHEAD];                       \
+            if (next > 0) {                                                  \
+                int64_t later = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1); \
+                partner[next % PA_SHUFFLE_AHEAD] = later;                    \
+                __builtin_prefetch(&(order)[later], 1);                      \
+                next--;                                                      \
+            }                                                                \
+            TYPE tmp = (order)[i];                                           \
+            (order)[i] = (order)[j];                                         \
+            (order)[j] = tmp;                                                \
+        }                                                                    \
+    } while (0)
+
 void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch)
 {
     pa_rng rng;
     uint64_t s = seed;
     pa_rng_seed(&rng, pa_splitmix64(&s) ^ (epoch * 0xd1b54a32d192ed03ULL));
-    int64_t partner[PA_SHUFFLE_AHEAD]; /* of swap i, at i % PA_SHUFFLE_AHEAD */
-    int64_t next = n - 1;              /* the next swap to draw for */
-    for (; next > 0 && next > n - 1 - PA_SHUFFLE_AHEAD; next--) {
-        int64_t j = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1);
-        partner[next % PA_SHUFFLE_AHEAD] = j;
-        __builtin_prefetch(&order[j], 1);
+    int32_t *narrow = n > 1 && n <= INT32_MAX ? malloc((size_t)n * sizeof(int32_t)) : NULL;
+    int fits = narrow != NULL;
+    for (int64_t i = 0; fits && i < n; i++) {
+        if (order[i] < INT32_MIN || order[i] > INT32_MAX) fits = 0;
+        else narrow[i] = (int32_t)order[i];
     }
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = partner[i % PA_SHUFFLE_AHEAD];
-        if (next > 0) {
-            int64_t later = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1);
-            partner[next % PA_SHUFFLE_AHEAD] = later;
-            __builtin_prefetch(&order[later], 1);
-            next--;
-        }
-        int64_t tmp = order[i];
-        order[i] = order[j];
-        order[j] = tmp;
+    if (fits) {
+        PA_SHUFFLE_BODY(narrow, int32_t);
+        for (int64_t i = 0; i < n; i++) order[i] = narrow[i];
+    } else {
+        PA_SHUFFLE_BODY(order, int64_t);
     }
+    free(narrow);
 }
