@@ -39,13 +39,18 @@
 /* Sparse copies: every PA_SPARSE_FLUSH updates a worker shares its hot
  * columns, the intercept, and the next slice of the rest of its copy, one
  * coordinate for every PA_SWEEP_ENTRIES row entries it processed: a
- * flushed coordinate costs about three row entries (its line is usually
+ * flushed coordinate costs about PA_FLUSH_COST row entries (its line is usually
  * on the other core), so the sweep stays a small share of the work however
  * wide the model. On RCV1-like data (50,000 columns, 71 a row) the whole
  * copy is shared every 44,000 updates, the hot columns every 256. */
 #define PA_SPARSE_FLUSH 256
 #define PA_SWEEP_ENTRIES 64
 #define PA_SWEEPS_A_CHUNK 2
+/* ... but never more than one coordinate for every PA_SWEEP_MIN_ENTRIES
+ * entries (about 37% more work): a model far wider than a chunk's rows
+ * is swept less often than twice a chunk; its columns are rarer too. */
+#define PA_SWEEP_MIN_ENTRIES 8
+#define PA_FLUSH_COST 3
 /* All workers' copies together stay under this; beyond, shared writes. */
 #define PA_COPY_BUDGET ((size_t)1 << 30)
 
@@ -309,9 +314,6 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     int copies = T > 1 && (update == PA_RACY || update == PA_ATOMIC) && !ctx.has_l1 &&
                  (!data->sparse || !ctx.lazy) &&
                  copy_stride * sizeof(double) <= PA_COPY_BUDGET / (size_t)T;
-    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse, copies ? PA_PLAIN : update);
-    sh.copies = copies;
-    sh.copy_arrays = copy_arrays;
     if (data->sparse) {
         sh.flush_every = PA_SPARSE_FLUSH;
         int64_t slice = (PA_SPARSE_FLUSH * row_cost(data) + PA_SWEEP_ENTRIES - 1) /
@@ -323,10 +325,20 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         int64_t per_chunk = (data->n_features * PA_SPARSE_FLUSH * PA_SWEEPS_A_CHUNK +
                              chunk - 1) / chunk;
         if (per_chunk > slice) slice = per_chunk;
+        int64_t most = PA_SPARSE_FLUSH * row_cost(data) / PA_SWEEP_MIN_ENTRIES;
+        if (slice > most) slice = most;
         sh.slice = slice < data->n_features ? slice : data->n_features;
+        /* a copy is taken and flushed whole once an epoch, and swept:
+         * worth it while that costs less than the chunk's own work (a
+         * flushed coordinate costs about PA_FLUSH_COST row entries) */
+        int64_t flushed = 2 * (data->n_features + 1) + sh.slice * (chunk / PA_SPARSE_FLUSH);
+        if (PA_FLUSH_COST * flushed > chunk * row_cost(data)) copies = 0;
     } else {
         sh.flush_every = update == PA_ATOMIC ? PA_DENSE_FLUSH_ATOMIC : PA_DENSE_FLUSH_RACY;
     }
+    sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse, copies ? PA_PLAIN : update);
+    sh.copies = copies;
+    sh.copy_arrays = copy_arrays;
     sh.model = model;
     sh.data = data;
     sh.opts = opts;

@@ -70,6 +70,15 @@ def _fit(X, y, **kw):
     return AsyncSGDClassifier(**params).fit(X, y)
 
 
+def _wide_sparse(rng, n_rows, n_cols, per_row):
+    """CSR rows of `per_row` random columns (scipy's sp.random draws its
+    positions from all n_rows x n_cols cells: minutes at this size)."""
+    cols = rng.randint(0, n_cols, size=(n_rows, per_row))
+    rows = np.repeat(np.arange(n_rows), per_row)
+    return sp.csr_matrix((rng.standard_normal(n_rows * per_row), (rows, cols.ravel())),
+                         shape=(n_rows, n_cols))
+
+
 def _check_stats_consistent(stats, n_updates, n_threads, n_models=1):
     hist = np.asarray(stats.histogram)
     assert hist.sum() == stats.n_measured
@@ -103,6 +112,21 @@ def test_oversubscribed_fit_is_accurate(request, update, data):
     assert acc > 0.9
     assert acc >= ref - 0.02, (acc, ref)
     _check_stats_consistent(clf.staleness_, MAX_ITER * X.shape[0], N_THREADS)
+
+
+@pytest.mark.parametrize("update", UPDATES)
+def test_wide_sparse_model_is_accurate(update):
+    """A model far wider than a worker's rows (each worker writes the
+    shared model: a private copy would cost more than the work) fits as
+    well as one thread."""
+    rng = np.random.RandomState(5)
+    X = sp.hstack([sp.csr_matrix(rng.standard_normal((20000, 5))),
+                   _wide_sparse(rng, 20000, 100000, 20)], format="csr")
+    y = (X @ rng.standard_normal(X.shape[1]) > 0).astype(np.int64)
+    ref = _fit(X, y, n_jobs=1).score(X, y)
+    clf = _fit(X, y, n_jobs=N_THREADS, update=update)
+    assert clf.t_ == MAX_ITER * X.shape[0] + 1
+    assert clf.score(X, y) >= ref - 0.02, (clf.score(X, y), ref)
 
 
 @pytest.mark.parametrize("update", UPDATES)
@@ -298,16 +322,23 @@ def test_hot_columns_are_the_most_frequent(monkeypatch):
             assert set(hot) == set(expected)
 
 
-@pytest.mark.parametrize("sparse_rows", [False, True])
-@pytest.mark.parametrize("momentum", [0.0, 0.5])
-def test_atomic_updates_lose_nothing(sparse_rows, momentum):
+@pytest.mark.parametrize("layout, momentum", [
+    ("dense", 0.0), ("dense", 0.5), ("sparse", 0.0), ("sparse", 0.5),
+    ("sparse_wide", 0.0)])  # momentum on sparse rows: the "sparse" case's path
+def test_atomic_updates_lose_nothing(layout, momentum):
     """Where every step is the same whatever the weights (huber far outside
     epsilon: a constant-size gradient), the model after an epoch is the sum
-    of all steps in any order: 8 atomic workers (dense: private copies
-    flushed by compare-and-swap) must land where one worker does."""
+    of all steps in any order: 8 atomic workers must land where one worker
+    does, whether they flush private copies by compare-and-swap (dense;
+    sparse without momentum) or write the shared model (momentum on sparse
+    rows; a model too wide for copies to pay)."""
     rng = np.random.RandomState(0)
-    X = rng.random_sample((6000, 40)) * (rng.random_sample((6000, 40)) < 0.3)
-    X = sp.csr_matrix(X) if sparse_rows else X
+    if layout == "sparse_wide":
+        X = _wide_sparse(rng, 6000, 50000, 20)
+        X.data = np.abs(X.data)
+    else:
+        X = rng.random_sample((6000, 40)) * (rng.random_sample((6000, 40)) < 0.3)
+        X = sp.csr_matrix(X) if layout == "sparse" else X
     y = np.full(6000, 1e6)  # residual stays positive: step = eta0 * epsilon
     common = dict(loss="huber", epsilon=1e-3, penalty=None, learning_rate="constant",
                   eta0=1e-3, max_iter=1, tol=None, momentum=momentum,
