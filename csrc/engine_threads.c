@@ -174,8 +174,9 @@ static void commit_copy(pa_worker *wk, int64_t n_done, int64_t count, int measur
 {
     pa_shared *sh = wk->sh;
     __atomic_store_n(&sh->commits[wk->tid].seen, n_done, __ATOMIC_RELAXED);
+    if (!measure) return;
     int64_t now = others_count(sh, wk->tid, 1);
-    if (measure && count > 0) record_staleness(wk, now - wk->others_seen, count);
+    if (count > 0) record_staleness(wk, now - wk->others_seen, count);
     wk->others_seen = now;
 }
 
@@ -188,7 +189,7 @@ static void run_chunk(pa_worker *wk)
     int64_t *done = &sh->commits[wk->tid].done, n_done = 0, flushed = 0;
     if (wk->copy) { /* the first copy */
         flush_all(wk);
-        commit_copy(wk, 0, 0, 0);
+        commit_copy(wk, 0, 0, every);
     }
     for (int64_t r = wk->start; r < wk->end; r++) {
         if ((r - wk->start) % PA_STOP_CHECK == 0 &&
