@@ -1,9 +1,10 @@
 """Per-epoch time of scikit-learn's SGDClassifier against AsyncSGDClassifier
-at 1 and 2 threads (racy, atomic, locked), on dense and RCV1-like sparse
+at 1 thread and more (racy, atomic, locked; 2 by default), on dense and RCV1-like sparse
 data, with the memory floor (time to stream X once) and the cost of
 staleness measurement, all measured side by side in one run.
 
-    python bench/bench_foundation.py [--rows 200000] [--repeats 5] [--json out.json]
+    python bench/bench_foundation.py [--rows 200000] [--repeats 5] [--threads 1,2]
+                                     [--json out.json]
 
 Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, so validation
 and setup costs cancel for both libraries; medians of --repeats runs."""
@@ -19,7 +20,7 @@ from pyasync.benchmark import (machine_info, memory_floor_seconds, per_epoch_sec
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
-def run(rows, repeats, epochs):
+def run(rows, repeats, epochs, threads=(1, 2)):
     machine = machine_info()
     print(f"cores: {machine['cores']} ({machine['cpu']}); "
           f"median of {repeats} runs; per-epoch = difference of fits of 1 and "
@@ -46,8 +47,10 @@ def run(rows, repeats, epochs):
         print(f"{'sklearn SGDClassifier':<34} {base:>9.4f} {base_sd:>8.4f} "
               f"{1.0:>10.3f} {X.shape[0] / base / 1e6:>8.2f}")
         row = {"data": name, "floor": floor, "sklearn": base, "async": {}}
-        configs = [(1, "racy", 16), (2, "racy", 16), (2, "atomic", 16),
-                   (2, "locked", 16), (2, "racy", 0)]
+        many = [t for t in threads if t > 1]
+        configs = [(1, "racy", 16)] + [(t, u, 16) for t in many
+                                       for u in ("racy", "atomic", "locked")]
+        configs += [(many[0], "racy", 0)] if many else []
         for n_jobs, update, every in configs:
             _sgd.STALENESS_SAMPLE_EVERY = every
             secs, sd, _ = per_epoch_seconds(lambda n: AsyncSGDClassifier(
@@ -59,10 +62,14 @@ def run(rows, repeats, epochs):
             row["async"][label] = secs
         _sgd.STALENESS_SAMPLE_EVERY = 16
         one = row["async"]["async n_jobs=1 racy"]
-        two = row["async"]["async n_jobs=2 racy"]
-        off = row["async"]["async n_jobs=2 racy (no staleness)"]
-        print(f"2 threads / 1 thread throughput: {one / two:.2f}x; "
-              f"staleness measurement cost: {100 * (two / off - 1):+.1f}%")
+        for t in many:
+            print(f"{t} threads / 1 thread throughput (racy): "
+                  f"{one / row['async'][f'async n_jobs={t} racy']:.2f}x")
+        if many:
+            measured = row["async"][f"async n_jobs={many[0]} racy"]
+            off = row["async"][f"async n_jobs={many[0]} racy (no staleness)"]
+            print(f"staleness measurement cost at {many[0]} threads: "
+                  f"{100 * (measured / off - 1):+.1f}%")
         results.append(row)
     return results
 
@@ -72,9 +79,14 @@ def main():
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", default="1,2",
+                        help="thread counts, e.g. 1,2,4,8,16 (1 is always measured)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    results = run(args.rows, args.repeats, args.epochs)
+    threads = sorted({1} | {int(t) for t in args.threads.split(",")})
+    if threads[0] < 1:
+        parser.error("--threads takes positive thread counts")
+    results = run(args.rows, args.repeats, args.epochs, threads)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine_info(), "results": results}, f, indent=1)
