@@ -14,7 +14,7 @@
  * sampled; each thread counts its own updates on its own cache line, so
  * nothing shared is written on the hot path. Private copies: the updates
  * the others shared between the worker's last flush (its read) and its
- * next one (its write), counted at each flush. */
+ * next one (its write), counted for a sample of flush intervals. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -39,10 +39,11 @@
 /* Sparse copies: every PA_SPARSE_FLUSH updates a worker shares its hot
  * columns, the intercept, and the next slice of the rest of its copy, one
  * coordinate for every PA_SWEEP_ENTRIES row entries it processed: a
- * flushed coordinate costs about PA_FLUSH_COST row entries (its line is usually
- * on the other core), so the sweep stays a small share of the work however
- * wide the model. On RCV1-like data (50,000 columns, 71 a row) the whole
- * copy is shared every 44,000 updates, the hot columns every 256. */
+ * flushed coordinate costs about PA_FLUSH_COST row entries (its line is
+ * usually on the other core), so the sweep stays a small share of the
+ * work however wide the model. On RCV1-like data (50,000 columns, 71 a
+ * row) the whole copy is shared every 44,000 updates, the hot columns
+ * every 256. */
 #define PA_SPARSE_FLUSH 256
 #define PA_SWEEP_ENTRIES 64
 #define PA_SWEEPS_A_CHUNK 2
@@ -92,7 +93,6 @@ struct pa_shared {
     const pa_engine_opts *opts;
     int64_t hist_len;
     pa_commit_counter *commits;
-    int copies;             /* the workers update private copies */
     int copy_arrays;        /* w, b; with momentum v, vb too */
     int64_t flush_every;    /* updates between flushes of a copy */
     int64_t slice;          /* sparse copies: coordinates swept a flush */
@@ -279,6 +279,26 @@ static int64_t row_cost(const pa_dataset *ds)
     return ds->n_samples ? ds->indptr[ds->n_samples] / ds->n_samples + 1 : 1;
 }
 
+/* Coordinates a sparse copy sweeps a flush (*slice), for workers of
+ * `chunk` rows; returns whether copies pay: a copy is taken and flushed
+ * whole once an epoch, and swept, which must cost less than the chunk's
+ * own work (a flushed coordinate about PA_FLUSH_COST row entries). */
+static int sparse_sweep(const pa_dataset *ds, int64_t chunk, int64_t *slice)
+{
+    const int64_t entries = row_cost(ds), n = ds->n_features;
+    int64_t s = (PA_SPARSE_FLUSH * entries + PA_SWEEP_ENTRIES - 1) / PA_SWEEP_ENTRIES;
+    /* and the whole copy at least PA_SWEEPS_A_CHUNK times a chunk: many
+     * short chunks (many threads) would otherwise each train the rarer
+     * columns alone all epoch, and their sum overshoot */
+    int64_t per_chunk = (n * PA_SPARSE_FLUSH * PA_SWEEPS_A_CHUNK + chunk - 1) / chunk;
+    if (per_chunk > s) s = per_chunk;
+    int64_t most = PA_SPARSE_FLUSH * entries / PA_SWEEP_MIN_ENTRIES;
+    if (s > most) s = most;
+    *slice = s < n ? s : n;
+    int64_t flushed = 2 * (n + 1) + *slice * (chunk / PA_SPARSE_FLUSH);
+    return PA_FLUSH_COST * flushed <= chunk * entries;
+}
+
 static int run_workers(pa_shared *sh, pa_worker *wk, int T)
 {
     int inline_run = T == 1 && (!sh->opts->poll ||
@@ -324,28 +344,11 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
                  copy_stride * sizeof(double) <= PA_COPY_BUDGET / (size_t)T;
     if (data->sparse) {
         sh.flush_every = PA_SPARSE_FLUSH;
-        int64_t slice = (PA_SPARSE_FLUSH * row_cost(data) + PA_SWEEP_ENTRIES - 1) /
-                        PA_SWEEP_ENTRIES;
-        /* and the whole copy at least PA_SWEEPS_A_CHUNK times a chunk:
-         * many short chunks (many threads) would otherwise each train the
-         * rarer columns alone all epoch, and their sum overshoot */
-        int64_t chunk = n / T + 1;
-        int64_t per_chunk = (data->n_features * PA_SPARSE_FLUSH * PA_SWEEPS_A_CHUNK +
-                             chunk - 1) / chunk;
-        if (per_chunk > slice) slice = per_chunk;
-        int64_t most = PA_SPARSE_FLUSH * row_cost(data) / PA_SWEEP_MIN_ENTRIES;
-        if (slice > most) slice = most;
-        sh.slice = slice < data->n_features ? slice : data->n_features;
-        /* a copy is taken and flushed whole once an epoch, and swept:
-         * worth it while that costs less than the chunk's own work (a
-         * flushed coordinate costs about PA_FLUSH_COST row entries) */
-        int64_t flushed = 2 * (data->n_features + 1) + sh.slice * (chunk / PA_SPARSE_FLUSH);
-        if (PA_FLUSH_COST * flushed > chunk * row_cost(data)) copies = 0;
+        copies = copies && sparse_sweep(data, n / T + 1, &sh.slice);
     } else {
         sh.flush_every = update == PA_ATOMIC ? PA_DENSE_FLUSH_ATOMIC : PA_DENSE_FLUSH_RACY;
     }
     sh.kernel = pa_linear_kernel_for(data->dtype, data->sparse, copies ? PA_PLAIN : update);
-    sh.copies = copies;
     sh.copy_arrays = copy_arrays;
     sh.model = model;
     sh.data = data;
