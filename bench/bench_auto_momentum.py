@@ -3,14 +3,15 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
 and kick-bound rules); "extra" holds six more, added after those rules (they
-led to huber's secant curvature), to show how it carries over to new
-problems; "holdout" holds six more that no rule has been fitted to yet
-(measure on it, do not tune on it).
+led to huber's secant curvature); "holdout" holds six more, measured
+before the row-sample simulation replaced the quadratic surrogate (its
+failures there led to it); "fresh" holds eight more, added with that change
+and measured once, before any change was made for them.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -22,8 +23,9 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
-                              load_wine, make_classification, make_friedman1,
-                              make_regression, make_sparse_uncorrelated)
+                              load_wine, make_blobs, make_classification, make_friedman1,
+                              make_friedman3, make_hastie_10_2, make_regression,
+                              make_sparse_uncorrelated)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
@@ -44,6 +46,8 @@ def problems(which="design"):
         yield from extra_problems()
     if which in ("holdout", "all"):
         yield from holdout_problems()
+    if which in ("fresh", "all"):
+        yield from fresh_problems()
 
 
 def design_problems():
@@ -148,6 +152,40 @@ def holdout_problems():
     yield "50d, perceptron", X, y, AsyncSGDClassifier, dict(loss="perceptron", penalty=None)
 
 
+def fresh_problems():
+    X, y = make_hastie_10_2(2000, random_state=51)
+    X = StandardScaler().fit_transform(X)
+    yield "hastie 10d, hinge", X, y, AsyncSGDClassifier, dict(loss="hinge", alpha=1e-4)
+    X, y = make_friedman3(1500, noise=0.1, random_state=52)
+    X = StandardScaler().fit_transform(X)
+    yield "friedman3, squared", X, (y - y.mean()) / y.std(), AsyncSGDRegressor, \
+        dict(alpha=1e-4)
+    X, y = make_blobs(2000, 30, centers=2, cluster_std=3.0, random_state=53)
+    X = StandardScaler().fit_transform(X)
+    yield "blobs 30d, log_loss", X, y, AsyncSGDClassifier, dict(loss="log_loss", alpha=1e-5)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "digits 8 vs rest, squared_hinge", X, (y == 8).astype(int), AsyncSGDClassifier, \
+        dict(loss="squared_hinge", alpha=1e-4)
+    X, y = make_classification(4000, 200, n_informative=20, flip_y=0.03, random_state=55)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 200d, modified_huber", X, y, AsyncSGDClassifier, \
+        dict(loss="modified_huber", alpha=1e-5)
+    X, y = make_rcv1_like(n_samples=3000, n_features=10000, nnz_per_row=50, random_state=56)
+    yield "sparse text-like, log_loss 1e-6", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-6)
+    X, y = make_classification(1500, 1500, n_informative=50, random_state=57)
+    X = StandardScaler().fit_transform(X)
+    yield "wide dense 1500d, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+    rng = np.random.RandomState(58)
+    X, y = make_regression(1200, 40, noise=5.0, random_state=58)
+    y[rng.rand(y.size) < 0.05] *= 10.0
+    X = StandardScaler().fit_transform(X)
+    yield "regression with outliers, huber", X, y / np.median(np.abs(y)), \
+        AsyncSGDRegressor, dict(loss="huber", epsilon=1.35, alpha=1e-4)
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -207,6 +245,6 @@ def run(quick, which="design"):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "all"), default="design")
+    parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "fresh", "all"), default="design")
     args = parser.parse_args()
     run(args.quick, args.set)

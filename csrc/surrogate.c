@@ -1,81 +1,72 @@
-/* momentum="auto"'s inner loop: asynchronous SGD on a small least-squares
- * surrogate, one run per candidate momentum, all fed the same rows and
- * staleness draws (see pyasync/momentum.py, simulate_momentum_grid). Row
- * r's residual is Z[r] . e + noise[r]: noise (NULL: none) is the part of
- * the rows' gradients no weight change removes, the SGD noise floor. */
+/* momentum="auto"'s inner loop: asynchronous SGD on a row sample, one run
+ * per candidate momentum, all fed the same rows and staleness draws (see
+ * pyasync/momentum.py, simulate_momentum_grid). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pyasync_core.h"
+#include "losses.h"
 
-/* Four partial sums: independent chains the CPU can overlap (a single sum
- * is bound by the add latency; strict FP forbids the compiler to split it). */
-static double dot(const double *a, const double *b, int64_t n)
-{
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        s0 += a[j] * b[j];
-        s1 += a[j + 1] * b[j + 1];
-        s2 += a[j + 2] * b[j + 2];
-        s3 += a[j + 3] * b[j + 3];
-    }
-    for (; j < n; j++) s0 += a[j] * b[j];
-    return (s0 + s1) + (s2 + s3);
-}
+#define PA_SIM_MAX_DLOSS 1e12  /* as the kernels clip it */
 
-int pa_surrogate_grid(const double *Z, const double *noise, int64_t m, int64_t d,
-                      double step, double l2, const double *grid, int64_t c,
-                      const int64_t *rows,
-                      const int64_t *stale, int64_t n_updates, int64_t depth,
-                      int64_t every, double *losses)
+/* Asynchronous SGD on the real loss, in the row space of a row sample: the
+ * weights stay w0 + (rows' span), so the predictions on the sample are all
+ * the simulation needs. With K the sample's Gram matrix (m x m) and the
+ * velocity's image q = X_s v, an update of row i at stale prediction p~_i is
+ *     q <- mu q - step loss'(y_i, p~_i) K[:, i];   p <- p + q
+ * O(m) an update. The penalty is left out (see choose_momentum). */
+int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64_t m,
+                       int loss, double loss_param, double step,
+                       const double *grid, int64_t c, const int64_t *rows,
+                       const int64_t *stale, int64_t n_updates, int64_t depth,
+                       int64_t every, double *losses)
 {
-    int64_t cd = c * d;
-    double *e = malloc(sizeof(double) * cd);
-    double *v = calloc(cd, sizeof(double));
-    double *past = malloc(sizeof(double) * cd * depth);  /* ring of earlier errors */
+    /* The predictions after update t live in slot t % slots of a ring deep
+     * enough that the slot written never is one a stale read may need. */
+    int64_t cm = c * m, slots = depth + 1;
+    double *q = calloc(cm, sizeof(double));
+    double *ring = malloc(sizeof(double) * cm * slots);
     char *dead = calloc(c, 1);
-    if (!e || !v || !past || !dead) {
-        free(e); free(v); free(past); free(dead);
+    if (!q || !ring || !dead) {
+        free(q); free(ring); free(dead);
         return -1;
     }
-    double e0 = 1.0 / sqrt((double)d);  /* unit error along every direction */
-    for (int64_t i = 0; i < cd; i++) e[i] = e0;
-    for (int64_t s = 0; s < depth; s++) memcpy(past + s * cd, e, sizeof(double) * cd);
+    for (int64_t k = 0; k < c; k++) memcpy(ring + k * m, p0, sizeof(double) * m);
 
     for (int64_t t = 0; t < n_updates; t++) {
-        int64_t s = stale[t];
-        const double *read = past + (t >= s ? (t - s) % depth : 0) * cd;
-        const double *x = Z + rows[t] * d;
+        int64_t s = stale[t], i = rows[t];
+        const double *now = ring + (t % slots) * cm;
+        const double *read = ring + (t >= s ? (t - s) % slots : 0) * cm;
+        double *next = ring + ((t + 1) % slots) * cm;
+        const double *restrict Ki = K + i * m;  /* K is symmetric: row i is column i */
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) continue;
-            const double *rk = read + k * d;
-            double *ek = e + k * d, *vk = v + k * d, mu = grid[k];
-            double p = dot(rk, x, d) + (noise ? noise[rows[t]] : 0.0);
-            for (int64_t j = 0; j < d; j++) {
-                vk[j] = mu * vk[j] - step * (p * x[j] + l2 * rk[j]);
-                ek[j] += vk[j];
+            const double *restrict pk = now + k * m;
+            double *restrict qk = q + k * m, *restrict nk = next + k * m, mu = grid[k];
+            double g = pa_loss_dloss(loss, loss_param, y[i], read[k * m + i]);
+            if (g < -PA_SIM_MAX_DLOSS) g = -PA_SIM_MAX_DLOSS;
+            else if (g > PA_SIM_MAX_DLOSS) g = PA_SIM_MAX_DLOSS;
+            double sg = step * g;
+            for (int64_t r = 0; r < m; r++) {
+                qk[r] = mu * qk[r] - sg * Ki[r];
+                nk[r] = pk[r] + qk[r];
             }
         }
-        memcpy(past + ((t + 1) % depth) * cd, e, sizeof(double) * cd);
         if ((t + 1) % every) continue;
         double *out = losses + (t / every) * c;
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) { out[k] = INFINITY; continue; }
-            const double *ek = e + k * d;
+            const double *pk = next + k * m;
             double sum = 0.0;
-            for (int64_t r = 0; r < m; r++) {
-                double res = dot(ek, Z + r * d, d) + (noise ? noise[r] : 0.0);
-                sum += res * res;
-            }
-            out[k] = 0.5 * sum / (double)m;
+            for (int64_t r = 0; r < m; r++) sum += pa_loss_value(loss, loss_param, y[r], pk[r]);
+            out[k] = sum / (double)m;
             if (!isfinite(out[k])) {  /* diverged: out of the race for good */
                 out[k] = INFINITY;
                 dead[k] = 1;
             }
         }
     }
-    free(e); free(v); free(past); free(dead);
+    free(q); free(ring); free(dead);
     return 0;
 }

@@ -69,9 +69,10 @@ cdef extern from "pyasync_core.h":
                         const pa_engine_opts *, pa_epoch_stats *) nogil
     double pa_eta(const pa_linear_params *, double, int64_t) nogil
     void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
-    int pa_surrogate_grid(const double *, const double *, int64_t, int64_t, double, double,
-                          const double *, int64_t, const int64_t *, const int64_t *,
-                          int64_t, int64_t, int64_t, double *) nogil
+    int pa_row_sample_grid(const double *, const double *, const double *, int64_t, int,
+                           double, double, const double *, int64_t,
+                           const int64_t *, const int64_t *, int64_t, int64_t, int64_t,
+                           double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
 
 LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
@@ -134,35 +135,34 @@ def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
         pa_shuffle_order(ptr, n, seed, epoch)
 
 
-def surrogate_grid(cnp.ndarray Z, double step, double l2, cnp.ndarray grid,
-                   cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every,
-                   cnp.ndarray noise=None):
-    """Losses (n_updates // every x len(grid)) of asynchronous SGD on the
-    least-squares surrogate Z (rows' residual offsets `noise`, or none) for
-    each momentum of grid; see momentum.simulate_momentum_grid. rows and
-    stale are int64 draws."""
-    cdef int64_t m = Z.shape[0], d = Z.shape[1], c = grid.shape[0]
-    cdef int64_t n = rows.shape[0]
-    if stale.shape[0] != n or every < 1 or depth < 1 or m < 1 or d < 1:
-        raise ValueError("surrogate_grid: inconsistent sizes")
+def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
+                    double loss_param, double step, cnp.ndarray grid,
+                    cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every):
+    """Mean sample losses (n_updates // every x len(grid)) of asynchronous
+    SGD on the real loss over a row sample with Gram matrix K, starting
+    predictions p0 and targets y, for each momentum of grid; see
+    momentum.simulate_kernel_grid. rows and stale are int64 draws."""
+    cdef int64_t m = K.shape[0], c = grid.shape[0], n = rows.shape[0]
+    if K.ndim != 2 or K.shape[1] != m or p0.shape[0] != m or y.shape[0] != m \
+            or stale.shape[0] != n or every < 1 or depth < 1 or m < 1:
+        raise ValueError("row_sample_grid: inconsistent sizes")
     if n and (rows.min() < 0 or rows.max() >= m or stale.min() < 0 or stale.max() >= depth):
-        raise ValueError("surrogate_grid: row or staleness draw out of range")
+        raise ValueError("row_sample_grid: row or staleness draw out of range")
+    cdef int code = LOSSES[loss]
     cdef cnp.ndarray out = np.empty((n // every, c), dtype=np.float64)
-    cdef const double *z = <double *>_data(Z, np.float64, "Z")
+    cdef const double *k = <double *>_data(K, np.float64, "K")
+    cdef const double *pp = <double *>_data(p0, np.float64, "p0")
+    cdef const double *yy = <double *>_data(y, np.float64, "y")
     cdef const double *g = <double *>_data(grid, np.float64, "grid")
     cdef const int64_t *r = <int64_t *>_data(rows, np.int64, "rows")
     cdef const int64_t *st = <int64_t *>_data(stale, np.int64, "stale")
     cdef double *o = <double *>_data(out, np.float64, "out")
-    cdef const double *nz = NULL
-    if noise is not None:
-        if noise.shape[0] != m:
-            raise ValueError("surrogate_grid: noise needs one value a row of Z")
-        nz = <double *>_data(noise, np.float64, "noise")
     cdef int rc
     with nogil:
-        rc = pa_surrogate_grid(z, nz, m, d, step, l2, g, c, r, st, n, depth, every, o)
+        rc = pa_row_sample_grid(k, pp, yy, m, code, loss_param, step, g, c, r, st,
+                                n, depth, every, o)
     if rc != 0:
-        raise MemoryError("surrogate_grid: out of memory")
+        raise MemoryError("row_sample_grid: out of memory")
     return out
 
 

@@ -4,8 +4,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from . import _core
-from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, stable_grid,
-                       staleness_pmf, surrogate_rows)
+from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, row_sample,
+                       stable_grid, staleness_pmf)
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
@@ -106,14 +106,14 @@ def prior_staleness_pmf(engine):
 class AutoMomentum:
     """momentum="auto" inside the epoch loop: before epochs 0, 1, 2, 4, 8, ...
     it re-chooses the explicit momentum by running asynchronous SGD, under
-    the staleness law measured so far, the fit's step and each momentum of
-    the grid, on a small surrogate of the problem around the current weights
-    (`momentum.surrogate_rows`, `momentum.choose_momentum`): the momentum that
-    gets there soonest. The surrogate's noise floor is an estimate, so the
-    loop is closed on measured progress too: PATIENCE epochs that fail to lower the
-    best loss cap the momentum below the one they ran with (a lower floor). With
-    `target`, it instead holds explicit + measured implicit momentum at that
-    total."""
+    the staleness law measured so far and the fit's step, with each momentum
+    of the grid on a row sample of the problem from the current weights
+    (`momentum.row_sample`, `momentum.choose_momentum`): the momentum that
+    gets there soonest. A sample fits its own noise better than the data
+    do, so the loop is closed on measured progress too: PATIENCE epochs that
+    fail to lower the best loss cap the momentum below the one they ran with
+    (a lower floor). With `target`, it instead holds explicit + measured
+    implicit momentum at that total."""
 
     STALL = 1e-3      # relative improvement on the best loss that counts
     PATIENCE = 2      # epochs without it before the cap drops
@@ -146,13 +146,11 @@ class AutoMomentum:
             self.best_loss = min(self.best_loss, loss_curve[-1])
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
-            sur = surrogate_rows(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
-                                 prm["fit_intercept"], prm["intercept_decay"], self.rng)
-            pmf = np.trim_zeros(self.pmf, "b")
-            if sur.rows.shape[1] > 0:  # else no sampled row takes a step
-                self.choice = choose_momentum(
-                    sur.rows, eta, pmf, self.rng,
-                    grid=stable_grid(MOMENTUM_GRID, eta, sur.kick), noise=sur.noise)
+            sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
+                                prm["fit_intercept"], prm["intercept_decay"], self.rng)
+            self.choice = choose_momentum(
+                sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
+                self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick))
         self.current = float(round(min(self.choice, self.cap), 10))
         return self.current
 

@@ -118,9 +118,9 @@ def estimate_momentum(trajectory, gradients, step=None):
 
 
 # ---------------------------------------------------------------------------
-# momentum="auto": explicit momentum chosen by simulating the asynchronous
-# dynamics on a small surrogate of the problem (closed loop: re-chosen as the
-# weights move and the staleness is measured).
+# momentum="auto": explicit momentum chosen by running asynchronous SGD on a
+# row sample of the problem, with each momentum of the grid (closed loop:
+# re-chosen as the weights move and the staleness is measured).
 
 def loss_curvature(loss, loss_param, p, y):
     """Second derivative of the loss at predictions p (a Gauss-Newton value
@@ -137,79 +137,75 @@ def loss_curvature(loss, loss_param, p, y):
     return np.ones(p.shape)
 
 
-# The noise is scaled against a unit initial error; where the weights sit at
-# the optimum (no signal), it is capped at this many times that error.
-MAX_NOISE_RATIO = 1e3
 # Losses that are flat past a margin: a row there has no gradient and no
 # curvature, whatever the kink-scale value elsewhere.
 FLAT_ZONES = ("hinge", "perceptron", "squared_hinge", "modified_huber",
               "epsilon_insensitive", "squared_epsilon_insensitive")
 MOMENTUM_GRID = np.round(np.linspace(-0.9, 0.9, 19), 10)
+# Sample sizes: sparse rows are few and rescaled (see `row_sample`); dense
+# samples are as large as the Gram matrix's cost (m^2 d) allows, since a
+# small sample fits its own noise (a sample of 256 rows in 30 dimensions of
+# nearly separable data is separable, the full data is not).
+SPARSE_ROWS = 256
+DENSE_ROWS = (256, 1024)
+GRAM_FLOPS = 2 ** 30
 
 
-class Surrogate(NamedTuple):
-    """What `surrogate_rows` returns: the rows Z, their noise offsets, and
-    (sparse data) the curvature a rarely revisited row's update carries, 0
-    for dense data."""
+class RowSample(NamedTuple):
+    """What `row_sample` returns: the sample's Gram matrix (scaled for how
+    rarely its rows come back), its current predictions and targets, and
+    the curvature a rarely revisited row's update carries (0 where rows
+    come back as often as in the sample)."""
 
-    rows: np.ndarray
-    noise: np.ndarray
+    gram: np.ndarray
+    predictions: np.ndarray
+    targets: np.ndarray
     kick: float
 
 
-def surrogate_rows(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay,
-                   rng, max_rows=256):
-    """A small dense problem whose SGD dynamics stand for the real one's: a
-    row sample, each row scaled by the square root of the loss curvature at
-    the current weights (Gauss-Newton), expressed in the sample's own row
-    space (SGD never leaves it), so its size is at most max_rows squared.
+def sample_size(X):
+    """How many rows `row_sample` takes from X."""
+    if hasattr(X, "indptr"):
+        return SPARSE_ROWS
+    return int(np.clip(np.sqrt(GRAM_FLOPS / max(X.shape[1], 1)), *DENSE_ROWS))
 
-    Returns a `Surrogate`. In the same units, row i's gradient is s_i z_i with
-    s_i = loss'(p_i) / sqrt(curvature_i). The part of s that the rows'
-    span explains is the error SGD can remove; the rest (`noise`, one value
-    a row) it cannot: it sets the noise floor, which high momentum and a
-    large step raise. The noise is scaled by the ratio of its size to the
-    removable part's, since the simulation starts from a unit error.
 
-    Sparse rows share few coordinates with the rest of the data, so in the
-    real problem a sampled row's directions come back about once in n
-    updates, not once in the sample's m: the rows are scaled by
-    sqrt(m / n) to give them that curvature. Between such rare visits the
-    velocity dies out, so each visit is a kick of step x curvature that
-    momentum amplifies by 1 / (1 - mu): `kick` (the 90th percentile of the
-    rows' curvature) lets `stable_grid` drop the momenta under which a
-    visit overshoots so far that the error grows.
-    Dense rows overlap, and the sample's curvature is the population's."""
-    n = X.shape[0]
-    rows = rng.choice(n, min(n, max_rows), replace=False) if n > max_rows else np.arange(n)
+def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng,
+               max_rows=None):
+    """A row sample of the problem in its own row space: SGD from w never
+    leaves w + span of the rows it visits, so simulating it needs only the
+    sample's Gram matrix K and predictions, and keeps the real loss, whose
+    curvature changes as the weights move (separable data, margins). The
+    intercept is a column of sqrt(intercept_decay).
+
+    Where the sample's rows are nearly independent (sparse rows, or as many
+    features as rows), a row's directions come back about once in n updates
+    in the real problem, not once in the sample's m: K is scaled by m / n to
+    give them that curvature. Between such rare visits the velocity dies
+    out, so each visit is a kick of step x curvature that momentum amplifies
+    by 1 / (1 - mu): `kick` (the 90th percentile of the rows' curvature)
+    lets `stable_grid` drop the momenta under which a visit overshoots so
+    far that the error grows."""
+    n, d = X.shape
+    m = sample_size(X) if max_rows is None else max_rows
+    rows = np.sort(rng.choice(n, m, replace=False)) if n > m else np.arange(n)
     Xs = X[rows]
-    Xs = Xs.toarray() if hasattr(Xs, "toarray") else np.asarray(Xs, dtype=np.float64)
-    p = Xs @ w + b
+    p = np.asarray(Xs @ w, dtype=np.float64).ravel() + b
+    gram = Xs @ Xs.T
+    gram = gram.toarray() if hasattr(gram, "toarray") else np.array(gram, dtype=np.float64)
+    if fit_intercept:
+        gram += intercept_decay
+    targets = np.ascontiguousarray(y[rows], dtype=np.float64)
+    if n <= rows.size or not (hasattr(X, "indptr") or d >= rows.size):
+        return RowSample(gram, p, targets, 0.0)
     from . import _core  # the kernels' own loss derivative
     dloss = np.array([_core.loss_dloss(loss, loss_param, float(yi), float(pi))
-                      for yi, pi in zip(y[rows], p)])
-    curvature = loss_curvature(loss, loss_param, p, y[rows])
+                      for yi, pi in zip(targets, p)])
+    curvature = loss_curvature(loss, loss_param, p, targets)
     if loss in FLAT_ZONES:  # a row past its margin takes no step at all
         curvature = np.where(dloss != 0.0, curvature, 0.0)
-    root = np.sqrt(np.maximum(curvature, 1e-12))
-    if fit_intercept:
-        Xs = np.column_stack([Xs, np.full(Xs.shape[0], np.sqrt(intercept_decay))])
-    Xs = Xs * np.sqrt(curvature)[:, None]
-    u, sv, _ = np.linalg.svd(Xs, full_matrices=False)
-    keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else sv > 0
-    Z = u[:, keep] * sv[keep]
-    s = dloss / root
-    removable = u[:, keep].T @ s
-    noise = s - u[:, keep] @ removable
-    unit_error = np.linalg.norm(Z.sum(axis=1)) / np.sqrt(max(Z.shape[1], 1))
-    size = np.linalg.norm(removable)
-    ratio = MAX_NOISE_RATIO if size * MAX_NOISE_RATIO <= unit_error else unit_error / size
-    noise = noise * ratio
-    if not hasattr(X, "indptr") or n <= Z.shape[0]:
-        return Surrogate(Z, noise, 0.0)
-    kick = float(np.quantile(np.einsum("ij,ij->i", Z, Z), 0.9))
-    revisit = np.sqrt(Z.shape[0] / n)
-    return Surrogate(Z * revisit, noise * revisit, kick)
+    kick = float(np.quantile(curvature * np.diag(gram), 0.9))
+    return RowSample(gram * (rows.size / n), p, targets, kick)
 
 
 def stable_grid(grid, step, kick):
@@ -222,40 +218,49 @@ def stable_grid(grid, step, kick):
     return grid[keep] if keep.any() else grid[:1]
 
 
-def simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, l2=0.0, noise=None):
-    """Asynchronous SGD with each explicit momentum of `grid` on the
-    least-squares surrogate with rows Z (and row offsets `noise`, the part
-    no weight change removes; None: realizable), all momenta fed the same
-    rows and staleness draws: the training loss every 10th update
-    (n_updates // 10 x len(grid)); a diverged momentum stays infinite.
-    The gradient of an update is taken at the weights (error e = w - w*,
-    starting as a unit vector along every direction) as they were
-    `staleness` updates earlier. The loop runs in the compiled core."""
+def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates, rng,
+                           every=10):
+    """Asynchronous SGD with each explicit momentum of `grid` on a
+    `RowSample`, all momenta fed the same rows and staleness draws (an
+    update's gradient is taken at the predictions of `staleness` updates
+    earlier, drawn from `pmf`): the sample's mean loss every `every`
+    updates (n_updates // every x len(grid)); a diverged momentum stays
+    infinite. The loop runs in the compiled core."""
     from . import _core
-    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    m = sample.gram.shape[0]
     grid = np.ascontiguousarray(grid, dtype=np.float64)
     pmf = np.asarray(pmf, dtype=np.float64)
     pmf = pmf / pmf.sum()
-    rows = rng.randint(0, Z.shape[0], n_updates).astype(np.int64)
+    rows = rng.randint(0, m, n_updates).astype(np.int64)
     stale = rng.choice(pmf.size, n_updates, p=pmf).astype(np.int64)
-    if noise is not None:
-        noise = np.ascontiguousarray(noise, dtype=np.float64)
-    return _core.surrogate_grid(Z, float(step), float(l2), grid, rows, stale,
-                                pmf.size, 10, noise)
+    return _core.row_sample_grid(np.ascontiguousarray(sample.gram, dtype=np.float64),
+                                 np.ascontiguousarray(sample.predictions, dtype=np.float64),
+                                 sample.targets, loss, float(loss_param), float(step),
+                                 grid, rows, stale, pmf.size, every)
 
 
-def choose_momentum(Z, step, pmf, rng, grid=None, n_updates=3000, reduction=1e-2,
-                    noise=None):
-    """The explicit momentum that first brings the surrogate's loss within
-    `reduction` of the way from its start to its floor (else the lowest
-    final loss)."""
+def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
+                    n_updates=5000, fraction=0.05):
+    """The explicit momentum whose sample loss, averaged over windows of
+    one pass over the sample (as an epoch's mean loss is), first comes
+    within `fraction` of the way from the start to the lowest any momentum
+    reaches (ties: the lowest final loss). The penalty is left out: at the
+    alphas SGD is used with, its pull over the horizon is small, and with
+    rescaled sparse rows it would be out of scale with the loss's."""
+    from . import _core
     grid = MOMENTUM_GRID if grid is None else np.asarray(grid)
-    losses = simulate_momentum_grid(Z, step, pmf, grid, n_updates, rng, noise=noise)
-    offset = np.zeros(Z.shape[0]) if noise is None else np.asarray(noise)
-    floor = 0.5 * np.mean(offset ** 2)
-    l0 = 0.5 * np.mean((np.sum(Z, axis=1) / np.sqrt(Z.shape[1]) + offset) ** 2)
-    reached = losses <= floor + reduction * (l0 - floor)
-    first = np.where(reached.any(axis=0), reached.argmax(axis=0), losses.shape[0])
-    final = np.where(np.isfinite(losses[-1]), losses[-1], np.inf)
-    order = np.lexsort((final, first))
+    m = sample.gram.shape[0]
+    every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
+    losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid,
+                                    n_updates, rng, every=every)
+    window = max(1, min(m // every, losses.shape[0]))
+    smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
+                       for col in losses.T], axis=1)
+    smooth = np.where(np.isfinite(smooth), smooth, np.inf)
+    start = np.mean([_core.loss_value(loss, loss_param, float(t), float(p))
+                     for t, p in zip(sample.targets, sample.predictions)])
+    low = float(np.min(smooth))
+    reached = smooth <= low + fraction * (start - low)
+    first = np.where(reached.any(axis=0), reached.argmax(axis=0), smooth.shape[0])
+    order = np.lexsort((smooth[-1], first))
     return float(grid[order[0]])

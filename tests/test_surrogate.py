@@ -1,153 +1,177 @@
-"""momentum="auto"'s surrogate simulation (compiled) against a plain numpy
-version of the same recursion, and its handling of divergence."""
+"""momentum="auto"'s simulation on a row sample (compiled, in the sample's
+row space) against plain asynchronous SGD with momentum in weight space,
+and how the momentum it picks responds to the problem."""
 import numpy as np
 import pytest
-
-from pyasync import _core
 import scipy.sparse as sp
 
-from pyasync.momentum import (choose_momentum, loss_curvature, simulate_momentum_grid,
-                              stable_grid, surrogate_rows)
+from pyasync import _core
+from pyasync.momentum import (MOMENTUM_GRID, RowSample, choose_momentum, loss_curvature,
+                              row_sample, sample_size, simulate_momentum_grid,
+                              stable_grid)
 
 
-def numpy_surrogate(Z, step, l2, grid, rows, stale, depth, every, noise):
-    c, d = grid.size, Z.shape[1]
-    e = np.ones((c, d)) / np.sqrt(d)
-    v = np.zeros((c, d))
-    past = np.repeat(e[None], depth, axis=0)
-    out = np.empty((rows.size // every, c))
-    for t in range(rows.size):
-        read = past[(t - stale[t]) % depth] if t >= stale[t] else past[0]
-        x = Z[rows[t]]
-        v = grid[:, None] * v - step * (np.outer(read @ x + noise[rows[t]], x) + l2 * read)
-        e = e + v
-        past[(t + 1) % depth] = e
-        if (t + 1) % every == 0:
-            r = e @ Z.T + noise
-            out[t // every] = 0.5 * np.mean(r * r, axis=1)
+def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
+                     intercept_decay=1.0):
+    """Asynchronous SGD with heavy-ball momentum on the weights themselves:
+    update t takes row rows[t]'s gradient at the weights of stale[t]
+    updates earlier."""
+    out = np.empty((rows.size // every, len(grid)))
+    for k, mu in enumerate(grid):
+        w, b = w0.copy(), b0
+        v, vb = np.zeros_like(w), 0.0
+        history = [(w.copy(), b)]
+        for t in range(rows.size):
+            ws, bs = history[max(t - stale[t], 0)]
+            i = rows[t]
+            g = _core.loss_dloss(loss, param, y[i], X[i] @ ws + bs)
+            v = mu * v - step * g * X[i]
+            vb = mu * vb - step * g * intercept_decay
+            w, b = w + v, b + vb
+            history.append((w.copy(), b))
+            if (t + 1) % every == 0:
+                p = X @ w + b
+                out[t // every, k] = np.mean([_core.loss_value(loss, param, yi, pi)
+                                              for yi, pi in zip(y, p)])
     return out
 
 
-@pytest.mark.parametrize("depth", [1, 5, 40])
-@pytest.mark.parametrize("l2", [0.0, 0.01])
-@pytest.mark.parametrize("with_noise", [False, True])
-def test_compiled_surrogate_matches_numpy(depth, l2, with_noise):
+@pytest.mark.parametrize("loss,param", [("log_loss", 0.0), ("hinge", 1.0),
+                                        ("squared_error", 0.0), ("huber", 0.3)])
+@pytest.mark.parametrize("depth", [1, 6])
+def test_row_space_simulation_is_weight_space_sgd(loss, param, depth):
+    """Predictions are all the simulation keeps: with the intercept as a
+    column of sqrt(intercept_decay), its losses equal weight-space SGD's."""
     rng = np.random.RandomState(depth)
-    Z = rng.standard_normal((30, 7)) * 0.3
-    noise = rng.standard_normal(30) * 0.2 if with_noise else np.zeros(30)
-    grid = np.round(np.linspace(-0.5, 0.5, 5), 10)
-    rows = rng.randint(0, 30, 500).astype(np.int64)
-    stale = rng.randint(0, depth, 500).astype(np.int64)
-    got = _core.surrogate_grid(Z, 0.05, l2, grid, rows, stale, depth, 10,
-                               noise if with_noise else None)
-    want = numpy_surrogate(Z, 0.05, l2, grid, rows, stale, depth, 10, noise)
+    X = rng.standard_normal((25, 8))
+    w0 = rng.standard_normal(8) * 0.2
+    y = (np.where(X[:, 0] > 0, 1.0, -1.0) if loss in ("log_loss", "hinge")
+         else X @ rng.standard_normal(8) + 0.3 * rng.standard_normal(25))
+    decay = 0.5
+    sample = row_sample(X, y, w0, 0.1, loss, param, True, decay, rng)
+    assert sample.gram.shape == (25, 25) and sample.kick == 0.0  # every row, in order
+    grid = np.array([-0.5, 0.0, 0.7])
+    rows = rng.randint(0, 25, 300).astype(np.int64)
+    stale = rng.randint(0, depth, 300).astype(np.int64)
+    got = _core.row_sample_grid(sample.gram, sample.predictions, sample.targets, loss, param,
+                                0.03, grid, rows, stale, depth, 10)
+    want = weight_space_sgd(X, y, w0, 0.1, loss, param, 0.03, grid, rows, stale, 10,
+                            intercept_decay=decay)
     assert np.all(np.isfinite(want))
-    np.testing.assert_allclose(got, want, rtol=1e-10)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
-def test_diverged_momentum_stays_infinite():
+def test_a_diverging_momentum_blows_up_and_momentum_zero_does_not():
     rng = np.random.RandomState(0)
-    Z = rng.standard_normal((20, 5))
-    grid = np.array([0.0, 0.99])
-    # a step that blows up with momentum 0.99 at staleness 8, not with 0
-    losses = simulate_momentum_grid(Z, 0.04, np.ones(9), grid, 6000, rng)
-    blown = np.flatnonzero(~np.isfinite(losses[:, 1]))
-    assert blown.size and np.all(~np.isfinite(losses[blown[0]:, 1]))
-    assert np.all(np.isfinite(losses[:, 0]))
+    X = rng.standard_normal((20, 5))
+    sample = row_sample(X, X @ np.ones(5), np.zeros(5), 0.0, "squared_error", 0.0, False,
+                        1.0, rng)
+    step = 0.5 / np.max(np.sum(X * X, axis=1))
+    # each row's step contracts with momentum 0, blows up with 0.99 at staleness <= 8
+    # (the gradient is clipped, as the kernels clip it: huge, not infinite)
+    losses = simulate_momentum_grid(sample, "squared_error", 0.0, step, np.ones(9),
+                                    [0.0, 0.99], 6000, rng)
+    assert np.all(losses[-100:, 1] > 1e20)
+    assert losses[-1, 0] < 1e-20
+    mu = choose_momentum(sample, "squared_error", 0.0, step, np.ones(9),
+                         np.random.RandomState(1), grid=[0.0, 0.99])
+    assert mu == 0.0
 
 
 def test_choose_momentum_never_picks_a_diverging_one():
     rng = np.random.RandomState(1)
-    Z = rng.standard_normal((50, 10))
-    step = 1.0 / np.max(np.linalg.eigvalsh(Z.T @ Z / 50))
-    mu = choose_momentum(Z, step, np.ones(32), np.random.RandomState(2))
-    losses = simulate_momentum_grid(Z, step, np.ones(32), [mu], 3000,
-                                    np.random.RandomState(3))
+    X = rng.standard_normal((200, 10))
+    y = X @ rng.standard_normal(10) + 0.5 * rng.standard_normal(200)
+    sample = row_sample(X, y, np.zeros(10), 0.0, "squared_error", 0.0, False, 1.0, rng)
+    step = 1.0 / np.max(np.linalg.eigvalsh(X.T @ X / 200))
+    mu = choose_momentum(sample, "squared_error", 0.0, step, np.ones(32),
+                         np.random.RandomState(2))
+    losses = simulate_momentum_grid(sample, "squared_error", 0.0, step, np.ones(32), [mu],
+                                    5000, np.random.RandomState(3))
     assert np.all(np.isfinite(losses))
 
 
 @pytest.mark.parametrize("bad", [
-    dict(rows=np.array([0, 30])), dict(stale=np.array([0, 9])), dict(every=0)])
-def test_surrogate_rejects_out_of_range_draws(bad):
-    args = dict(rows=np.array([0, 1]), stale=np.array([0, 1]), every=1)
+    dict(rows=np.array([0, 30])), dict(stale=np.array([0, 9])), dict(every=0),
+    dict(p0=np.zeros(29))])
+def test_simulation_rejects_inconsistent_input(bad):
+    args = dict(rows=np.array([0, 1]), stale=np.array([0, 1]), every=1, p0=np.zeros(30))
     args.update(bad)
-    with pytest.raises(ValueError, match="surrogate_grid"):
-        _core.surrogate_grid(np.ones((30, 3)), 0.1, 0.0, np.zeros(2),
-                             args["rows"].astype(np.int64), args["stale"].astype(np.int64),
-                             4, args["every"])
+    with pytest.raises(ValueError, match="row_sample_grid"):
+        _core.row_sample_grid(np.eye(30), args["p0"], np.ones(30), "hinge", 1.0, 0.1,
+                              np.zeros(2), args["rows"].astype(np.int64),
+                              args["stale"].astype(np.int64), 4, args["every"])
 
 
-def test_surrogate_noise_is_what_the_rows_span_cannot_remove():
-    """On a least-squares problem the surrogate's noise is, in curvature
-    units, the residual of the best fit on the sampled rows: zero when y is
-    linear in X, and orthogonal to the rows' span otherwise."""
-    rng = np.random.RandomState(0)
-    X = rng.standard_normal((200, 5))
-    y_exact = X @ rng.standard_normal(5)
-    w = np.zeros(5)
-    Z, noise, _ = surrogate_rows(X, y_exact, w, 0.0, "squared_error", 0.0, False, 1.0,
-                              np.random.RandomState(1))
-    assert np.allclose(noise, 0.0, atol=1e-10)
-    y_noisy = y_exact + rng.standard_normal(200)
-    Z, noise, _ = surrogate_rows(X, y_noisy, w, 0.0, "squared_error", 0.0, False, 1.0,
-                              np.random.RandomState(1))
-    assert np.linalg.norm(noise) > 0.1
-    np.testing.assert_allclose(Z.T @ noise, 0.0, atol=1e-8)
-
-
-def test_noise_floor_lowers_the_chosen_momentum():
-    """The same rows and step with the gradient noise of a non-realizable
-    problem: the noise floor that momentum raises makes a lower momentum
-    the faster way to the target."""
+def test_momentum_speeds_an_ill_conditioned_noiseless_problem():
+    """Least squares with an exact solution and condition number 100 at a
+    small step: heavy momentum is the fast way down; the same rows with
+    label noise at a large step have a floor that momentum raises, and a
+    lower momentum gets there first."""
     rng = np.random.RandomState(3)
-    Z = rng.standard_normal((200, 10)) / np.sqrt(10)
-    projector = Z @ np.linalg.pinv(Z)
-    noise = (np.eye(200) - projector) @ rng.standard_normal(200)
-    clean = choose_momentum(Z, 0.05, np.ones(1), np.random.RandomState(4))
-    noisy = choose_momentum(Z, 0.05, np.ones(1), np.random.RandomState(4), noise=noise)
-    assert noisy < clean
+    X = rng.standard_normal((600, 10)) * np.logspace(0, -1, 10)
+    y = X @ rng.standard_normal(10)
+    r2 = np.mean(np.sum(X * X, axis=1))
+    clean = row_sample(X, y, np.zeros(10), 0.0, "squared_error", 0.0, False, 1.0, rng)
+    fast = choose_momentum(clean, "squared_error", 0.0, 0.05 / r2, np.ones(1),
+                           np.random.RandomState(4))
+    noisy_y = y + 2.0 * rng.standard_normal(600)
+    noisy = row_sample(X, noisy_y, np.zeros(10), 0.0, "squared_error", 0.0, False, 1.0, rng)
+    slow = choose_momentum(noisy, "squared_error", 0.0, 0.5 / r2, np.ones(1),
+                           np.random.RandomState(4))
+    assert fast >= 0.5 and slow < fast
 
 
-def test_rows_past_the_margin_leave_the_surrogate():
-    """Hinge-like losses are flat past their margin: a row there takes no
-    step, so it carries neither curvature nor noise; with log_loss (never
-    flat) every row stays."""
-    rng = np.random.RandomState(5)
-    X = rng.standard_normal((200, 6))  # under max_rows: every row, in order
-    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(200) > 0, 1.0, -1.0)
-    w = np.array([3.0, 0, 0, 0, 0, 0])
-    met = y * (X @ w) >= 1.0
-    assert 0.2 < met.mean() < 0.9
-    for loss in ("hinge", "squared_hinge", "modified_huber"):
-        rows, noise, _ = surrogate_rows(X, y, w, 0.0, loss, 1.0, True, 1.0,
-                                        np.random.RandomState(0))
-        assert np.allclose(rows[met], 0.0) and np.allclose(noise[met], 0.0)
-        assert np.all(np.linalg.norm(rows[~met], axis=1) > 0)
-    rows, noise, _ = surrogate_rows(X, y, w, 0.0, "log_loss", 0.0, True, 1.0,
-                                    np.random.RandomState(0))
-    assert np.all(np.linalg.norm(rows, axis=1) > 0)
-    assert np.linalg.norm(noise) > 0.1
+def test_separable_log_loss_wants_momentum():
+    """On separable data log_loss keeps falling as the weights grow, and
+    momentum grows them faster: a quadratic model at w = 0 would miss it."""
+    rng = np.random.RandomState(8)
+    X = rng.standard_normal((400, 5))
+    y = np.where(X @ np.ones(5) > 0, 1.0, -1.0)
+    sample = row_sample(X, y, np.zeros(5), 0.0, "log_loss", 0.0, True, 1.0, rng)
+    mu = choose_momentum(sample, "log_loss", 0.0, 0.1 / 5, np.ones(1),
+                         np.random.RandomState(0))
+    assert mu >= 0.7
+
+
+def test_dense_sample_size_follows_the_gram_cost():
+    assert sample_size(np.zeros((10, 30))) == 1024
+    assert sample_size(np.zeros((10, 4096))) == 512
+    assert sample_size(np.zeros((10, 10 ** 6))) == 256
+    assert sample_size(sp.csr_matrix((10, 30))) == 256
 
 
 def test_sparse_rows_are_revisited_rarely_and_their_kick_bounds_momentum():
-    """Sparse rows: the surrogate's curvature per row is m/n of the sample's
-    (a row comes back once in n updates), and the momenta kept are those
-    whose amplified kick, step x kick / (1 - mu), stays below 2."""
+    """Sparse rows: the sample's Gram matrix is m/n of the rows' (a row
+    comes back once in n updates, not once in m), and the momenta kept are
+    those whose amplified kick, step x kick / (1 - mu), stays below 2."""
     rng = np.random.RandomState(6)
     X = sp.random(2000, 500, density=0.02, format="csr", random_state=rng)
     y = rng.standard_normal(2000)
-    dense, _, dense_kick = surrogate_rows(X.toarray(), y, np.zeros(500), 0.0,
-                                          "squared_error", 0.0, False, 1.0,
-                                          np.random.RandomState(0))
-    rows, _, kick = surrogate_rows(X, y, np.zeros(500), 0.0, "squared_error", 0.0,
-                                   False, 1.0, np.random.RandomState(0))
-    assert dense_kick == 0.0
-    np.testing.assert_allclose(np.sum(rows ** 2), np.sum(dense ** 2) * 256 / 2000)
-    assert kick == pytest.approx(np.quantile(np.sum(dense ** 2, axis=1), 0.9))
-    grid = np.round(np.linspace(-0.9, 0.9, 19), 10)
-    kept = stable_grid(grid, 0.5 / kick, kick)
+    sample = row_sample(X, y, np.zeros(500), 0.0, "squared_error", 0.0, False, 1.0,
+                        np.random.RandomState(0))
+    rows = np.sort(np.random.RandomState(0).choice(2000, 256, replace=False))
+    full = (X[rows] @ X[rows].T).toarray()
+    np.testing.assert_allclose(sample.gram, full * 256 / 2000)
+    assert sample.kick == pytest.approx(np.quantile(np.diag(full), 0.9))
+    kept = stable_grid(MOMENTUM_GRID, 0.5 / sample.kick, sample.kick)
     assert kept.max() == pytest.approx(0.7) and kept.min() == -0.9
-    assert stable_grid(grid, 10.0 / kick, kick).tolist() == [-0.9]
+    assert stable_grid(MOMENTUM_GRID, 10.0 / sample.kick, sample.kick).tolist() == [-0.9]
+
+
+def test_rows_past_the_margin_carry_no_kick():
+    """A hinge-like loss is flat past its margin: rows there take no step,
+    so the kick is taken over the others only."""
+    rng = np.random.RandomState(5)
+    X = sp.random(3000, 400, density=0.02, format="csr", random_state=rng)
+    u = rng.standard_normal(400)
+    y = np.where(X @ u > 0, 1.0, -1.0)
+    w = 50.0 * u  # most rows far past the margin
+    sample = row_sample(X, y, w, 0.0, "hinge", 1.0, False, 1.0, np.random.RandomState(0))
+    assert isinstance(sample, RowSample)
+    active = sample.targets * sample.predictions < 1.0
+    assert 0 < active.mean() < 0.1
+    assert sample.kick == 0.0  # under the 90th percentile: all flat rows
 
 
 def test_huber_curvature_is_the_secant_past_epsilon():
