@@ -22,42 +22,65 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
                        const int64_t *stale, int64_t n_updates, int64_t depth,
                        int64_t every, double *losses)
 {
-    /* The predictions after update t live in slot t % slots of a ring deep
-     * enough that the slot written never is one a stale read may need. */
-    int64_t cm = c * m, slots = depth + 1;
+    (void)depth;  /* reads are scheduled, not kept in a ring of the past */
+    int64_t cm = c * m, n = n_updates;
+    /* Update t reads row rows[t]'s prediction as of update u = t - stale[t]:
+     * the draws are known in advance, so each read is stashed when the
+     * simulation passes u (reads grouped by u, counting sort), and nothing
+     * of the past is kept: O(c m) memory whatever the staleness. */
+    int64_t *first = calloc(n + 2, sizeof(int64_t));
+    int64_t *by_time = malloc(sizeof(int64_t) * (n ? n : 1));
+    double *p = malloc(sizeof(double) * cm);
     double *q = calloc(cm, sizeof(double));
-    double *ring = malloc(sizeof(double) * cm * slots);
+    double *stash = malloc(sizeof(double) * c * (n ? n : 1));
     char *dead = calloc(c, 1);
-    if (!q || !ring || !dead) {
-        free(q); free(ring); free(dead);
+    if (!first || !by_time || !p || !q || !stash || !dead) {
+        free(first); free(by_time); free(p); free(q); free(stash); free(dead);
         return -1;
     }
-    for (int64_t k = 0; k < c; k++) memcpy(ring + k * m, p0, sizeof(double) * m);
+    for (int64_t t = 0; t < n; t++) {
+        int64_t u = t >= stale[t] ? t - stale[t] : 0;
+        first[u + 1]++;
+    }
+    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
+    {
+        int64_t *fill = calloc(n + 1, sizeof(int64_t));
+        if (!fill) {
+            free(first); free(by_time); free(p); free(q); free(stash); free(dead);
+            return -1;
+        }
+        for (int64_t t = 0; t < n; t++) {
+            int64_t u = t >= stale[t] ? t - stale[t] : 0;
+            by_time[first[u] + fill[u]++] = t;
+        }
+        free(fill);
+    }
+    for (int64_t k = 0; k < c; k++) memcpy(p + k * m, p0, sizeof(double) * m);
 
-    for (int64_t t = 0; t < n_updates; t++) {
-        int64_t s = stale[t], i = rows[t];
-        const double *now = ring + (t % slots) * cm;
-        const double *read = ring + (t >= s ? (t - s) % slots : 0) * cm;
-        double *next = ring + ((t + 1) % slots) * cm;
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t r = first[t]; r < first[t + 1]; r++) {  /* reads of time t */
+            int64_t later = by_time[r], i = rows[later];
+            for (int64_t k = 0; k < c; k++) stash[k * n + later] = p[k * m + i];
+        }
+        int64_t i = rows[t];
         const double *restrict Ki = K + i * m;  /* K is symmetric: row i is column i */
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) continue;
-            const double *restrict pk = now + k * m;
-            double *restrict qk = q + k * m, *restrict nk = next + k * m, mu = grid[k];
-            double g = pa_loss_dloss(loss, loss_param, y[i], read[k * m + i]);
+            double *restrict pk = p + k * m, *restrict qk = q + k * m, mu = grid[k];
+            double g = pa_loss_dloss(loss, loss_param, y[i], stash[k * n + t]);
             if (g < -PA_SIM_MAX_DLOSS) g = -PA_SIM_MAX_DLOSS;
             else if (g > PA_SIM_MAX_DLOSS) g = PA_SIM_MAX_DLOSS;
             double sg = step * g;
             for (int64_t r = 0; r < m; r++) {
                 qk[r] = mu * qk[r] - sg * Ki[r];
-                nk[r] = pk[r] + qk[r];
+                pk[r] += qk[r];
             }
         }
         if ((t + 1) % every) continue;
         double *out = losses + (t / every) * c;
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) { out[k] = INFINITY; continue; }
-            const double *pk = next + k * m;
+            const double *pk = p + k * m;
             double sum = 0.0;
             for (int64_t r = 0; r < m; r++) sum += pa_loss_value(loss, loss_param, y[r], pk[r]);
             out[k] = sum / (double)m;
@@ -67,6 +90,6 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
             }
         }
     }
-    free(q); free(ring); free(dead);
+    free(first); free(by_time); free(p); free(q); free(stash); free(dead);
     return 0;
 }

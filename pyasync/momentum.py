@@ -244,23 +244,38 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     """The explicit momentum whose sample loss, averaged over windows of
     one pass over the sample (as an epoch's mean loss is), first comes
     within `fraction` of the way from the start to the lowest any momentum
-    reaches (ties: the lowest final loss). The penalty is left out: at the
+    reaches (ties: the lowest final loss). A grid of more than 7 is searched
+    coarse to fine: every third momentum, then those within 0.2 of the
+    best, all on the same rows and staleness draws. The penalty is left out: at the
     alphas SGD is used with, its pull over the horizon is small, and with
     rescaled sparse rows it would be out of scale with the loss's."""
     from . import _core
-    grid = MOMENTUM_GRID if grid is None else np.asarray(grid)
+    grid = np.asarray(MOMENTUM_GRID if grid is None else grid, dtype=np.float64)
     m = sample.gram.shape[0]
     every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
-    losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid,
-                                    n_updates, rng, every=every)
-    window = max(1, min(m // every, losses.shape[0]))
-    smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
-                       for col in losses.T], axis=1)
-    smooth = np.where(np.isfinite(smooth), smooth, np.inf)
+    draws = rng.get_state()
+
+    def smoothed(momenta):
+        rng.set_state(draws)
+        losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, momenta,
+                                        n_updates, rng, every=every)
+        window = max(1, min(m // every, losses.shape[0]))
+        smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
+                           for col in losses.T], axis=1)
+        return np.where(np.isfinite(smooth), smooth, np.inf)
+
+    def best(momenta, smooth):
+        low = float(np.min(smooth))
+        reached = smooth <= low + fraction * (start - low)
+        first = np.where(reached.any(axis=0), reached.argmax(axis=0), smooth.shape[0])
+        return float(momenta[np.lexsort((smooth[-1], first))[0]])
+
     start = np.mean([_core.loss_value(loss, loss_param, float(t), float(p))
                      for t, p in zip(sample.targets, sample.predictions)])
-    low = float(np.min(smooth))
-    reached = smooth <= low + fraction * (start - low)
-    first = np.where(reached.any(axis=0), reached.argmax(axis=0), smooth.shape[0])
-    order = np.lexsort((smooth[-1], first))
-    return float(grid[order[0]])
+    coarse = grid[::-3][::-1] if grid.size > 7 else grid
+    smooth = smoothed(coarse)
+    near = np.abs(grid - best(coarse, smooth)) <= 0.2 + 1e-9
+    fine = grid[near & ~np.isin(grid, coarse)]
+    if fine.size:
+        smooth = np.concatenate([smooth, smoothed(fine)], axis=1)
+    return best(np.concatenate([coarse, fine]), smooth)
