@@ -148,9 +148,11 @@ class AutoMomentum:
             prm = self.params
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                 prm["fit_intercept"], prm["intercept_decay"], self.rng)
-            self.choice = choose_momentum(
+            choice = choose_momentum(
                 sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
                 self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick))
+            if choice is not None:
+                self.choice = choice
         self.current = float(round(min(self.choice, self.cap), 10))
         return self.current
 

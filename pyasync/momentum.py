@@ -149,6 +149,7 @@ MOMENTUM_GRID = np.round(np.linspace(-0.9, 0.9, 19), 10)
 SPARSE_ROWS = 256
 DENSE_ROWS = (256, 1024)
 GRAM_FLOPS = 2 ** 30
+SAMPLE_BYTES = 2 ** 28
 
 
 class RowSample(NamedTuple):
@@ -164,10 +165,13 @@ class RowSample(NamedTuple):
 
 
 def sample_size(X):
-    """How many rows `row_sample` takes from X."""
+    """How many rows `row_sample` takes from X (dense: also no more than
+    SAMPLE_BYTES of rows, at least 32)."""
     if hasattr(X, "indptr"):
         return SPARSE_ROWS
-    return int(np.clip(np.sqrt(GRAM_FLOPS / max(X.shape[1], 1)), *DENSE_ROWS))
+    d = max(X.shape[1], 1)
+    rows = int(np.clip(np.sqrt(GRAM_FLOPS / d), *DENSE_ROWS))
+    return min(rows, max(32, SAMPLE_BYTES // (8 * d)))
 
 
 def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng,
@@ -244,7 +248,8 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     """The explicit momentum whose sample loss, averaged over windows of
     one pass over the sample (as an epoch's mean loss is), first comes
     within `fraction` of the way from the start to the lowest any momentum
-    reaches (ties: the lowest final loss). A grid of more than 7 is searched
+    reaches (ties: the lowest final loss); None where no momentum changes
+    the sample's loss (every row past its margin). A grid of more than 7 is searched
     coarse to fine: every third momentum, then those within 0.2 of the
     best, all on the same rows and staleness draws. The penalty is left out: at the
     alphas SGD is used with, its pull over the horizon is small, and with
@@ -274,6 +279,8 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                      for t, p in zip(sample.targets, sample.predictions)])
     coarse = grid[::-3][::-1] if grid.size > 7 else grid
     smooth = smoothed(coarse)
+    if np.ptp(smooth) == 0.0:  # no sampled row takes a step: no evidence
+        return None
     near = np.abs(grid - best(coarse, smooth)) <= 0.2 + 1e-9
     fine = grid[near & ~np.isin(grid, coarse)]
     if fine.size:

@@ -137,7 +137,8 @@ def test_separable_log_loss_wants_momentum():
 def test_dense_sample_size_follows_the_gram_cost():
     assert sample_size(np.zeros((10, 30))) == 1024
     assert sample_size(np.zeros((10, 4096))) == 512
-    assert sample_size(np.zeros((10, 10 ** 6))) == 256
+    assert sample_size(np.zeros((1, 10 ** 5))) == 256
+    assert sample_size(np.zeros((1, 10 ** 6))) == 33  # 256 MB of rows at most
     assert sample_size(sp.csr_matrix((10, 30))) == 256
 
 
@@ -172,6 +173,21 @@ def test_rows_past_the_margin_carry_no_kick():
     active = sample.targets * sample.predictions < 1.0
     assert 0 < active.mean() < 0.1
     assert sample.kick == 0.0  # under the 90th percentile: all flat rows
+
+
+def test_no_evidence_when_every_row_is_past_its_margin():
+    """Separable data already fitted with room to spare: no sampled row
+    takes a step, every momentum leaves the loss at 0, and the choice says
+    so (the fit keeps its momentum) instead of picking the grid's first."""
+    rng = np.random.RandomState(9)
+    X = rng.standard_normal((300, 4))
+    u = np.array([1.0, -1.0, 0.5, 0.0])
+    keep = np.abs(X @ u) > 0.3
+    X = X[keep]
+    y = np.where(X @ u > 0, 1.0, -1.0)
+    sample = row_sample(X, y, 20.0 * u, 0.0, "hinge", 1.0, True, 1.0, rng)
+    assert np.all(sample.targets * sample.predictions > 1.0)
+    assert choose_momentum(sample, "hinge", 1.0, 0.01, np.ones(4), rng) is None
 
 
 def test_huber_curvature_is_the_secant_past_epsilon():
