@@ -77,6 +77,13 @@ def main():
                                staleness=sched, max_iter=2, tol=None,
                                random_state=0).fit(XX, yy)
             cases += 1
+    # momentum="auto": the row-sample simulation, on threads and simulated workers
+    for XX, yy in [(X, y), (Xs, ys)]:
+        AsyncSGDClassifier(n_jobs=2, momentum="auto", max_iter=2, tol=None,
+                           random_state=0).fit(XX, yy)
+        AsyncSGDClassifier(asynchrony="simulated", n_workers=8, momentum="auto",
+                           max_iter=2, tol=None, random_state=0).fit(XX, yy)
+        cases += 2
     print(f"sanitize driver: {cases} fits in {time.time() - t0:.1f} s", flush=True)
     return 0
 
