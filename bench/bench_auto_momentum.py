@@ -186,13 +186,13 @@ def fresh_problems():
         AsyncSGDRegressor, dict(loss="huber", epsilon=1.35, alpha=1e-4)
 
 
-def curve(Est, X, y, M, mu, eta, epochs, kw):
+def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:
             est = Est(asynchrony="simulated", n_workers=M, momentum=mu,
                       learning_rate="constant", eta0=eta, max_iter=epochs, tol=None,
-                      random_state=0, **kw).fit(X, y)
+                      random_state=seed, **kw).fit(X, y)
         except ValueError:  # diverged
             return np.full(epochs, np.inf), None
     c = np.asarray(est.loss_curve_, dtype=np.float64)
@@ -204,7 +204,7 @@ def per_sample_curvature(X):
     return float(np.mean(sq))
 
 
-def run(quick, which="design"):
+def run(quick, which="design", seed=0):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
     print(f"{'problem':<30} {'M':>3} {'eta0':>7} {'best mu':>7} {'best upd':>9} "
@@ -214,8 +214,8 @@ def run(quick, which="design"):
         r2 = per_sample_curvature(X)
         for eta in (0.02 / r2, 0.3 / r2):
             for M in Ms:
-                curves = {mu: curve(Est, X, y, M, mu, eta, epochs, kw)[0] for mu in GRID}
-                auto_curve, auto = curve(Est, X, y, M, "auto", eta, epochs, kw)
+                curves = {mu: curve(Est, X, y, M, mu, eta, epochs, kw, seed)[0] for mu in GRID}
+                auto_curve, auto = curve(Est, X, y, M, "auto", eta, epochs, kw, seed)
                 low = min(c.min() for c in curves.values())
                 if not np.isfinite(low):
                     print(f"{name:<30} {M:>3} {eta:>7.4f}  no grid value converges; "
@@ -246,5 +246,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "fresh", "all"), default="design")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random_state of every fit (shuffles, staleness draws, samples)")
     args = parser.parse_args()
-    run(args.quick, args.set)
+    run(args.quick, args.set, args.seed)
