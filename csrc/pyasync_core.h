@@ -102,14 +102,15 @@ double pa_eta(const pa_linear_params *params, double eta_const, int64_t t);
 /* momentum="auto": asynchronous SGD on the real loss over a row sample, in
  * its row space: K the sample's Gram matrix (m x m), p0 and y its starting
  * predictions and targets, for each of the c momenta of grid; update t uses
- * row rows[t] and the predictions of stale[t] (< depth) updates earlier.
+ * row rows[t] and the predictions of stale[t] updates earlier (of the
+ * start where that is before it).
  * losses (n_updates / every x c) gets the sample's mean loss every `every`
  * updates, +inf once diverged. Returns 0, or -1 when out of memory. */
 int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64_t m,
                        int loss, double loss_param, double step,
                        const double *grid, int64_t c, const int64_t *rows,
-                       const int64_t *stale, int64_t n_updates, int64_t depth,
-                       int64_t every, double *losses);
+                       const int64_t *stale, int64_t n_updates, int64_t every,
+                       double *losses);
 
 /* Deterministic permutation of 0..n-1 for (seed, epoch). */
 void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch);

@@ -19,42 +19,33 @@
 int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64_t m,
                        int loss, double loss_param, double step,
                        const double *grid, int64_t c, const int64_t *rows,
-                       const int64_t *stale, int64_t n_updates, int64_t depth,
-                       int64_t every, double *losses)
+                       const int64_t *stale, int64_t n_updates, int64_t every,
+                       double *losses)
 {
-    (void)depth;  /* reads are scheduled, not kept in a ring of the past */
     int64_t cm = c * m, n = n_updates;
     /* Update t reads row rows[t]'s prediction as of update u = t - stale[t]:
      * the draws are known in advance, so each read is stashed when the
      * simulation passes u (reads grouped by u, counting sort), and nothing
      * of the past is kept: O(c m) memory whatever the staleness. */
     int64_t *first = calloc(n + 2, sizeof(int64_t));
+    int64_t *fill = calloc(n + 1, sizeof(int64_t));
     int64_t *by_time = malloc(sizeof(int64_t) * (n ? n : 1));
     double *p = malloc(sizeof(double) * cm);
     double *q = calloc(cm, sizeof(double));
     double *stash = malloc(sizeof(double) * c * (n ? n : 1));
     char *dead = calloc(c, 1);
-    if (!first || !by_time || !p || !q || !stash || !dead) {
-        free(first); free(by_time); free(p); free(q); free(stash); free(dead);
+    if (!first || !fill || !by_time || !p || !q || !stash || !dead) {
+        free(first); free(fill); free(by_time); free(p); free(q); free(stash); free(dead);
         return -1;
     }
+    for (int64_t t = 0; t < n; t++)
+        first[(t >= stale[t] ? t - stale[t] : 0) + 1]++;
+    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
     for (int64_t t = 0; t < n; t++) {
         int64_t u = t >= stale[t] ? t - stale[t] : 0;
-        first[u + 1]++;
+        by_time[first[u] + fill[u]++] = t;
     }
-    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
-    {
-        int64_t *fill = calloc(n + 1, sizeof(int64_t));
-        if (!fill) {
-            free(first); free(by_time); free(p); free(q); free(stash); free(dead);
-            return -1;
-        }
-        for (int64_t t = 0; t < n; t++) {
-            int64_t u = t >= stale[t] ? t - stale[t] : 0;
-            by_time[first[u] + fill[u]++] = t;
-        }
-        free(fill);
-    }
+    free(fill);
     for (int64_t k = 0; k < c; k++) memcpy(p + k * m, p0, sizeof(double) * m);
 
     for (int64_t t = 0; t < n; t++) {

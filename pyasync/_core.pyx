@@ -71,7 +71,7 @@ cdef extern from "pyasync_core.h":
     void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
     int pa_row_sample_grid(const double *, const double *, const double *, int64_t, int,
                            double, double, const double *, int64_t,
-                           const int64_t *, const int64_t *, int64_t, int64_t, int64_t,
+                           const int64_t *, const int64_t *, int64_t, int64_t,
                            double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
 
@@ -141,7 +141,8 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     """Mean sample losses (n_updates // every x len(grid)) of asynchronous
     SGD on the real loss over a row sample with Gram matrix K, starting
     predictions p0 and targets y, for each momentum of grid; see
-    momentum.simulate_kernel_grid. rows and stale are int64 draws."""
+    momentum.simulate_momentum_grid. rows and stale are int64 draws, stale
+    below depth (the staleness law's support)."""
     cdef int64_t m = K.shape[0], c = grid.shape[0], n = rows.shape[0]
     if K.ndim != 2 or K.shape[1] != m or p0.shape[0] != m or y.shape[0] != m \
             or stale.shape[0] != n or every < 1 or depth < 1 or m < 1:
@@ -160,7 +161,7 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     cdef int rc
     with nogil:
         rc = pa_row_sample_grid(k, pp, yy, m, code, loss_param, step, g, c, r, st,
-                                n, depth, every, o)
+                                n, every, o)
     if rc != 0:
         raise MemoryError("row_sample_grid: out of memory")
     return out
