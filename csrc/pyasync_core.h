@@ -107,10 +107,11 @@ double pa_eta(const pa_linear_params *params, double eta_const, int64_t t);
  * losses (n_updates / every x c) gets the sample's mean loss every `every`
  * updates, +inf once diverged. Returns 0, or -1 when out of memory. */
 int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64_t m,
-                       int loss, double loss_param, double step,
+                       const double *H, const double *h0, const double *yh, int64_t h,
+                       double held_weight, int loss, double loss_param, double step,
                        const double *grid, int64_t c, const int64_t *rows,
-                       const int64_t *stale, int64_t n_updates, int64_t every,
-                       double *losses);
+                       const int64_t *stale, const double *lumps, int64_t n_updates,
+                       int64_t every, double *losses);
 
 /* Deterministic permutation of 0..n-1 for (seed, epoch). */
 void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch);

@@ -15,14 +15,23 @@
  * the simulation needs. With K the sample's Gram matrix (m x m) and the
  * velocity's image q = X_s v, an update of row i at stale prediction p~_i is
  *     q <- mu q - step loss'(y_i, p~_i) K[:, i];   p <- p + q
- * O(m) an update. The penalty is left out (see choose_momentum). */
+ * O(m) an update. The penalty is left out (see choose_momentum).
+ * With h > 0 held-out rows (H: their products with the sample's rows, m x h,
+ * and their predictions h0 and targets yh), their predictions follow the
+ * same way and their mean loss has weight held_weight in the losses: a
+ * sample fits its own noise, rows it never saw do not.
+ * lumps (or NULL), for samples whose K is scaled down for how rarely rows
+ * come back: the factor on update t's row's own entry K[i, i], 0 or the
+ * inverse of the scale, so that the row's own kick comes at its real size
+ * and rate (the overshoot that sets a noise floor), not smoothed. */
 int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64_t m,
-                       int loss, double loss_param, double step,
+                       const double *H, const double *h0, const double *yh, int64_t h,
+                       double held_weight, int loss, double loss_param, double step,
                        const double *grid, int64_t c, const int64_t *rows,
-                       const int64_t *stale, int64_t n_updates, int64_t every,
-                       double *losses)
+                       const int64_t *stale, const double *lumps, int64_t n_updates,
+                       int64_t every, double *losses)
 {
-    int64_t cm = c * m, n = n_updates;
+    int64_t cm = c * m, ch = c * h, n = n_updates;
     /* Update t reads row rows[t]'s prediction as of update u = t - stale[t]:
      * the draws are known in advance, so each read is stashed when the
      * simulation passes u (reads grouped by u, counting sort), and nothing
@@ -33,9 +42,12 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
     double *p = malloc(sizeof(double) * cm);
     double *q = calloc(cm, sizeof(double));
     double *stash = malloc(sizeof(double) * c * (n ? n : 1));
+    double *ph = malloc(sizeof(double) * (ch ? ch : 1));
+    double *qh = calloc(ch ? ch : 1, sizeof(double));
     char *dead = calloc(c, 1);
-    if (!first || !fill || !by_time || !p || !q || !stash || !dead) {
-        free(first); free(fill); free(by_time); free(p); free(q); free(stash); free(dead);
+    if (!first || !fill || !by_time || !p || !q || !stash || !ph || !qh || !dead) {
+        free(first); free(fill); free(by_time); free(p); free(q); free(stash);
+        free(ph); free(qh); free(dead);
         return -1;
     }
     for (int64_t t = 0; t < n; t++)
@@ -46,7 +58,10 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
         by_time[first[u] + fill[u]++] = t;
     }
     free(fill);
-    for (int64_t k = 0; k < c; k++) memcpy(p + k * m, p0, sizeof(double) * m);
+    for (int64_t k = 0; k < c; k++) {
+        memcpy(p + k * m, p0, sizeof(double) * m);
+        if (h) memcpy(ph + k * h, h0, sizeof(double) * h);
+    }
 
     for (int64_t t = 0; t < n; t++) {
         for (int64_t r = first[t]; r < first[t + 1]; r++) {  /* reads of time t */
@@ -66,21 +81,36 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
                 qk[r] = mu * qk[r] - sg * Ki[r];
                 pk[r] += qk[r];
             }
+            if (lumps) {  /* the row's own share comes in lumps: lumps[t] x its mean */
+                double extra = sg * Ki[i] * (lumps[t] - 1.0);
+                qk[i] -= extra;
+                pk[i] -= extra;
+            }
+            if (!h) continue;
+            const double *restrict Hi = H + i * h;
+            double *restrict phk = ph + k * h, *restrict qhk = qh + k * h;
+            for (int64_t r = 0; r < h; r++) {
+                qhk[r] = mu * qhk[r] - sg * Hi[r];
+                phk[r] += qhk[r];
+            }
         }
         if ((t + 1) % every) continue;
         double *out = losses + (t / every) * c;
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) { out[k] = INFINITY; continue; }
-            const double *pk = p + k * m;
-            double sum = 0.0;
+            const double *pk = p + k * m, *phk = ph + k * h;
+            double sum = 0.0, held_sum = 0.0;
             for (int64_t r = 0; r < m; r++) sum += pa_loss_value(loss, loss_param, y[r], pk[r]);
-            out[k] = sum / (double)m;
+            for (int64_t r = 0; r < h; r++)
+                held_sum += pa_loss_value(loss, loss_param, yh[r], phk[r]);
+            out[k] = h ? (1.0 - held_weight) * sum / (double)m + held_weight * held_sum / (double)h
+                       : sum / (double)m;
             if (!isfinite(out[k])) {  /* diverged: out of the race for good */
                 out[k] = INFINITY;
                 dead[k] = 1;
             }
         }
     }
-    free(first); free(by_time); free(p); free(q); free(stash); free(dead);
+    free(first); free(by_time); free(p); free(q); free(stash); free(ph); free(qh); free(dead);
     return 0;
 }

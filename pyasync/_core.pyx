@@ -69,10 +69,12 @@ cdef extern from "pyasync_core.h":
                         const pa_engine_opts *, pa_epoch_stats *) nogil
     double pa_eta(const pa_linear_params *, double, int64_t) nogil
     void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
-    int pa_row_sample_grid(const double *, const double *, const double *, int64_t, int,
+    int pa_row_sample_grid(const double *, const double *, const double *, int64_t,
+                           const double *, const double *, const double *, int64_t, double,
+                           int,
                            double, double, const double *, int64_t,
-                           const int64_t *, const int64_t *, int64_t, int64_t,
-                           double *) nogil
+                           const int64_t *, const int64_t *, const double *, int64_t,
+                           int64_t, double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
 
 LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
@@ -137,16 +139,26 @@ def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
 
 def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
                     double loss_param, double step, cnp.ndarray grid,
-                    cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every):
-    """Mean sample losses (n_updates // every x len(grid)) of asynchronous
-    SGD on the real loss over a row sample with Gram matrix K, starting
+                    cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every,
+                    cnp.ndarray H=None, cnp.ndarray h0=None, cnp.ndarray yh=None,
+                    double held_weight=1.0, cnp.ndarray lumps=None):
+    """Mean losses (n_updates // every x len(grid)) of asynchronous SGD on
+    the real loss over a row sample with Gram matrix K, starting
     predictions p0 and targets y, for each momentum of grid; see
     momentum.simulate_momentum_grid. rows and stale are int64 draws, stale
-    below depth (the staleness law's support)."""
-    cdef int64_t m = K.shape[0], c = grid.shape[0], n = rows.shape[0]
+    below depth (the staleness law's support). With held-out rows (H their
+    products with the sample's rows, m x h; h0, yh their predictions and
+    targets) the losses are the held-out rows'; else the sample's."""
+    cdef int64_t m = K.shape[0], c = grid.shape[0], n = rows.shape[0], h = 0
     if K.ndim != 2 or K.shape[1] != m or p0.shape[0] != m or y.shape[0] != m \
             or stale.shape[0] != n or every < 1 or depth < 1 or m < 1:
         raise ValueError("row_sample_grid: inconsistent sizes")
+    if H is None:
+        H = h0 = yh = np.empty(0, dtype=np.float64)
+    else:
+        h = H.shape[1] if H.ndim == 2 else -1
+        if H.ndim != 2 or H.shape[0] != m or h0.shape[0] != h or yh.shape[0] != h:
+            raise ValueError("row_sample_grid: inconsistent held-out sizes")
     if n and (rows.min() < 0 or rows.max() >= m or stale.min() < 0 or stale.max() >= depth):
         raise ValueError("row_sample_grid: row or staleness draw out of range")
     cdef int code = LOSSES[loss]
@@ -158,10 +170,18 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     cdef const int64_t *r = <int64_t *>_data(rows, np.int64, "rows")
     cdef const int64_t *st = <int64_t *>_data(stale, np.int64, "stale")
     cdef double *o = <double *>_data(out, np.float64, "out")
+    cdef const double *hh = <double *>_data(H, np.float64, "H")
+    cdef const double *hp = <double *>_data(h0, np.float64, "h0")
+    cdef const double *hy = <double *>_data(yh, np.float64, "yh")
+    cdef const double *lp = NULL
+    if lumps is not None:
+        if lumps.shape[0] != n:
+            raise ValueError("row_sample_grid: one lump factor an update")
+        lp = <double *>_data(lumps, np.float64, "lumps")
     cdef int rc
     with nogil:
-        rc = pa_row_sample_grid(k, pp, yy, m, code, loss_param, step, g, c, r, st,
-                                n, every, o)
+        rc = pa_row_sample_grid(k, pp, yy, m, hh, hp, hy, h, held_weight, code, loss_param,
+                                step, g, c, r, st, lp, n, every, o)
     if rc != 0:
         raise MemoryError("row_sample_grid: out of memory")
     return out

@@ -109,8 +109,8 @@ class AutoMomentum:
     the staleness law measured so far and the fit's step, with each momentum
     of the grid on a row sample of the problem from the current weights
     (`momentum.row_sample`, `momentum.choose_momentum`): the momentum that
-    gets there soonest. A sample fits its own noise better than the data
-    do, so the loop is closed on measured progress too: PATIENCE epochs that
+    gets there soonest. A simulation of a sample is still not the data, so
+    the loop is closed on measured progress too: PATIENCE epochs that
     fail to lower the best loss cap the momentum below the one they ran with
     (a lower floor). With `target`, it instead holds explicit + measured
     implicit momentum at that total."""

@@ -150,18 +150,25 @@ SPARSE_ROWS = 256
 DENSE_ROWS = (256, 1024)
 GRAM_FLOPS = 2 ** 30
 SAMPLE_BYTES = 2 ** 28
+HELD_FRACTION = 0.5  # held-out rows per sample row (dense, where rows are left)
 
 
 class RowSample(NamedTuple):
-    """What `row_sample` returns: the sample's Gram matrix (scaled for how
-    rarely its rows come back), its current predictions and targets, and
-    the curvature a rarely revisited row's update carries (0 where rows
-    come back as often as in the sample)."""
+    """What `row_sample` returns: the sample's Gram matrix (scaled by
+    `scale` for how rarely its rows come back), its current predictions and
+    targets, the curvature a rarely revisited row's update carries (0 where
+    rows come back as often as in the sample), and held-out rows (dense
+    samples of larger data; None otherwise) whose loss is watched too."""
 
     gram: np.ndarray
     predictions: np.ndarray
     targets: np.ndarray
     kick: float
+    held: np.ndarray = None              # held-out rows' products with the sample's
+    held_predictions: np.ndarray = None
+    held_targets: np.ndarray = None
+    held_weight: float = 0.0             # their share of the loss watched
+    scale: float = 1.0                   # m / n where the Gram matrix is scaled by it
 
 
 def sample_size(X):
@@ -189,10 +196,22 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     out, so each visit is a kick of step x curvature that momentum amplifies
     by 1 / (1 - mu): `kick` (the 90th percentile of the rows' curvature)
     lets `stable_grid` drop the momenta under which a visit overshoots so
-    far that the error grows."""
+    far that the error grows; the simulation gives each row its own kick
+    whole, once in n / m visits (`own_kick_lumps`), so that the overshoot
+    and the noise floor it sets are there.
+
+    Elsewhere (dense rows, fewer features than rows) a sample of m < n rows
+    fits its own noise, which the data do not: HELD_FRACTION x m more rows
+    are held out, their predictions follow the sample's updates, and the
+    loss watched gives them weight (1 - m / n) / 2: the data's training
+    loss lies between the sample's own (too low by about as much as
+    unseen rows' is too high) and, as n grows, their midpoint."""
     n, d = X.shape
     m = sample_size(X) if max_rows is None else max_rows
-    rows = np.sort(rng.choice(n, m, replace=False)) if n > m else np.arange(n)
+    rescaled = n > m and (hasattr(X, "indptr") or d >= m)
+    held = 0 if rescaled or n <= m else min(n - m, int(HELD_FRACTION * m))
+    rows = rng.choice(n, m + held, replace=False) if n > m else np.arange(n)
+    rows, held_rows = np.sort(rows[:m]), np.sort(rows[m:])
     Xs = X[rows]
     p = np.asarray(Xs @ w, dtype=np.float64).ravel() + b
     gram = Xs @ Xs.T
@@ -200,8 +219,17 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     if fit_intercept:
         gram += intercept_decay
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
-    if n <= rows.size or not (hasattr(X, "indptr") or d >= rows.size):
-        return RowSample(gram, p, targets, 0.0)
+    if not rescaled:
+        if not held:
+            return RowSample(gram, p, targets, 0.0)
+        Xh = X[held_rows]
+        cross = np.ascontiguousarray(Xs @ Xh.T, dtype=np.float64)
+        if fit_intercept:
+            cross += intercept_decay
+        return RowSample(gram, p, targets, 0.0, cross,
+                         np.asarray(Xh @ w, dtype=np.float64).ravel() + b,
+                         np.ascontiguousarray(y[held_rows], dtype=np.float64),
+                         0.5 * (1.0 - m / n))
     from . import _core  # the kernels' own loss derivative
     dloss = np.array([_core.loss_dloss(loss, loss_param, float(yi), float(pi))
                       for yi, pi in zip(targets, p)])
@@ -209,7 +237,7 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     if loss in FLAT_ZONES:  # a row past its margin takes no step at all
         curvature = np.where(dloss != 0.0, curvature, 0.0)
     kick = float(np.quantile(curvature * np.diag(gram), 0.9))
-    return RowSample(gram * (rows.size / n), p, targets, kick)
+    return RowSample(gram * (rows.size / n), p, targets, kick, scale=rows.size / n)
 
 
 def stable_grid(grid, step, kick):
@@ -222,14 +250,31 @@ def stable_grid(grid, step, kick):
     return grid[keep] if keep.any() else grid[:1]
 
 
+def own_kick_lumps(rows, m, scale, rng):
+    """Factors on each update's own-row entry of a Gram matrix scaled by
+    `scale` (= m / n): a row's own kick comes whole, once every 1 / scale of
+    its visits (from a random phase), as once an epoch in the data, instead
+    of a `scale`-th of it at every visit; the mean is unchanged."""
+    by_row = np.argsort(rows, kind="stable")
+    sorted_rows = rows[by_row]
+    starts = np.searchsorted(sorted_rows, np.arange(m))
+    visit = np.arange(rows.size) - starts[sorted_rows]   # visit number of its row
+    phase = rng.random_sample(m)[sorted_rows]
+    whole = (np.floor(phase + (visit + 1) * scale) - np.floor(phase + visit * scale))
+    lumps = np.empty(rows.size)
+    lumps[by_row] = whole / scale
+    return lumps
+
+
 def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates, rng,
                            every=10):
     """Asynchronous SGD with each explicit momentum of `grid` on a
     `RowSample`, all momenta fed the same rows and staleness draws (an
     update's gradient is taken at the predictions of `staleness` updates
-    earlier, drawn from `pmf`): the sample's mean loss every `every`
-    updates (n_updates // every x len(grid)); a diverged momentum stays
-    infinite. The loop runs in the compiled core."""
+    earlier, drawn from `pmf`): the mean loss watched (the sample's,
+    blended with its held-out rows') every `every` updates
+    (n_updates // every x len(grid)); a diverged momentum stays infinite.
+    The loop runs in the compiled core."""
     from . import _core
     m = sample.gram.shape[0]
     grid = np.ascontiguousarray(grid, dtype=np.float64)
@@ -237,16 +282,22 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
     pmf = pmf / pmf.sum()
     rows = rng.randint(0, m, n_updates).astype(np.int64)
     stale = rng.choice(pmf.size, n_updates, p=pmf).astype(np.int64)
+    lumps = None
+    if sample.scale < 1.0:
+        lumps = own_kick_lumps(rows, m, sample.scale, rng)
     return _core.row_sample_grid(np.ascontiguousarray(sample.gram, dtype=np.float64),
                                  np.ascontiguousarray(sample.predictions, dtype=np.float64),
                                  sample.targets, loss, float(loss_param), float(step),
-                                 grid, rows, stale, pmf.size, every)
+                                 grid, rows, stale, pmf.size, every, sample.held,
+                                 sample.held_predictions, sample.held_targets,
+                                 sample.held_weight, lumps)
 
 
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                     n_updates=5000, fraction=0.05):
-    """The explicit momentum whose sample loss, averaged over windows of
-    one pass over the sample (as an epoch's mean loss is), first comes
+    """The explicit momentum whose simulated loss (the sample's, with its
+    held-out rows'), averaged over windows of one pass over the sample (as
+    an epoch's mean loss is), first comes
     within `fraction` of the way from the start to the lowest any momentum
     reaches (ties: the lowest final loss); None where no momentum changes
     the sample's loss (every row past its margin). A grid of more than 7 is searched
@@ -275,8 +326,13 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
         first = np.where(reached.any(axis=0), reached.argmax(axis=0), smooth.shape[0])
         return float(momenta[np.lexsort((smooth[-1], first))[0]])
 
-    start = np.mean([_core.loss_value(loss, loss_param, float(t), float(p))
-                     for t, p in zip(sample.targets, sample.predictions)])
+    def mean_loss(targets, predictions):
+        return np.mean([_core.loss_value(loss, loss_param, float(t), float(p))
+                        for t, p in zip(targets, predictions)])
+    start = mean_loss(sample.targets, sample.predictions)
+    if sample.held is not None:
+        start += sample.held_weight * (mean_loss(sample.held_targets, sample.held_predictions)
+                                       - start)
     coarse = grid[::-3][::-1] if grid.size > 7 else grid
     smooth = smoothed(coarse)
     if np.ptp(smooth) == 0.0:  # no sampled row takes a step: no evidence

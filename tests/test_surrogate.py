@@ -7,15 +7,20 @@ import scipy.sparse as sp
 
 from pyasync import _core
 from pyasync.momentum import (MOMENTUM_GRID, RowSample, choose_momentum, loss_curvature,
-                              row_sample, sample_size, simulate_momentum_grid,
-                              stable_grid)
+                              own_kick_lumps, row_sample, sample_size,
+                              simulate_momentum_grid, stable_grid)
+
+
+def mean_loss(loss, param, y, p):
+    return np.mean([_core.loss_value(loss, param, yi, pi) for yi, pi in zip(y, p)])
 
 
 def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
-                     intercept_decay=1.0):
+                     intercept_decay=1.0, held=None, held_weight=0.0):
     """Asynchronous SGD with heavy-ball momentum on the weights themselves:
     update t takes row rows[t]'s gradient at the weights of stale[t]
-    updates earlier."""
+    updates earlier. The loss watched: X's, or with held = (Xh, yh) the
+    blend (1 - held_weight) X's + held_weight Xh's."""
     out = np.empty((rows.size // every, len(grid)))
     for k, mu in enumerate(grid):
         w, b = w0.copy(), b0
@@ -30,9 +35,10 @@ def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
             w, b = w + v, b + vb
             history.append((w.copy(), b))
             if (t + 1) % every == 0:
-                p = X @ w + b
-                out[t // every, k] = np.mean([_core.loss_value(loss, param, yi, pi)
-                                              for yi, pi in zip(y, p)])
+                out[t // every, k] = mean_loss(loss, param, y, X @ w + b)
+                if held is not None:
+                    out[t // every, k] += held_weight * (
+                        mean_loss(loss, param, held[1], held[0] @ w + b) - out[t // every, k])
     return out
 
 
@@ -59,6 +65,120 @@ def test_row_space_simulation_is_weight_space_sgd(loss, param, depth):
                             intercept_decay=decay)
     assert np.all(np.isfinite(want))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss,param", [("log_loss", 0.0), ("squared_error", 0.0)])
+def test_held_out_rows_follow_weight_space_sgd(loss, param):
+    """Dense rows left over after the sample: half as many again are held
+    out, their predictions follow the sample's updates, and the losses blend
+    theirs in with weight (1 - m / n) / 2, as weight-space SGD on the
+    sample's rows watched on both."""
+    rng = np.random.RandomState(4)
+    X = rng.standard_normal((90, 6))
+    y = (np.where(X[:, 0] > 0, 1.0, -1.0) if loss == "log_loss"
+         else X @ rng.standard_normal(6) + 0.3 * rng.standard_normal(90))
+    w0 = rng.standard_normal(6) * 0.2
+    sample = row_sample(X, y, w0, 0.1, loss, param, True, 0.5, np.random.RandomState(0),
+                        max_rows=30)
+    drawn = np.random.RandomState(0).choice(90, 45, replace=False)
+    rows, held = np.sort(drawn[:30]), np.sort(drawn[30:])
+    assert sample.held.shape == (30, 15)
+    assert sample.held_weight == pytest.approx(0.5 * (1 - 30 / 90))
+    np.testing.assert_allclose(sample.targets, y[rows])
+    grid = np.array([-0.4, 0.0, 0.6])
+    order = rng.randint(0, 30, 200).astype(np.int64)
+    stale = rng.randint(0, 3, 200).astype(np.int64)
+    got = _core.row_sample_grid(sample.gram, sample.predictions, sample.targets, loss, param,
+                                0.05, grid, order, stale, 3, 8, sample.held,
+                                sample.held_predictions, sample.held_targets,
+                                sample.held_weight)
+    want = weight_space_sgd(X[rows], y[rows], w0, 0.1, loss, param, 0.05, grid, order, stale,
+                            8, intercept_decay=0.5, held=(X[held], y[held]),
+                            held_weight=sample.held_weight)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_sample_that_fits_its_own_noise_is_checked_on_held_out_rows():
+    """At the least-squares fit of noisy data, 1024 rows in 200 dimensions
+    can still lower their own loss (their own fit), fastest with heavy
+    momentum; rows they never saw cannot, and say momentum does not pay."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((4000, 200))
+    y = X[:, :20] @ rng.standard_normal(20) + 3.0 * rng.standard_normal(4000)
+    w = np.linalg.lstsq(X, y, rcond=None)[0]
+    step = 0.02 / np.mean(np.sum(X * X, axis=1))
+    sample = row_sample(X, y, w, 0.0, "squared_error", 0.0, False, 1.0,
+                        np.random.RandomState(0))
+    watched = choose_momentum(sample, "squared_error", 0.0, step, np.ones(1),
+                              np.random.RandomState(1))
+    own = choose_momentum(sample._replace(held=None), "squared_error", 0.0, step,
+                          np.ones(1), np.random.RandomState(1))
+    assert own >= 0.5 and watched <= 0.2
+
+
+def test_own_kick_lumps_come_whole_and_keep_the_mean():
+    rng = np.random.RandomState(0)
+    rows = rng.randint(0, 7, 4000).astype(np.int64)
+    lumps = own_kick_lumps(rows, 7, 0.125, rng)
+    assert set(np.unique(lumps)) <= {0.0, 8.0}
+    for i in range(7):
+        visits = np.sum(rows == i)
+        kicks = np.sum(lumps[rows == i] == 8.0)
+        assert abs(kicks - visits / 8) <= 1  # once every 8 visits, from a random phase
+
+
+def test_lumps_multiply_the_rows_own_entry_only():
+    """The core's lumps against the row-space update written out:
+    q <- mu q - step g K[:, i], with K[i, i] times the update's lump."""
+    rng = np.random.RandomState(2)
+    A = rng.standard_normal((12, 5))
+    K, p0 = A @ A.T * 0.1, rng.standard_normal(12) * 0.3
+    y = np.where(rng.standard_normal(12) > 0, 1.0, -1.0)
+    order = rng.randint(0, 12, 240).astype(np.int64)
+    stale = rng.randint(0, 2, 240).astype(np.int64)
+    lumps = own_kick_lumps(order, 12, 0.25, rng)
+    grid = np.array([-0.5, 0.5])
+    got = _core.row_sample_grid(K, p0, y, "log_loss", 0.0, 0.2, grid, order, stale, 2, 10,
+                                lumps=lumps)
+    want = np.empty_like(got)
+    for k, mu in enumerate(grid):
+        p, q, history = p0.copy(), np.zeros(12), [p0.copy()]
+        for t, i in enumerate(order):
+            g = _core.loss_dloss("log_loss", 0.0, y[i], history[max(t - stale[t], 0)][i])
+            kick = K[:, i].copy()
+            kick[i] *= lumps[t]
+            q = mu * q - 0.2 * g * kick
+            p = p + q
+            history.append(p.copy())
+            if (t + 1) % 10 == 0:
+                want[t // 10, k] = mean_loss("log_loss", 0.0, y, p)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    plain = _core.row_sample_grid(K, p0, y, "log_loss", 0.0, 0.2, grid, order, stale, 2, 10)
+    assert not np.allclose(got, plain)
+    np.testing.assert_array_equal(
+        plain, _core.row_sample_grid(K, p0, y, "log_loss", 0.0, 0.2, grid, order, stale, 2,
+                                     10, lumps=np.ones(240)))
+
+
+def test_a_sparse_rows_own_kick_sets_a_floor_momentum_raises():
+    """Sparse rows near their fit at a large step, epsilon_insensitive
+    (a gradient that does not shrink): each visit overshoots by step x
+    |x|^2 / (1 - mu), the floor that lower momentum lowers. Smoothed over
+    the sample's many visits (the Gram matrix scaled by m / n at every
+    visit) the overshoot disappears and high momentum looks best."""
+    rng = np.random.RandomState(0)
+    X = sp.random(5000, 2000, density=0.005, format="csr", random_state=rng)
+    u = rng.standard_normal(2000)
+    y = X @ u + 0.1 * rng.standard_normal(5000)
+    step = 0.3 / np.mean(X.multiply(X).sum(axis=1))
+    sample = row_sample(X, y, u, 0.0, "epsilon_insensitive", 0.01, False, 1.0,
+                        np.random.RandomState(0))
+    assert sample.scale == pytest.approx(256 / 5000)
+    lumpy = choose_momentum(sample, "epsilon_insensitive", 0.01, step, np.ones(1),
+                            np.random.RandomState(1))
+    smooth = choose_momentum(sample._replace(scale=1.0), "epsilon_insensitive", 0.01, step,
+                             np.ones(1), np.random.RandomState(1))
+    assert lumpy <= -0.5 and smooth >= 0.3
 
 
 def test_a_diverging_momentum_blows_up_and_momentum_zero_does_not():
@@ -101,6 +221,18 @@ def test_simulation_rejects_inconsistent_input(bad):
         _core.row_sample_grid(np.eye(30), args["p0"], np.ones(30), "hinge", 1.0, 0.1,
                               np.zeros(2), args["rows"].astype(np.int64),
                               args["stale"].astype(np.int64), 4, args["every"])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(H=np.zeros((29, 4))), "held-out sizes"), (dict(h0=np.zeros(3)), "held-out sizes"),
+    (dict(lumps=np.ones(3)), "lump factor")])
+def test_simulation_rejects_inconsistent_held_out_rows_and_lumps(bad, match):
+    args = dict(H=np.zeros((30, 4)), h0=np.zeros(4), yh=np.ones(4), lumps=np.ones(2))
+    args.update(bad)
+    with pytest.raises(ValueError, match=match):
+        _core.row_sample_grid(np.eye(30), np.zeros(30), np.ones(30), "hinge", 1.0, 0.1,
+                              np.zeros(2), np.array([0, 1]), np.array([0, 1]), 4, 1,
+                              args["H"], args["h0"], args["yh"], 0.5, args["lumps"])
 
 
 def test_momentum_speeds_an_ill_conditioned_noiseless_problem():
