@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -11,7 +11,10 @@ and kick-bound rules); "extra" holds six more, added after those rules (they
 led to huber's secant curvature); "holdout" holds six more, measured
 before the row-sample simulation replaced the quadratic surrogate (its
 failures there led to it); "fresh" holds eight more, added with that change
-and measured once, before any change was made for them.
+and measured once, before any change was made for them (its failures led to
+the held-out rows of dense samples); "unseen" holds eight more, added with
+that change and measured once with and without it (its sparse regression
+led to the sparse rows' whole own kicks).
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -24,8 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
                               load_wine, make_blobs, make_classification, make_friedman1,
-                              make_friedman3, make_hastie_10_2, make_regression,
-                              make_sparse_uncorrelated)
+                              make_friedman2, make_friedman3, make_gaussian_quantiles,
+                              make_hastie_10_2, make_regression, make_sparse_uncorrelated)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
@@ -48,6 +51,8 @@ def problems(which="design"):
         yield from holdout_problems()
     if which in ("fresh", "all"):
         yield from fresh_problems()
+    if which in ("unseen", "all"):
+        yield from unseen_problems()
 
 
 def design_problems():
@@ -186,6 +191,44 @@ def fresh_problems():
         AsyncSGDRegressor, dict(loss="huber", epsilon=1.35, alpha=1e-4)
 
 
+def unseen_problems():
+    X, y = make_classification(3000, 60, n_informative=15, n_redundant=10, flip_y=0.01,
+                               random_state=61)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 60d, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-5)
+    X, y = make_friedman2(2000, noise=0.0, random_state=62)
+    X = StandardScaler().fit_transform(X)
+    yield "friedman2, squared", X, (y - y.mean()) / y.std(), AsyncSGDRegressor, \
+        dict(alpha=1e-5)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "digits even vs odd, hinge", X, y % 2, AsyncSGDClassifier, \
+        dict(loss="hinge", alpha=1e-5)
+    X, y = make_rcv1_like(n_samples=4000, n_features=20000, nnz_per_row=20, random_state=64)
+    yield "sparse text-like, hinge 1e-6", X, y, AsyncSGDClassifier, \
+        dict(loss="hinge", alpha=1e-6)
+    X, y = make_gaussian_quantiles(n_samples=2000, n_features=8, n_classes=2,
+                                   random_state=65)
+    yield "gaussian quantiles, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+    X, y = make_regression(2000, 100, effective_rank=20, tail_strength=0.3, noise=1.0,
+                           random_state=66)
+    X = StandardScaler().fit_transform(X)
+    yield "low-rank 100d regression, huber", X, y / y.std(), AsyncSGDRegressor, \
+        dict(loss="huber", epsilon=0.5, alpha=1e-5)
+    rng = np.random.RandomState(67)
+    X = sp.random(5000, 2000, density=0.005, format="csr", random_state=rng)
+    t = X @ rng.standard_normal(2000) + 0.1 * rng.standard_normal(5000)
+    yield "sparse regression, eps_insensitive", X, t / t.std(), AsyncSGDRegressor, \
+        dict(loss="epsilon_insensitive", epsilon=0.01, alpha=1e-6)
+    X, y = make_classification(6000, 30, n_informative=30, n_redundant=0, class_sep=0.8,
+                               weights=[0.8, 0.2], random_state=68)
+    X = StandardScaler().fit_transform(X)
+    yield "imbalanced 30d, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -245,7 +288,7 @@ def run(quick, which="design", seed=0):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "fresh", "all"), default="design")
+    parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "fresh", "unseen", "all"), default="design")
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     args = parser.parse_args()
