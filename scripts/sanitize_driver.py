@@ -78,7 +78,9 @@ def main():
                                random_state=0).fit(XX, yy)
             cases += 1
     # momentum="auto": the row-sample simulation, on threads and simulated workers
-    for XX, yy in [(X, y), (Xs, ys)]:
+    # (dense rows past the sample's 1024 give it held-out rows; sparse ones, lumps)
+    tall = (np.tile(X, (-(-1500 // n), 1)), np.tile(y, -(-1500 // n)))
+    for XX, yy in [tall, (Xs, ys)]:
         AsyncSGDClassifier(n_jobs=2, momentum="auto", max_iter=2, tol=None,
                            random_state=0).fit(XX, yy)
         AsyncSGDClassifier(asynchrony="simulated", n_workers=8, momentum="auto",
