@@ -112,8 +112,10 @@ class AutoMomentum:
     gets there soonest. A simulation of a sample is still not the data, so
     the loop is closed on measured progress too: PATIENCE epochs that
     fail to lower the best loss cap the momentum below the one they ran with
-    (a lower floor). With `target`, it instead holds explicit + measured
-    implicit momentum at that total."""
+    (a lower floor); a drop that the next PATIENCE epochs do not pay for
+    with a new best is undone, and no more drops follow (at a noise floor a
+    heavy negative momentum has its own, higher floor). With `target`, it
+    instead holds explicit + measured implicit momentum at that total."""
 
     STALL = 1e-3      # relative improvement on the best loss that counts
     PATIENCE = 2      # epochs without it before the cap drops
@@ -128,6 +130,8 @@ class AutoMomentum:
         self.cap = 0.9
         self.best_loss = np.inf
         self.stalled = 0
+        self.undo = None       # the cap before a drop that has not paid yet
+        self.settled = False   # a drop did not pay: no more drops
 
     def choose(self, epoch, w, b, hist, eta, loss_curve):
         if hist.sum() > 0:
@@ -140,9 +144,14 @@ class AutoMomentum:
                 self.stalled += 1
             else:
                 self.stalled = 0
+                self.undo = None  # the last drop paid
             if self.stalled >= self.PATIENCE:
-                self.cap = max(-0.9, min(self.cap, self.current) - self.CAP_STEP)
                 self.stalled = 0
+                if self.undo is not None:  # the drop brought no new best: back, and stay
+                    self.cap, self.undo, self.settled = self.undo, None, True
+                elif not self.settled:
+                    self.undo = self.cap if self.cap < self.current else self.current
+                    self.cap = max(-0.9, min(self.cap, self.current) - self.CAP_STEP)
             self.best_loss = min(self.best_loss, loss_curve[-1])
         if (epoch & (epoch - 1)) == 0:
             prm = self.params

@@ -24,7 +24,7 @@ from sklearn.base import clone
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.measure import measure_implicit_momentum
-from pyasync.momentum import (estimate_momentum, fit_geometric,
+from pyasync.momentum import (RowSample, estimate_momentum, fit_geometric,
                               implicit_momentum, recurrence_rate,
                               staleness_pmf, total_momentum)
 from pyasync.staleness import StalenessStats
@@ -561,6 +561,42 @@ def test_target_momentum_one_worker():
                     asynchrony="simulated", n_workers=1).fit(X, y)
     assert est.momentum_ == pytest.approx(0.3)
     assert est.implicit_momentum_ == 0.0
+
+
+def stall_rule(monkeypatch, losses, simulated_choice=0.5):
+    """The momenta AutoMomentum runs epoch by epoch for a given loss curve,
+    its simulation replaced by a fixed choice."""
+    from pyasync import _sgd
+    monkeypatch.setattr(_sgd, "row_sample", 
+                        lambda *a, **k: RowSample(None, None, None, 0.0))
+    monkeypatch.setattr(_sgd, "choose_momentum", lambda *a, **k: simulated_choice)
+    params = dict(loss="squared_error", loss_param=0.0, fit_intercept=True,
+                  intercept_decay=1.0)
+    engine = dict(kind="simulated", schedule="exponential", n_workers=2)
+    auto = _sgd.AutoMomentum(None, None, params, engine, None, 0)
+    hist = np.zeros(4, dtype=np.int64)
+    return [auto.choose(epoch, None, 0.0, hist, 0.1, list(losses[:epoch]))
+            for epoch in range(len(losses) + 1)]
+
+
+def test_auto_momentum_stalls_cap_the_momentum_lower(monkeypatch):
+    """Two epochs without a new best loss cap the momentum 0.2 lower; a
+    drop that is followed by a new best paid, and the walk goes on."""
+    momenta = stall_rule(monkeypatch, [1.0, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4])
+    assert momenta == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.1])
+
+
+def test_auto_momentum_undoes_a_drop_that_did_not_pay(monkeypatch):
+    """At a noise floor a lower momentum need not help (a heavy negative
+    momentum has its own, higher floor): a drop followed by two epochs
+    without a new best is undone, and the momentum stays there."""
+    momenta = stall_rule(monkeypatch, [1.0, 0.5, 0.6, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7, 0.7])
+    assert momenta == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.3, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5])
+
+
+def test_auto_momentum_improving_fit_keeps_its_choice(monkeypatch):
+    momenta = stall_rule(monkeypatch, [1.0, 0.8, 0.6, 0.5, 0.45, 0.4], simulated_choice=0.7)
+    assert momenta == pytest.approx([0.7] * 7)
 
 
 # ------------------------------------------------------------- bad input
