@@ -105,7 +105,10 @@ double pa_eta(const pa_linear_params *params, double eta_const, int64_t t);
  * row rows[t] and the predictions of stale[t] updates earlier (of the
  * start where that is before it).
  * losses (n_updates / every x c) gets the sample's mean loss every `every`
- * updates, +inf once diverged. Returns 0, or -1 when out of memory. */
+ * updates, blended with h held-out rows' (H: m x h products with the
+ * sample's rows; h0, yh) at weight held_weight where h > 0; +inf once
+ * diverged. lumps (or NULL): a factor an update on its row's own K[i, i].
+ * Returns 0, or -1 when out of memory. */
 int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64_t m,
                        const double *H, const double *h0, const double *yh, int64_t h,
                        double held_weight, int loss, double loss_param, double step,

@@ -71,8 +71,7 @@ cdef extern from "pyasync_core.h":
     void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
     int pa_row_sample_grid(const double *, const double *, const double *, int64_t,
                            const double *, const double *, const double *, int64_t, double,
-                           int,
-                           double, double, const double *, int64_t,
+                           int, double, double, const double *, int64_t,
                            const int64_t *, const int64_t *, const double *, int64_t,
                            int64_t, double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
@@ -148,7 +147,9 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     momentum.simulate_momentum_grid. rows and stale are int64 draws, stale
     below depth (the staleness law's support). With held-out rows (H their
     products with the sample's rows, m x h; h0, yh their predictions and
-    targets) the losses are the held-out rows'; else the sample's."""
+    targets) their mean loss has weight held_weight in the losses. lumps
+    (one an update, or None) multiply the updated row's own entry K[i, i]
+    (see momentum.own_kick_lumps)."""
     cdef int64_t m = K.shape[0], c = grid.shape[0], n = rows.shape[0], h = 0
     if K.ndim != 2 or K.shape[1] != m or p0.shape[0] != m or y.shape[0] != m \
             or stale.shape[0] != n or every < 1 or depth < 1 or m < 1:

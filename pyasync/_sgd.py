@@ -150,8 +150,8 @@ class AutoMomentum:
                 if self.undo is not None:  # the drop brought no new best: back, and stay
                     self.cap, self.undo, self.settled = self.undo, None, True
                 elif not self.settled:
-                    self.undo = self.cap if self.cap < self.current else self.current
-                    self.cap = max(-0.9, min(self.cap, self.current) - self.CAP_STEP)
+                    self.undo = min(self.cap, self.current)
+                    self.cap = max(-0.9, self.undo - self.CAP_STEP)
             self.best_loss = min(self.best_loss, loss_curve[-1])
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
