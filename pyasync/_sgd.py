@@ -111,13 +111,14 @@ class AutoMomentum:
     (`momentum.row_sample`, `momentum.choose_momentum`): the momentum that
     gets there soonest. A simulation of a sample is still not the data, so
     the loop is closed on measured progress too: PATIENCE epochs that
-    fail to lower the best loss cap the momentum below the one they ran with
+    fail to lower the best loss (a two-epoch mean: a heavy momentum's epoch
+    losses are noisy) cap the momentum below the one they ran with
     (a lower floor); a drop that the next PATIENCE epochs do not pay for
     with a new best is undone, and no more drops follow (at a noise floor a
     heavy negative momentum has its own, higher floor). With `target`, it
     instead holds explicit + measured implicit momentum at that total."""
 
-    STALL = 1e-3      # relative improvement on the best loss that counts
+    STALL = 1e-3      # relative improvement on the best (two-epoch mean) loss that counts
     PATIENCE = 2      # epochs without it before the cap drops
     CAP_STEP = 0.2
 
@@ -140,7 +141,8 @@ class AutoMomentum:
             implicit = fit_geometric(self.pmf).implicit_momentum
             return float(np.clip(self.target - implicit, -0.9, 0.9))
         if loss_curve:
-            if loss_curve[-1] > self.best_loss * (1.0 - self.STALL):
+            latest = float(np.mean(loss_curve[-2:]))
+            if latest > self.best_loss * (1.0 - self.STALL):
                 self.stalled += 1
             else:
                 self.stalled = 0
@@ -152,7 +154,7 @@ class AutoMomentum:
                 elif not self.settled:
                     self.undo = min(self.cap, self.current)
                     self.cap = max(-0.9, self.undo - self.CAP_STEP)
-            self.best_loss = min(self.best_loss, loss_curve[-1])
+            self.best_loss = min(self.best_loss, latest)
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
