@@ -219,9 +219,7 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     if fit_intercept:
         gram += intercept_decay
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
-    if not rescaled:
-        if not held:
-            return RowSample(gram, p, targets, 0.0)
+    if held:
         Xh = X[held_rows]
         cross = np.ascontiguousarray(Xs @ Xh.T, dtype=np.float64)
         if fit_intercept:
@@ -230,6 +228,8 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
                          np.asarray(Xh @ w, dtype=np.float64).ravel() + b,
                          np.ascontiguousarray(y[held_rows], dtype=np.float64),
                          0.5 * (1.0 - m / n))
+    if not rescaled:
+        return RowSample(gram, p, targets, 0.0)
     from . import _core  # the kernels' own loss derivative
     dloss = np.array([_core.loss_dloss(loss, loss_param, float(yi), float(pi))
                       for yi, pi in zip(targets, p)])
@@ -237,7 +237,8 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     if loss in FLAT_ZONES:  # a row past its margin takes no step at all
         curvature = np.where(dloss != 0.0, curvature, 0.0)
     kick = float(np.quantile(curvature * np.diag(gram), 0.9))
-    return RowSample(gram * (rows.size / n), p, targets, kick, scale=rows.size / n)
+    scale = rows.size / n
+    return RowSample(gram * scale, p, targets, kick, scale=scale)
 
 
 def stable_grid(grid, step, kick):
