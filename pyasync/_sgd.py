@@ -122,8 +122,9 @@ class AutoMomentum:
     PATIENCE = 2      # epochs without it before the cap drops
     CAP_STEP = 0.2
 
-    def __init__(self, X, y, params, engine, target, seed):
+    def __init__(self, X, y, params, engine, target, seed, epoch_rows=None):
         self.X, self.y, self.params = X, y, params
+        self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
         self.rng = np.random.RandomState(seed)
         self.pmf = prior_staleness_pmf(engine)
@@ -161,7 +162,8 @@ class AutoMomentum:
                                 prm["fit_intercept"], prm["intercept_decay"], self.rng)
             choice = choose_momentum(
                 sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
-                self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick))
+                self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
+                epoch_updates=self.epoch_rows)
             if choice is not None:
                 self.choice = choice
         self.current = float(round(min(self.choice, self.cap), 10))
@@ -234,7 +236,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     sparse = hasattr(X, "indptr")
     auto = None
     if params["momentum"] == "auto":
-        auto = AutoMomentum(X, y, params, engine, target_momentum, seed)
+        auto = AutoMomentum(X, y, params, engine, target_momentum, seed,
+                            epoch_rows=len(train_idx))
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
     # unit weights would cost a cache miss a row for nothing
