@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -14,7 +14,9 @@ failures there led to it); "fresh" holds eight more, added with that change
 and measured once, before any change was made for them (its failures led to
 the held-out rows of dense samples); "unseen" holds eight more, added with
 that change and measured once with and without it (its sparse regression
-led to the sparse rows' whole own kicks).
+led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
+30,000 rows (an epoch far longer than the simulation's horizon), added
+and measured once with and without the epoch-long loss windows.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -53,6 +55,8 @@ def problems(which="design"):
         yield from fresh_problems()
     if which in ("unseen", "all"):
         yield from unseen_problems()
+    if which in ("large", "all"):
+        yield from large_problems()
 
 
 def design_problems():
@@ -229,6 +233,23 @@ def unseen_problems():
         dict(loss="log_loss", alpha=1e-4)
 
 
+def large_problems():
+    X, y = make_classification(30000, 50, n_informative=20, flip_y=0.02, random_state=71)
+    X = StandardScaler().fit_transform(X)
+    yield "large classification 50d, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-5)
+    X, y = make_regression(20000, 100, n_informative=40, noise=5.0, random_state=72)
+    X = StandardScaler().fit_transform(X)
+    yield "large regression 100d, squared", X, y / y.std(), AsyncSGDRegressor, \
+        dict(alpha=1e-5)
+    X, y = make_rcv1_like(n_samples=30000, n_features=20000, nnz_per_row=30, random_state=73)
+    yield "large sparse text-like, hinge", X, y, AsyncSGDClassifier, \
+        dict(loss="hinge", alpha=1e-5)
+    X, y = make_hastie_10_2(20000, random_state=74)
+    yield "large hastie, modified_huber", X, y, AsyncSGDClassifier, \
+        dict(loss="modified_huber", alpha=1e-4)
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -288,7 +309,9 @@ def run(quick, which="design", seed=0):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--set", choices=("design", "check", "extra", "holdout", "fresh", "unseen", "all"), default="design")
+    parser.add_argument("--set", default="design",
+                        choices=("design", "check", "extra", "holdout", "fresh", "unseen",
+                                 "large", "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     args = parser.parse_args()
