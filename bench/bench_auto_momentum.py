@@ -16,7 +16,7 @@ the held-out rows of dense samples); "unseen" holds eight more, added with
 that change and measured once with and without it (its sparse regression
 led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
 30,000 rows (an epoch far longer than the simulation's horizon), added
-and measured once with and without the epoch-long loss windows.
+with the epoch-long loss windows.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are

@@ -298,12 +298,11 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                     n_updates=5000, fraction=0.05, epoch_updates=None):
     """The explicit momentum whose simulated loss (the sample's, with its
     held-out rows'), averaged over windows of one epoch of the data
-    (`epoch_updates`, at least one pass over the sample: an epoch's mean
-    loss is what a fit sees), first comes
+    (`epoch_updates`, at least one pass over the sample, as an epoch's
+    mean loss is; one pass where an epoch outlasts the `n_updates`
+    horizon), first comes
     within `fraction` of the way from the start to the lowest any momentum
-    reaches (ties: the lowest final loss); an epoch longer than the
-    horizon is the horizon's losses and its last pass's for the rest (a
-    large data set's epoch is mostly its floor, not the descent to it); None where no momentum changes
+    reaches (ties: the lowest final loss); None where no momentum changes
     the sample's loss (every row past its margin). A grid of more than 7 is searched
     coarse to fine: every third momentum, then those within 0.2 of the
     best, all on the same rows and staleness draws. The penalty is left out: at the
@@ -319,13 +318,14 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
         rng.set_state(draws)
         losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, momenta,
                                         n_updates, rng, every=every)
-        epoch = max(1, max(m, epoch_updates or m) // every)
-        if epoch <= losses.shape[0]:
-            smooth = np.stack([np.convolve(col, np.ones(epoch) / epoch, mode="valid")
-                               for col in losses.T], axis=1)
-        else:
-            tail = losses[-max(1, m // every):].mean(axis=0)
-            smooth = ((losses.sum(axis=0) + (epoch - losses.shape[0]) * tail) / epoch)[None]
+        # an epoch's mean loss is what a fit watches; an epoch the horizon
+        # cannot hold would be mostly its unseen tail: one pass stands in
+        window = max(m, epoch_updates or m)
+        if window > n_updates:
+            window = m
+        window = max(1, min(window // every, losses.shape[0]))
+        smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
+                           for col in losses.T], axis=1)
         return np.where(np.isfinite(smooth), smooth, np.inf)
 
     def best(momenta, smooth):
