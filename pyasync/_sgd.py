@@ -122,8 +122,10 @@ class AutoMomentum:
     PATIENCE = 2      # epochs without it before the cap drops
     CAP_STEP = 0.2
 
-    def __init__(self, X, y, params, engine, target, seed, epoch_rows=None):
+    def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
+                 sample_weight=None):
         self.X, self.y, self.params = X, y, params
+        self.sample_weight = sample_weight
         self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
         self.rng = np.random.RandomState(seed)
@@ -159,7 +161,8 @@ class AutoMomentum:
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
-                                prm["fit_intercept"], prm["intercept_decay"], self.rng)
+                                prm["fit_intercept"], prm["intercept_decay"], self.rng,
+                                sample_weight=self.sample_weight)
             choice = choose_momentum(
                 sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
                 self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
@@ -237,7 +240,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     auto = None
     if params["momentum"] == "auto":
         auto = AutoMomentum(X, y, params, engine, target_momentum, seed,
-                            epoch_rows=len(train_idx))
+                            epoch_rows=len(train_idx), sample_weight=sample_weight)
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
     # unit weights would cost a cache miss a row for nothing

@@ -182,7 +182,7 @@ def sample_size(X):
 
 
 def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng,
-               max_rows=None):
+               max_rows=None, sample_weight=None):
     """A row sample of the problem in its own row space: SGD from w never
     leaves w + span of the rows it visits, so simulating it needs only the
     sample's Gram matrix K and predictions, and keeps the real loss, whose
@@ -205,7 +205,11 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     are held out, their predictions follow the sample's updates, and the
     loss watched gives them weight (1 - m / n) / 2: the data's training
     loss lies between the sample's own (too low by about as much as
-    unseen rows' is too high) and, as n grows, their midpoint."""
+    unseen rows' is too high) and, as n grows, their midpoint.
+
+    A row's update is its sample weight times the step (the loss watched,
+    like the fit's, is unweighted): row i of K and of the held-out
+    products is scaled by it, the row the simulation's update reads."""
     n, d = X.shape
     m = sample_size(X) if max_rows is None else max_rows
     rescaled = n > m and (hasattr(X, "indptr") or d >= m)
@@ -218,12 +222,17 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     gram = gram.toarray() if hasattr(gram, "toarray") else np.array(gram, dtype=np.float64)
     if fit_intercept:
         gram += intercept_decay
+    weights = None if sample_weight is None else np.asarray(sample_weight)[rows, None]
+    if weights is not None:
+        gram *= weights
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
     if held:
         Xh = X[held_rows]
         cross = np.ascontiguousarray(Xs @ Xh.T, dtype=np.float64)
         if fit_intercept:
             cross += intercept_decay
+        if weights is not None:
+            cross *= weights
         return RowSample(gram, p, targets, 0.0, cross,
                          np.asarray(Xh @ w, dtype=np.float64).ravel() + b,
                          np.ascontiguousarray(y[held_rows], dtype=np.float64),

@@ -640,3 +640,22 @@ def test_bad_simulated_params(params, name, kind):
     assert not hasattr(est, "coef_")
     with pytest.raises(ValueError, match=name):
         est.partial_fit(X, y, **({"classes": np.unique(y)} if kind == "clf" else {}))
+
+
+def test_auto_momentum_sees_class_weights():
+    """Balanced class weights on 5% positives make the positives' steps
+    about ten times the negatives': a simulation of unweighted steps
+    chooses momentum for a step ten times too small."""
+    from sklearn.datasets import make_classification
+    X, y = make_classification(4000, 30, weights=[0.95, 0.05], random_state=0)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    step = 0.1 / np.mean(np.sum(X * X, axis=1))
+
+    def lowest(momentum):
+        est = AsyncSGDClassifier(loss="hinge", alpha=1e-5, class_weight="balanced",
+                                 asynchrony="simulated", n_workers=16, momentum=momentum,
+                                 learning_rate="constant", eta0=step, max_iter=15, tol=None,
+                                 random_state=0).fit(X, y)
+        return min(est.loss_curve_)
+    best_fixed = min(lowest(mu) for mu in (-0.9, -0.6, -0.3, 0.0, 0.3))
+    assert lowest("auto") <= 1.02 * best_fixed

@@ -16,11 +16,12 @@ def mean_loss(loss, param, y, p):
 
 
 def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
-                     intercept_decay=1.0, held=None, held_weight=0.0):
+                     intercept_decay=1.0, held=None, held_weight=0.0, sample_weight=None):
     """Asynchronous SGD with heavy-ball momentum on the weights themselves:
     update t takes row rows[t]'s gradient at the weights of stale[t]
     updates earlier. The loss watched: X's, or with held = (Xh, yh) the
-    blend (1 - held_weight) X's + held_weight Xh's."""
+    blend (1 - held_weight) X's + held_weight Xh's. A row's step is times
+    its sample_weight."""
     out = np.empty((rows.size // every, len(grid)))
     for k, mu in enumerate(grid):
         w, b = w0.copy(), b0
@@ -30,6 +31,8 @@ def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
             ws, bs = history[max(t - stale[t], 0)]
             i = rows[t]
             g = _core.loss_dloss(loss, param, y[i], X[i] @ ws + bs)
+            if sample_weight is not None:
+                g *= sample_weight[i]
             v = mu * v - step * g * X[i]
             vb = mu * vb - step * g * intercept_decay
             w, b = w + v, b + vb
@@ -95,6 +98,31 @@ def test_held_out_rows_follow_weight_space_sgd(loss, param):
     want = weight_space_sgd(X[rows], y[rows], w0, 0.1, loss, param, 0.05, grid, order, stale,
                             8, intercept_decay=0.5, held=(X[held], y[held]),
                             held_weight=sample.held_weight)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_sample_weights_scale_each_rows_step():
+    """A weighted row's update is its weight times the step, in the
+    sample's predictions and in the held-out rows' that follow them."""
+    rng = np.random.RandomState(5)
+    X = rng.standard_normal((90, 6))
+    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(90) > 0, 1.0, -1.0)
+    weights = rng.uniform(0.2, 5.0, 90)
+    w0 = rng.standard_normal(6) * 0.2
+    sample = row_sample(X, y, w0, 0.1, "log_loss", 0.0, True, 0.5, np.random.RandomState(0),
+                        max_rows=30, sample_weight=weights)
+    drawn = np.random.RandomState(0).choice(90, 45, replace=False)
+    rows, held = np.sort(drawn[:30]), np.sort(drawn[30:])
+    grid = np.array([-0.4, 0.0, 0.6])
+    order = rng.randint(0, 30, 200).astype(np.int64)
+    stale = rng.randint(0, 3, 200).astype(np.int64)
+    got = _core.row_sample_grid(sample.gram, sample.predictions, sample.targets, "log_loss",
+                                0.0, 0.05, grid, order, stale, 3, 8, sample.held,
+                                sample.held_predictions, sample.held_targets,
+                                sample.held_weight)
+    want = weight_space_sgd(X[rows], y[rows], w0, 0.1, "log_loss", 0.0, 0.05, grid, order,
+                            stale, 8, intercept_decay=0.5, held=(X[held], y[held]),
+                            held_weight=sample.held_weight, sample_weight=weights[rows])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
