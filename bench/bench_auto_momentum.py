@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -16,7 +16,9 @@ the held-out rows of dense samples); "unseen" holds eight more, added with
 that change and measured once with and without it (its sparse regression
 led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
 30,000 rows (an epoch far longer than the simulation's horizon), added
-with the epoch-long loss windows.
+with the epoch-long loss windows; "weighted" holds three with class
+weights (up to 1:20), added with the weighted steps of the simulation and
+measured once with and without them.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -57,6 +59,8 @@ def problems(which="design"):
         yield from unseen_problems()
     if which in ("large", "all"):
         yield from large_problems()
+    if which in ("weighted", "all"):
+        yield from weighted_problems()
 
 
 def design_problems():
@@ -250,6 +254,22 @@ def large_problems():
         dict(loss="modified_huber", alpha=1e-4)
 
 
+def weighted_problems():
+    X, y = make_classification(4000, 30, weights=[0.92, 0.08], n_informative=10,
+                               random_state=81)
+    X = StandardScaler().fit_transform(X)
+    yield "imbalanced 30d, hinge, balanced", X, y, AsyncSGDClassifier, \
+        dict(loss="hinge", alpha=1e-5, class_weight="balanced")
+    X, y = make_classification(3000, 20, weights=[0.95, 0.05], flip_y=0.01, random_state=82)
+    X = StandardScaler().fit_transform(X)
+    yield "imbalanced 20d, log_loss, 1:20", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4, class_weight={0: 1.0, 1: 20.0})
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "digits 0 vs rest, modified_huber, balanced", X, (y == 0).astype(int), \
+        AsyncSGDClassifier, dict(loss="modified_huber", alpha=1e-5, class_weight="balanced")
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -311,7 +331,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "extra", "holdout", "fresh", "unseen",
-                                 "large", "all"))
+                                 "large", "weighted", "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     args = parser.parse_args()
