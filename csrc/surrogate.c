@@ -14,8 +14,10 @@
  * weights stay w0 + (rows' span), so the predictions on the sample are all
  * the simulation needs. With K the sample's Gram matrix (m x m) and the
  * velocity's image q = X_s v, an update of row i at stale prediction p~_i is
- *     q <- mu q - step loss'(y_i, p~_i) K[:, i];   p <- p + q
- * O(m) an update. The penalty is left out (see choose_momentum).
+ *     q <- mu q - step loss'(y_i, p~_i) K[i, :];   p <- p + q
+ * (K[i, :] = K[:, i] for a Gram matrix; a weighted row's row i comes
+ * scaled by its weight, its step's factor): O(m) an update. The penalty is
+ * left out (see choose_momentum).
  * With h > 0 held-out rows (H: their products with the sample's rows, m x h,
  * and their predictions h0 and targets yh), their predictions follow the
  * same way and their mean loss has weight held_weight in the losses: a
@@ -69,7 +71,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
             for (int64_t k = 0; k < c; k++) stash[k * n + later] = p[k * m + i];
         }
         int64_t i = rows[t];
-        const double *restrict Ki = K + i * m;  /* K is symmetric: row i is column i */
+        const double *restrict Ki = K + i * m;  /* row i: the update's direction */
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) continue;
             double *restrict pk = p + k * m, *restrict qk = q + k * m, mu = grid[k];

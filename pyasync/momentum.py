@@ -329,10 +329,8 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                                         n_updates, rng, every=every)
         # an epoch's mean loss is what a fit watches; an epoch the horizon
         # cannot hold would be mostly its unseen tail: one pass stands in
-        window = max(m, epoch_updates or m)
-        if window > n_updates:
-            window = m
-        window = max(1, min(window // every, losses.shape[0]))
+        epoch = max(m, epoch_updates or m)
+        window = max(1, min((epoch if epoch <= n_updates else m) // every, losses.shape[0]))
         smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
                            for col in losses.T], axis=1)
         return np.where(np.isfinite(smooth), smooth, np.inf)
