@@ -166,7 +166,7 @@ class AutoMomentum:
             choice = choose_momentum(
                 sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
                 self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
-                epoch_updates=self.epoch_rows)
+                epoch_updates=self.epoch_rows, l2=prm["l2"])
             if choice is not None:
                 self.choice = choice
         self.current = float(round(min(self.choice, self.cap), 10))

@@ -169,6 +169,8 @@ class RowSample(NamedTuple):
     held_targets: np.ndarray = None
     held_weight: float = 0.0             # their share of the loss watched
     scale: float = 1.0                   # m / n where the Gram matrix is scaled by it
+    intercept: float = 0.0               # the current intercept (the penalty spares it)
+    intercept_rows: np.ndarray = None    # each row's intercept share of its K row
 
 
 def sample_size(X):
@@ -225,6 +227,12 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     weights = None if sample_weight is None else np.asarray(sample_weight)[rows, None]
     if weights is not None:
         gram *= weights
+    shares = None
+    if fit_intercept:
+        shares = np.full(rows.size, float(intercept_decay))
+        if weights is not None:
+            shares *= weights[:, 0]
+    intercept = dict(intercept=float(b) if fit_intercept else 0.0, intercept_rows=shares)
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
     if held:
         Xh = X[held_rows]
@@ -236,9 +244,9 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
         return RowSample(gram, p, targets, 0.0, cross,
                          np.asarray(Xh @ w, dtype=np.float64).ravel() + b,
                          np.ascontiguousarray(y[held_rows], dtype=np.float64),
-                         0.5 * (1.0 - m / n))
+                         0.5 * (1.0 - m / n), **intercept)
     if not rescaled:
-        return RowSample(gram, p, targets, 0.0)
+        return RowSample(gram, p, targets, 0.0, **intercept)
     from . import _core  # the kernels' own loss derivative
     dloss = np.array([_core.loss_dloss(loss, loss_param, float(yi), float(pi))
                       for yi, pi in zip(targets, p)])
@@ -247,7 +255,9 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
         curvature = np.where(dloss != 0.0, curvature, 0.0)
     kick = float(np.quantile(curvature * np.diag(gram), 0.9))
     scale = rows.size / n
-    return RowSample(gram * scale, p, targets, kick, scale=scale)
+    if shares is not None:
+        intercept["intercept_rows"] = shares * scale
+    return RowSample(gram * scale, p, targets, kick, scale=scale, **intercept)
 
 
 def stable_grid(grid, step, kick):
@@ -277,14 +287,16 @@ def own_kick_lumps(rows, m, scale, rng):
 
 
 def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates, rng,
-                           every=10):
+                           every=10, l2=0.0):
     """Asynchronous SGD with each explicit momentum of `grid` on a
     `RowSample`, all momenta fed the same rows and staleness draws (an
     update's gradient is taken at the predictions of `staleness` updates
     earlier, drawn from `pmf`): the mean loss watched (the sample's,
     blended with its held-out rows') every `every` updates
     (n_updates // every x len(grid)); a diverged momentum stays infinite.
-    The loop runs in the compiled core."""
+    `l2` is the penalty's L2 strength: each update decays the weights by
+    1 - l2 x step, as the fit's kernels do, the intercept spared. The loop
+    runs in the compiled core."""
     from . import _core
     m = sample.gram.shape[0]
     grid = np.ascontiguousarray(grid, dtype=np.float64)
@@ -300,11 +312,12 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
                                  sample.targets, loss, float(loss_param), float(step),
                                  grid, rows, stale, pmf.size, every, sample.held,
                                  sample.held_predictions, sample.held_targets,
-                                 sample.held_weight, lumps)
+                                 sample.held_weight, lumps, max(0.0, 1.0 - l2 * step),
+                                 sample.intercept, sample.intercept_rows)
 
 
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
-                    n_updates=5000, fraction=0.05, epoch_updates=None):
+                    n_updates=5000, fraction=0.05, epoch_updates=None, l2=0.0):
     """The explicit momentum whose simulated loss (the sample's, with its
     held-out rows'), averaged over windows of one epoch of the data
     (`epoch_updates`, at least one pass over the sample, as an epoch's
@@ -314,9 +327,10 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     reaches (ties: the lowest final loss); None where no momentum changes
     the sample's loss (every row past its margin). A grid of more than 7 is searched
     coarse to fine: every third momentum, then those within 0.2 of the
-    best, all on the same rows and staleness draws. The penalty is left out: at the
-    alphas SGD is used with, its pull over the horizon is small, and with
-    rescaled sparse rows it would be out of scale with the loss's."""
+    best, all on the same rows and staleness draws. `l2`: the penalty's L2
+    strength, a decay of the weights each update (see
+    `simulate_momentum_grid`); an L1 part is left out, its truncation
+    leaving the rows' span."""
     from . import _core
     grid = np.asarray(MOMENTUM_GRID if grid is None else grid, dtype=np.float64)
     m = sample.gram.shape[0]
@@ -326,7 +340,7 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     def smoothed(momenta):
         rng.set_state(draws)
         losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, momenta,
-                                        n_updates, rng, every=every)
+                                        n_updates, rng, every=every, l2=l2)
         # an epoch's mean loss is what a fit watches; an epoch the horizon
         # cannot hold would be mostly its unseen tail: one pass stands in
         epoch = max(m, epoch_updates or m)

@@ -16,12 +16,14 @@ def mean_loss(loss, param, y, p):
 
 
 def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
-                     intercept_decay=1.0, held=None, held_weight=0.0, sample_weight=None):
+                     intercept_decay=1.0, held=None, held_weight=0.0, sample_weight=None,
+                     l2=0.0):
     """Asynchronous SGD with heavy-ball momentum on the weights themselves:
     update t takes row rows[t]'s gradient at the weights of stale[t]
     updates earlier. The loss watched: X's, or with held = (Xh, yh) the
     blend (1 - held_weight) X's + held_weight Xh's. A row's step is times
-    its sample_weight."""
+    its sample_weight; the L2 penalty decays the weights (not the
+    intercept) by 1 - l2 x step an update, as the kernels do."""
     out = np.empty((rows.size // every, len(grid)))
     for k, mu in enumerate(grid):
         w, b = w0.copy(), b0
@@ -35,7 +37,7 @@ def weight_space_sgd(X, y, w0, b0, loss, param, step, grid, rows, stale, every,
                 g *= sample_weight[i]
             v = mu * v - step * g * X[i]
             vb = mu * vb - step * g * intercept_decay
-            w, b = w + v, b + vb
+            w, b = (1.0 - l2 * step) * w + v, b + vb
             history.append((w.copy(), b))
             if (t + 1) % every == 0:
                 out[t // every, k] = mean_loss(loss, param, y, X @ w + b)
@@ -124,6 +126,84 @@ def test_sample_weights_scale_each_rows_step():
                             stale, 8, intercept_decay=0.5, held=(X[held], y[held]),
                             held_weight=sample.held_weight, sample_weight=weights[rows])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_l2_decay_spares_the_intercept_as_weight_space_sgd(fit_intercept):
+    """The penalty's decay shrinks the weights each update, not the
+    intercept: in the row space, the predictions shrink towards the
+    intercept, which the simulation tracks apart (weighted rows, held-out
+    rows and all)."""
+    rng = np.random.RandomState(6)
+    X = rng.standard_normal((90, 6))
+    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(90) + 1.0 > 0, 1.0, -1.0)
+    weights = rng.uniform(0.2, 5.0, 90)
+    w0 = rng.standard_normal(6)
+    b0 = 0.7 if fit_intercept else 0.0
+    sample = row_sample(X, y, w0, b0, "hinge", 1.0, fit_intercept, 0.5,
+                        np.random.RandomState(0), max_rows=30, sample_weight=weights)
+    drawn = np.random.RandomState(0).choice(90, 45, replace=False)
+    rows, held = np.sort(drawn[:30]), np.sort(drawn[30:])
+    grid = np.array([-0.4, 0.0, 0.6])
+    order = rng.randint(0, 30, 300).astype(np.int64)
+    stale = rng.randint(0, 4, 300).astype(np.int64)
+    step, l2 = 0.05, 2.0
+    got = _core.row_sample_grid(sample.gram, sample.predictions, sample.targets, "hinge", 1.0,
+                                step, grid, order, stale, 4, 10, sample.held,
+                                sample.held_predictions, sample.held_targets,
+                                sample.held_weight, None, 1.0 - l2 * step, sample.intercept,
+                                sample.intercept_rows)
+    want = weight_space_sgd(X[rows], y[rows], w0, b0, "hinge", 1.0, step, grid, order, stale,
+                            10, intercept_decay=0.5 if fit_intercept else 0.0,
+                            held=(X[held], y[held]), held_weight=sample.held_weight,
+                            sample_weight=weights[rows], l2=l2)
+    undecayed = weight_space_sgd(X[rows], y[rows], w0, b0, "hinge", 1.0, step, grid, order,
+                                 stale, 10, intercept_decay=0.5 if fit_intercept else 0.0,
+                                 held=(X[held], y[held]), held_weight=sample.held_weight,
+                                 sample_weight=weights[rows])
+    assert np.max(np.abs(want - undecayed)) > 0.05  # the decay matters here
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_decay_outside_its_range_is_refused():
+    sample = row_sample(np.eye(3), np.ones(3), np.zeros(3), 0.0, "squared_error", 0.0, False,
+                        1.0, np.random.RandomState(0))
+    zeros = np.zeros(4, dtype=np.int64)
+    with pytest.raises(ValueError, match="decay must lie in"):
+        _core.row_sample_grid(sample.gram, sample.predictions, sample.targets,
+                              "squared_error", 0.0, 0.1, np.zeros(1), zeros, zeros, 1, 2,
+                              decay=1.5)
+
+
+@pytest.mark.parametrize("sparse", [False])
+def test_at_the_penalized_optimum_the_simulation_stays_put(sparse):
+    """From ridge regression's optimum, where the penalty holds the loss
+    up, SGD with the penalty's decay stays at that loss (its noise at a
+    small step aside); without it the simulation would see loss to gain
+    that the fit can never have, and choose momentum for it."""
+    rng = np.random.RandomState(8)
+    X = rng.standard_normal((600, 40 if sparse else 10))
+    if sparse:
+        X = sp.csr_matrix(X * (rng.random_sample(X.shape) < 0.25))
+    dense = X.toarray() if sparse else X
+    y = dense @ rng.standard_normal(dense.shape[1]) + 0.1 * rng.standard_normal(600)
+    alpha = 0.1
+    centered = dense - dense.mean(axis=0)
+    w = np.linalg.solve(centered.T @ centered / 600 + alpha * np.eye(dense.shape[1]),
+                        centered.T @ (y - y.mean()) / 600)
+    b = y.mean() - dense.mean(axis=0) @ w
+    sample = row_sample(X, y, w, b, "squared_error", 0.0, True, 0.01 if sparse else 1.0,
+                        np.random.RandomState(0))
+    assert (sample.scale < 1.0) == sparse  # sparse: the rescaled path
+    start = 0.5 * np.mean((sample.targets - sample.predictions) ** 2)
+    step = 0.02 / np.mean(np.sum(dense * dense, axis=1))
+
+    def final_loss(l2):
+        losses = simulate_momentum_grid(sample, "squared_error", 0.0, step, [1.0], [0.0],
+                                        5000, np.random.RandomState(1), every=50, l2=l2)
+        return losses[-10:].mean()
+    assert final_loss(alpha) == pytest.approx(start, rel=0.05)
+    assert final_loss(0.0) < 0.5 * start
 
 
 def test_a_sample_that_fits_its_own_noise_is_checked_on_held_out_rows():
