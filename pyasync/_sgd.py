@@ -5,7 +5,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import _core
 from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, row_sample,
-                       stable_grid, staleness_pmf)
+                       sample_loss, stable_grid, staleness_pmf)
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
@@ -115,12 +115,18 @@ class AutoMomentum:
     losses are noisy) cap the momentum below the one they ran with
     (a lower floor); a drop that the next PATIENCE epochs do not pay for
     with a new best is undone, and no more drops follow (at a noise floor a
-    heavy negative momentum has its own, higher floor). With `target`, it
-    instead holds explicit + measured implicit momentum at that total."""
+    heavy negative momentum has its own, higher floor). An epoch that blows
+    up (its mean loss BLOW_UP times the start's and the best so far, or not
+    finite) is rolled back (`recover`): the model goes back to the best
+    epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
+    blew up. With `target`, it instead holds explicit + measured implicit
+    momentum at that total."""
 
     STALL = 1e-3      # relative improvement on the best (two-epoch mean) loss that counts
     PATIENCE = 2      # epochs without it before the cap drops
     CAP_STEP = 0.2
+    BLOW_UP = 10.0
+    BLOW_UP_STEP = 0.4
 
     def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
                  sample_weight=None):
@@ -136,6 +142,41 @@ class AutoMomentum:
         self.stalled = 0
         self.undo = None       # the cap before a drop that has not paid yet
         self.settled = False   # a drop did not pay: no more drops
+        self.start_loss = np.inf   # the sample's loss at the starting weights
+        self.safe = None           # the model after the best epoch (or at the start)
+        self.rolled_back = set()   # epochs undone: their losses say nothing of the model
+
+    def keep_safe(self, state):
+        self.safe = {key: (value.copy() if isinstance(value, np.ndarray) else value)
+                     for key, value in state.items() if key in ("w", "b", "q", "u")}
+
+    def recover(self, epoch, state, mean_loss):
+        """After epoch `epoch` (mean loss `mean_loss`, inf where it diverged):
+        True where it blew up, the model then put back to the best epoch's
+        with no velocity and the momentum capped lower; else False, the
+        model kept as the safe one where its loss is the best yet."""
+        if self.target is not None or self.safe is None or self.current <= -0.9:
+            return False  # (at the lowest momentum there is nothing safer to go back to)
+        best = self.best_loss if np.isfinite(self.best_loss) else 0.0
+        # a loss that is 0 at the start (the perceptron's at w = 0) has no scale
+        # to judge by: only a diverged epoch is undone there
+        if np.isfinite(mean_loss) and not (
+                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best)):
+            if mean_loss < self.best_loss:
+                self.keep_safe(state)
+            return False
+        for key, value in self.safe.items():
+            if isinstance(value, np.ndarray):
+                state[key][...] = value
+            else:
+                state[key] = value
+        for key in ("v", "vb"):
+            if state[key] is not None:
+                state[key].fill(0.0)
+        self.cap = max(-0.9, min(self.cap, self.current) - self.BLOW_UP_STEP)
+        self.undo, self.stalled = None, 0
+        self.rolled_back.add(epoch)
+        return True
 
     def choose(self, epoch, w, b, hist, eta, loss_curve):
         if hist.sum() > 0:
@@ -143,8 +184,9 @@ class AutoMomentum:
         if self.target is not None:
             implicit = fit_geometric(self.pmf).implicit_momentum
             return float(np.clip(self.target - implicit, -0.9, 0.9))
-        if loss_curve:
-            latest = float(np.mean(loss_curve[-2:]))
+        if loss_curve and len(loss_curve) - 1 not in self.rolled_back:
+            kept = [loss for i, loss in enumerate(loss_curve) if i not in self.rolled_back]
+            latest = float(np.mean(kept[-2:]))
             if latest > self.best_loss * (1.0 - self.STALL):
                 self.stalled += 1
             else:
@@ -163,6 +205,8 @@ class AutoMomentum:
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                 prm["fit_intercept"], prm["intercept_decay"], self.rng,
                                 sample_weight=self.sample_weight)
+            if epoch == 0:  # the reference a blow-up is judged by
+                self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
             choice = choose_momentum(
                 sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
                 self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
@@ -252,6 +296,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                       1.0 if with_velocity else 0.0, params["l1"], lazy)
     if sparse and engine["kind"] == "threads" and engine["n_threads"] > 1:
         state["hot_features"] = hot_columns(X_engine)
+    if auto is not None and engine["kind"] != "ray":  # the Ray server holds its own model
+        auto.keep_safe(state)
     order = np.array(train_idx, dtype=np.int64)
     n_train = order.shape[0]
     hist = np.zeros(HIST_LEN, dtype=np.int64)
@@ -281,14 +327,17 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
             t += res["n_updates"]
             stale_sum += res["staleness_sum"]
             stale_max = max(stale_max, res["staleness_max"])
+            diverged = (res["diverged"] or not np.isfinite(state["b"][0])
+                        or not np.all(np.isfinite(state["w"])) or not np.isfinite(res["sumloss"]))
+            mean_loss = np.inf if diverged else res["sumloss"] / max(n_train, 1)
+            if auto is not None and auto.recover(epoch, state, mean_loss):
+                diverged = False  # rolled back to the best epoch's model
             w, b = state["w"], state["b"][0]
-            if res["diverged"] or not np.isfinite(b) or not np.all(np.isfinite(w)) \
-                    or not np.isfinite(res["sumloss"]):
+            if diverged:
                 raise DivergenceError(
                     f"Floating-point under-/overflow occurred at epoch #{epoch + 1}. "
                     "Scaling input data with StandardScaler or MinMaxScaler, a "
                     "smaller eta0 or a smaller momentum might help.")
-            mean_loss = res["sumloss"] / max(n_train, 1)
             loss_curve.append(mean_loss)
             if score_fn is not None:
                 # watch the negated score so that lower is better, as the loss

@@ -245,7 +245,10 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         asynchrony itself adds momentum (about 1 - 1/M for M workers).
         "auto" re-chooses it during the fit by simulating asynchronous SGD
         on a small surrogate of the problem around the current weights,
-        under the measured staleness (see ``pyasync._sgd.AutoMomentum``).
+        under the measured staleness (see ``pyasync._sgd.AutoMomentum``);
+        an epoch that blows up (not finite, or ten times the loss at the
+        start and at the best epoch) is undone with a lower momentum, its
+        loss still in ``loss_curve_``.
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold the total momentum (explicit + measured
         implicit) at this value instead of the model-based choice.

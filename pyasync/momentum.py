@@ -316,6 +316,21 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
                                  sample.intercept, sample.intercept_rows)
 
 
+def sample_loss(sample, loss, loss_param):
+    """The loss the simulation watches, at the sample's current predictions
+    (the sample's mean loss, blended with its held-out rows')."""
+    from . import _core
+
+    def mean_loss(targets, predictions):
+        return np.mean([_core.loss_value(loss, loss_param, float(t), float(p))
+                        for t, p in zip(targets, predictions)])
+    own = mean_loss(sample.targets, sample.predictions)
+    if sample.held is None:
+        return own
+    return own + sample.held_weight * (mean_loss(sample.held_targets,
+                                                 sample.held_predictions) - own)
+
+
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                     n_updates=5000, fraction=0.05, epoch_updates=None, l2=0.0):
     """The explicit momentum whose simulated loss (the sample's, with its
@@ -331,7 +346,6 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     strength, a decay of the weights each update (see
     `simulate_momentum_grid`); an L1 part is left out, its truncation
     leaving the rows' span."""
-    from . import _core
     grid = np.asarray(MOMENTUM_GRID if grid is None else grid, dtype=np.float64)
     m = sample.gram.shape[0]
     every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
@@ -355,13 +369,7 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
         first = np.where(reached.any(axis=0), reached.argmax(axis=0), smooth.shape[0])
         return float(momenta[np.lexsort((smooth[-1], first))[0]])
 
-    def mean_loss(targets, predictions):
-        return np.mean([_core.loss_value(loss, loss_param, float(t), float(p))
-                        for t, p in zip(targets, predictions)])
-    start = mean_loss(sample.targets, sample.predictions)
-    if sample.held is not None:
-        start += sample.held_weight * (mean_loss(sample.held_targets, sample.held_predictions)
-                                       - start)
+    start = sample_loss(sample, loss, loss_param)
     coarse = grid[::-3][::-1] if grid.size > 7 else grid
     smooth = smoothed(coarse)
     if np.ptp(smooth) == 0.0:  # no sampled row takes a step: no evidence

@@ -570,8 +570,9 @@ def stall_rule(monkeypatch, losses, simulated_choice=0.5):
     monkeypatch.setattr(_sgd, "row_sample", 
                         lambda *a, **k: RowSample(None, None, None, 0.0))
     monkeypatch.setattr(_sgd, "choose_momentum", lambda *a, **k: simulated_choice)
+    monkeypatch.setattr(_sgd, "sample_loss", lambda *a, **k: losses[0])
     params = dict(loss="squared_error", loss_param=0.0, fit_intercept=True,
-                  intercept_decay=1.0)
+                  intercept_decay=1.0, l2=0.0)
     engine = dict(kind="simulated", schedule="exponential", n_workers=2)
     auto = _sgd.AutoMomentum(None, None, params, engine, None, 0)
     hist = np.zeros(4, dtype=np.int64)
@@ -605,6 +606,59 @@ def test_auto_momentum_undoes_a_drop_that_did_not_pay(monkeypatch):
 def test_auto_momentum_improving_fit_keeps_its_choice(monkeypatch):
     momenta = stall_rule(monkeypatch, [1.0, 0.8, 0.6, 0.5, 0.45, 0.4], simulated_choice=0.7)
     assert momenta == pytest.approx([0.7] * 7)
+
+
+def test_auto_momentum_rolls_back_an_epoch_that_blows_up(monkeypatch):
+    """A simulation that gets the momentum wrong (here forced to 0.9, under
+    which 32 workers at this step blow the weights up) costs epochs, not
+    the fit: a blown-up epoch is undone and the momentum capped lower until
+    the fit converges as a safe fixed momentum does."""
+    from pyasync import _sgd
+    from sklearn.datasets import make_regression
+    X, y = make_regression(600, 10, noise=1.0, random_state=0)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    y = y / y.std()
+    step = 0.5 / np.mean(np.sum(X * X, axis=1))
+
+    def fit(momentum):
+        return AsyncSGDRegressor(asynchrony="simulated", n_workers=32, momentum=momentum,
+                                 learning_rate="constant", eta0=step, max_iter=12, tol=None,
+                                 random_state=0).fit(X, y)
+    assert fit(0.9).loss_curve_[-1] > 1e6    # blown up, and stays so
+    safe = fit(0.0).loss_curve_[-1]
+    monkeypatch.setattr(_sgd, "choose_momentum", lambda *a, **k: 0.9)
+    auto = fit("auto")
+    assert auto.loss_curve_[0] > 1e6          # the wrong choice ran, and blew up
+    assert auto.loss_curve_[-1] <= 2.0 * safe + 1e-3
+    assert auto.momentum_ <= 0.5
+
+
+def test_auto_momentum_recover_restores_the_best_model_at_rest():
+    from pyasync import _sgd
+    engine = dict(kind="simulated", schedule="exponential", n_workers=2)
+    auto = _sgd.AutoMomentum(None, None, {}, engine, None, 0)
+    state = {"w": np.ones(3), "b": np.array([0.5]), "v": np.full(3, 0.2),
+             "vb": np.array([0.1]), "q": None, "u": 0.0}
+    auto.keep_safe(state)
+    auto.start_loss, auto.best_loss, auto.current, auto.cap = 1.0, 1.5, 0.7, 0.9
+    state["w"][:] = 5.0
+    assert not auto.recover(0, state, 14.0)   # worse, not ten times the start and the best
+    assert state["w"] == pytest.approx([5.0] * 3)
+    state["w"][:] = np.nan
+    assert auto.recover(1, state, np.inf)     # diverged: back to the start, at rest
+    assert state["w"] == pytest.approx([1.0] * 3) and state["b"][0] == 0.5
+    assert not state["v"].any() and state["vb"][0] == 0.0
+    assert auto.cap == pytest.approx(0.3)
+    auto.current = 0.3
+    state["w"][:] = 7.0
+    assert auto.recover(2, state, 16.0)       # ten times the best: blown up
+    assert state["w"] == pytest.approx([1.0] * 3) and auto.cap == pytest.approx(-0.1)
+    auto.start_loss = 0.0                     # the perceptron at w = 0: no scale
+    assert not auto.recover(3, state, 1e6)
+    assert auto.recover(4, state, np.inf)
+    assert auto.rolled_back == {1, 2, 4}
+    auto.current = -0.9                       # nothing lower to try: the divergence stands
+    assert not auto.recover(5, state, np.inf)
 
 
 # ------------------------------------------------------------- bad input
