@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|penalized|sparse-penalized|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -18,7 +18,10 @@ led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
 30,000 rows (an epoch far longer than the simulation's horizon), added
 with the epoch-long loss windows; "weighted" holds three with class
 weights (up to 1:20), added with the weighted steps of the simulation and
-measured once with and without them.
+measured once with and without them; "penalized" holds eleven with strong
+penalties (alpha 1e-3 to 3e-2), added with the simulation's L2 decay, and
+"sparse-penalized" six sparse ones (alpha 3e-4 to 1e-2), added with the
+roll-back of epochs that blow up, each measured with and without its change.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -61,6 +64,10 @@ def problems(which="design"):
         yield from large_problems()
     if which in ("weighted", "all"):
         yield from weighted_problems()
+    if which in ("penalized", "all"):
+        yield from penalized_problems()
+    if which in ("sparse-penalized", "all"):
+        yield from sparse_penalized_problems()
 
 
 def design_problems():
@@ -270,6 +277,61 @@ def weighted_problems():
         AsyncSGDClassifier, dict(loss="modified_huber", alpha=1e-5, class_weight="balanced")
 
 
+def penalized_problems():
+    X, y = make_classification(3000, 30, n_informative=10, flip_y=0.02, random_state=91)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 30d, log_loss 1e-2", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-2)
+    X, y = make_regression(2000, 40, noise=10.0, random_state=92)
+    X = StandardScaler().fit_transform(X)
+    yield "regression 40d, squared 1e-2", X, y / y.std(), AsyncSGDRegressor, dict(alpha=1e-2)
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "breast cancer, hinge 1e-2", X, y, AsyncSGDClassifier, dict(loss="hinge", alpha=1e-2)
+    X, y = make_classification(2500, 20, n_informative=8, flip_y=0.03, random_state=101)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 20d, modified_huber 3e-3", X, y, AsyncSGDClassifier, \
+        dict(loss="modified_huber", alpha=3e-3)
+    X, y = make_regression(1500, 30, noise=8.0, random_state=102)
+    X = StandardScaler().fit_transform(X)
+    yield "regression 30d, huber 1e-2", X, y / y.std(), AsyncSGDRegressor, \
+        dict(loss="huber", epsilon=0.5, alpha=1e-2)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "digits 0-4 vs 5-9, squared_hinge 1e-3", X, (y >= 5).astype(int), \
+        AsyncSGDClassifier, dict(loss="squared_hinge", alpha=1e-3)
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "diabetes, squared 3e-2", X, (y - y.mean()) / y.std(), AsyncSGDRegressor, \
+        dict(alpha=3e-2)
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    yield "wine 0 vs rest, log_loss 3e-2", X, (y == 0).astype(int), AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=3e-2)
+    X, y = make_rcv1_like(n_samples=2000, n_features=5000, nnz_per_row=30, random_state=103)
+    yield "sparse text-like, log_loss 1e-3", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-3)
+    X, y = make_regression(1500, 20, n_informative=10, noise=5.0, random_state=104)
+    X = StandardScaler().fit_transform(X)
+    yield "regression 20d, elasticnet 1e-2", X, y / y.std(), AsyncSGDRegressor, \
+        dict(penalty="elasticnet", alpha=1e-2, l1_ratio=0.5)
+    X, y = make_classification(3000, 40, n_informative=15, flip_y=0.01, class_sep=0.7,
+                               random_state=105)
+    X = StandardScaler().fit_transform(X)
+    yield "classification 40d, hinge 1e-3", X, y, AsyncSGDClassifier, \
+        dict(loss="hinge", alpha=1e-3)
+
+
+def sparse_penalized_problems():
+    shapes = [("hinge", 1e-3, 3000, 5000, 30), ("log_loss", 3e-3, 2000, 4000, 40),
+              ("modified_huber", 3e-4, 4000, 8000, 25), ("squared_hinge", 1e-3, 2500, 5000, 30),
+              ("log_loss", 1e-2, 3000, 6000, 30), ("hinge", 1e-2, 2000, 3000, 50)]
+    for k, (loss, alpha, n, d, nnz) in enumerate(shapes):
+        X, y = make_rcv1_like(n_samples=n, n_features=d, nnz_per_row=nnz, random_state=110 + k)
+        yield f"sparse {loss} {alpha:g} {n}x{d}", X, y, AsyncSGDClassifier, \
+            dict(loss=loss, alpha=alpha)
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -331,7 +393,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "extra", "holdout", "fresh", "unseen",
-                                 "large", "weighted", "all"))
+                                 "large", "weighted", "penalized", "sparse-penalized",
+                                 "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     args = parser.parse_args()
