@@ -155,8 +155,8 @@ class AutoMomentum:
         True where it blew up, the model then put back to the best epoch's
         with no velocity and the momentum capped lower; else False, the
         model kept as the safe one where its loss is the best yet."""
-        if self.target is not None or self.safe is None or self.current <= -0.9:
-            return False  # (at the lowest momentum there is nothing safer to go back to)
+        if self.target is not None or self.safe is None:
+            return False
         best = self.best_loss if np.isfinite(self.best_loss) else 0.0
         # a loss that is 0 at the start (the perceptron's at w = 0) has no scale
         # to judge by: only a diverged epoch is undone there
@@ -165,6 +165,8 @@ class AutoMomentum:
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
+        if self.current <= -0.9 and not np.isfinite(mean_loss):
+            return False  # diverged at the lowest momentum: nothing safer to try
         for key, value in self.safe.items():
             if isinstance(value, np.ndarray):
                 state[key][...] = value

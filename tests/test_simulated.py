@@ -657,8 +657,11 @@ def test_auto_momentum_recover_restores_the_best_model_at_rest():
     assert not auto.recover(3, state, 1e6)
     assert auto.recover(4, state, np.inf)
     assert auto.rolled_back == {1, 2, 4}
-    auto.current = -0.9                       # nothing lower to try: the divergence stands
+    auto.current = -0.9                       # nothing lower to try: a divergence stands,
     assert not auto.recover(5, state, np.inf)
+    auto.start_loss = 1.0
+    assert auto.recover(6, state, 1e6)        # a blow-up is still undone
+    assert auto.cap == pytest.approx(-0.9)
 
 
 # ------------------------------------------------------------- bad input
