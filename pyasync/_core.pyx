@@ -150,7 +150,7 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     products with the sample's rows, m x h; h0, yh their predictions and
     targets) their mean loss has weight held_weight in the losses. lumps
     (one an update, or None) multiply the updated row's own entry K[i, i]
-    (see momentum.own_kick_lumps). decay (in (0, 1], the L2 penalty's
+    (see momentum.own_kick_lumps). decay (in [0, 1], the L2 penalty's
     1 - l2 x step) shrinks the weights each update but not the intercept,
     tracked from intercept with row i's share of K[i, :] intercept_rows[i]
     (None: no intercept)."""

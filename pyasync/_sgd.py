@@ -147,6 +147,7 @@ class AutoMomentum:
         self.rolled_back = set()   # epochs undone: their losses say nothing of the model
 
     def keep_safe(self, state):
+        """Copies the model (weights, intercept, L1 accumulators) to go back to."""
         self.safe = {key: (value.copy() if isinstance(value, np.ndarray) else value)
                      for key, value in state.items() if key in ("w", "b", "q", "u")}
 
