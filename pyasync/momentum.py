@@ -227,11 +227,10 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     weights = None if sample_weight is None else np.asarray(sample_weight)[rows, None]
     if weights is not None:
         gram *= weights
-    shares = None
+    shares = None  # each row's intercept entry of K (the same in all its row)
     if fit_intercept:
-        shares = np.full(rows.size, float(intercept_decay))
-        if weights is not None:
-            shares *= weights[:, 0]
+        shares = float(intercept_decay) * (np.ones(rows.size) if weights is None
+                                           else weights[:, 0])
     intercept = dict(intercept=float(b) if fit_intercept else 0.0, intercept_rows=shares)
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
     if held:

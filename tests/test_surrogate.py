@@ -153,14 +153,13 @@ def test_l2_decay_spares_the_intercept_as_weight_space_sgd(fit_intercept):
                                 sample.held_predictions, sample.held_targets,
                                 sample.held_weight, None, 1.0 - l2 * step, sample.intercept,
                                 sample.intercept_rows)
-    want = weight_space_sgd(X[rows], y[rows], w0, b0, "hinge", 1.0, step, grid, order, stale,
-                            10, intercept_decay=0.5 if fit_intercept else 0.0,
-                            held=(X[held], y[held]), held_weight=sample.held_weight,
-                            sample_weight=weights[rows], l2=l2)
-    undecayed = weight_space_sgd(X[rows], y[rows], w0, b0, "hinge", 1.0, step, grid, order,
-                                 stale, 10, intercept_decay=0.5 if fit_intercept else 0.0,
-                                 held=(X[held], y[held]), held_weight=sample.held_weight,
-                                 sample_weight=weights[rows])
+
+    def reference(l2):
+        return weight_space_sgd(X[rows], y[rows], w0, b0, "hinge", 1.0, step, grid, order,
+                                stale, 10, intercept_decay=0.5 if fit_intercept else 0.0,
+                                held=(X[held], y[held]), held_weight=sample.held_weight,
+                                sample_weight=weights[rows], l2=l2)
+    want, undecayed = reference(l2), reference(0.0)
     assert np.max(np.abs(want - undecayed)) > 0.05  # the decay matters here
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
