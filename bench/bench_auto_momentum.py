@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step.
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|penalized|sparse-penalized|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|penalized|sparse-penalized|sparse-moderate|all]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -21,7 +21,10 @@ weights (up to 1:20), added with the weighted steps of the simulation and
 measured once with and without them; "penalized" holds eleven with strong
 penalties (alpha 1e-3 to 3e-2), added with the simulation's L2 decay, and
 "sparse-penalized" six sparse ones (alpha 3e-4 to 1e-2), added with the
-roll-back of epochs that blow up, each measured with and without its change.
+roll-back of epochs that blow up, each measured with and without its change;
+"sparse-moderate" holds eight more sparse ones (alpha 3e-4 to 5e-3, two of
+them regressions), made after the held-out rows of samples whose rows
+forget between visits were settled, and measured once with and without them.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -68,6 +71,8 @@ def problems(which="design"):
         yield from penalized_problems()
     if which in ("sparse-penalized", "all"):
         yield from sparse_penalized_problems()
+    if which in ("sparse-moderate", "all"):
+        yield from sparse_moderate_problems()
 
 
 def design_problems():
@@ -322,14 +327,38 @@ def penalized_problems():
         dict(loss="hinge", alpha=1e-3)
 
 
+def text_like_problems(shapes, first_seed, prefix):
+    """Text-like classification problems, one for each (loss, alpha, rows,
+    features, non-zeros a row, other parameters) of `shapes`."""
+    for k, (loss, alpha, n, d, nnz, extra) in enumerate(shapes):
+        X, y = make_rcv1_like(n_samples=n, n_features=d, nnz_per_row=nnz,
+                              random_state=first_seed + k)
+        name = " ".join([prefix, loss, f"{alpha:g}", f"{n}x{d}"] + sorted(extra.values()))
+        yield name, X, y, AsyncSGDClassifier, dict(loss=loss, alpha=alpha, **extra)
+
+
 def sparse_penalized_problems():
-    shapes = [("hinge", 1e-3, 3000, 5000, 30), ("log_loss", 3e-3, 2000, 4000, 40),
-              ("modified_huber", 3e-4, 4000, 8000, 25), ("squared_hinge", 1e-3, 2500, 5000, 30),
-              ("log_loss", 1e-2, 3000, 6000, 30), ("hinge", 1e-2, 2000, 3000, 50)]
-    for k, (loss, alpha, n, d, nnz) in enumerate(shapes):
-        X, y = make_rcv1_like(n_samples=n, n_features=d, nnz_per_row=nnz, random_state=110 + k)
-        yield f"sparse {loss} {alpha:g} {n}x{d}", X, y, AsyncSGDClassifier, \
-            dict(loss=loss, alpha=alpha)
+    yield from text_like_problems(
+        [("hinge", 1e-3, 3000, 5000, 30, {}), ("log_loss", 3e-3, 2000, 4000, 40, {}),
+         ("modified_huber", 3e-4, 4000, 8000, 25, {}), ("squared_hinge", 1e-3, 2500, 5000, 30, {}),
+         ("log_loss", 1e-2, 3000, 6000, 30, {}), ("hinge", 1e-2, 2000, 3000, 50, {})],
+        110, "sparse")
+
+
+def sparse_moderate_problems():
+    yield from text_like_problems(
+        [("hinge", 5e-4, 2500, 6000, 40, {}), ("log_loss", 2e-3, 3500, 5000, 25, {}),
+         ("modified_huber", 5e-3, 2000, 4000, 35, {}), ("squared_hinge", 3e-3, 3000, 3000, 20, {}),
+         ("log_loss", 3e-4, 4000, 6000, 30, {}),
+         ("hinge", 2e-3, 2500, 5000, 30, dict(penalty="elasticnet"))],
+        130, "mid")
+    for seed, loss, alpha, n, d, density, noise in ((136, "squared_error", 1e-3, 3000, 1500, 0.01, 0.1),
+                                                    (137, "huber", 3e-3, 4000, 2000, 0.005, 0.3)):
+        rng = np.random.RandomState(seed)
+        X = sp.random(n, d, density=density, format="csr", random_state=rng)
+        t = X @ rng.standard_normal(d) + noise * rng.standard_normal(n)
+        kw = dict(loss=loss, alpha=alpha, **(dict(epsilon=0.1) if loss == "huber" else {}))
+        yield f"mid regression {loss} {alpha:g}", X, t / t.std(), AsyncSGDRegressor, kw
 
 
 def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
@@ -393,7 +422,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "extra", "holdout", "fresh", "unseen",
-                                 "large", "weighted", "penalized", "sparse-penalized",
+                                 "large", "weighted", "penalized", "sparse-penalized", "sparse-moderate",
                                  "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")

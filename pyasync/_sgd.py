@@ -205,9 +205,11 @@ class AutoMomentum:
             self.best_loss = min(self.best_loss, latest)
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
+            epoch_rows = self.epoch_rows or self.X.shape[0]
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                 prm["fit_intercept"], prm["intercept_decay"], self.rng,
-                                sample_weight=self.sample_weight)
+                                sample_weight=self.sample_weight,
+                                memory=max(0.0, 1.0 - prm["l2"] * eta) ** epoch_rows)
             if epoch == 0:  # the reference a blow-up is judged by
                 self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
             choice = choose_momentum(

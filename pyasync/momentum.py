@@ -151,14 +151,18 @@ DENSE_ROWS = (256, 1024)
 GRAM_FLOPS = 2 ** 30
 SAMPLE_BYTES = 2 ** 28
 HELD_FRACTION = 0.5  # held-out rows per sample row (dense, where rows are left)
+# Below this share of a row's own update left by its next visit (the L2
+# decay over an epoch), rows are not rescaled but held out (`row_sample`).
+MEMORY_KEPT = 0.8
 
 
 class RowSample(NamedTuple):
     """What `row_sample` returns: the sample's Gram matrix (scaled by
     `scale` for how rarely its rows come back), its current predictions and
     targets, the curvature a rarely revisited row's update carries (0 where
-    rows come back as often as in the sample), and held-out rows (dense
-    samples of larger data; None otherwise) whose loss is watched too."""
+    rows come back as often as in the sample), and held-out rows (samples
+    of larger data that are not rescaled; None otherwise) whose loss is
+    watched too."""
 
     gram: np.ndarray
     predictions: np.ndarray
@@ -184,7 +188,7 @@ def sample_size(X):
 
 
 def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng,
-               max_rows=None, sample_weight=None):
+               max_rows=None, sample_weight=None, memory=1.0):
     """A row sample of the problem in its own row space: SGD from w never
     leaves w + span of the rows it visits, so simulating it needs only the
     sample's Gram matrix K and predictions, and keeps the real loss, whose
@@ -200,12 +204,18 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     lets `stable_grid` drop the momenta under which a visit overshoots so
     far that the error grows; the simulation gives each row its own kick
     whole, once in n / m visits (`own_kick_lumps`), so that the overshoot
-    and the noise floor it sets are there.
+    and the noise floor it sets are there. That holds while a row keeps
+    what it learnt between visits: `memory`, the share of a row's own
+    update the L2 penalty's decay leaves after an epoch. Below MEMORY_KEPT
+    the training loss is made of what the other rows' updates do to a row
+    (their noise, at full strength), which m / n scales away: such samples
+    hold rows out as below instead.
 
-    Elsewhere (dense rows, fewer features than rows) a sample of m < n rows
-    fits its own noise, which the data do not: HELD_FRACTION x m more rows
-    are held out, their predictions follow the sample's updates, and the
-    loss watched gives them weight (1 - m / n) / 2: the data's training
+    Elsewhere (dense rows, fewer features than rows, or little memory) a
+    sample of m < n rows fits its own noise, which the data do not:
+    HELD_FRACTION x m more rows are held out, their predictions follow the
+    sample's updates, and the loss watched gives them weight
+    (1 - m / n) / 2: the data's training
     loss lies between the sample's own (too low by about as much as
     unseen rows' is too high) and, as n grows, their midpoint.
 
@@ -214,7 +224,7 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     products is scaled by it, the row the simulation's update reads."""
     n, d = X.shape
     m = sample_size(X) if max_rows is None else max_rows
-    rescaled = n > m and (hasattr(X, "indptr") or d >= m)
+    rescaled = n > m and (hasattr(X, "indptr") or d >= m) and memory >= MEMORY_KEPT
     held = 0 if rescaled or n <= m else min(n - m, int(HELD_FRACTION * m))
     rows = rng.choice(n, m + held, replace=False) if n > m else np.arange(n)
     rows, held_rows = np.sort(rows[:m]), np.sort(rows[m:])
@@ -235,7 +245,9 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
     if held:
         Xh = X[held_rows]
-        cross = np.ascontiguousarray(Xs @ Xh.T, dtype=np.float64)
+        cross = Xs @ Xh.T
+        cross = np.ascontiguousarray(cross.toarray() if hasattr(cross, "toarray") else cross,
+                                     dtype=np.float64)
         if fit_intercept:
             cross += intercept_decay
         if weights is not None:

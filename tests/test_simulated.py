@@ -574,7 +574,7 @@ def stall_rule(monkeypatch, losses, simulated_choice=0.5):
     params = dict(loss="squared_error", loss_param=0.0, fit_intercept=True,
                   intercept_decay=1.0, l2=0.0)
     engine = dict(kind="simulated", schedule="exponential", n_workers=2)
-    auto = _sgd.AutoMomentum(None, None, params, engine, None, 0)
+    auto = _sgd.AutoMomentum(None, None, params, engine, None, 0, epoch_rows=100)
     hist = np.zeros(4, dtype=np.int64)
     return [auto.choose(epoch, None, 0.0, hist, 0.1, list(losses[:epoch]))
             for epoch in range(len(losses) + 1)]
@@ -631,6 +631,24 @@ def test_auto_momentum_rolls_back_an_epoch_that_blows_up(monkeypatch):
     assert auto.loss_curve_[0] > 1e6          # the wrong choice ran, and blew up
     assert auto.loss_curve_[-1] <= 2.0 * safe + 1e-3
     assert auto.momentum_ <= 0.5
+
+
+def test_auto_momentum_on_a_strongly_penalized_sparse_problem():
+    """Text-like rows under a strong L2 penalty forget between visits: the
+    training loss is the other rows' noise, which momentum amplifies at 32
+    workers. Auto stays as low as momentum 0 (a simulation that scaled that
+    noise away chose 0.8 here, and its losses nearly doubled)."""
+    from pyasync.datasets import make_rcv1_like
+    X, y = make_rcv1_like(n_samples=2000, n_features=3000, nnz_per_row=50, random_state=7)
+    step = 0.3 / np.mean(np.asarray(X.multiply(X).sum(axis=1)))
+
+    def fit(momentum):
+        return AsyncSGDClassifier(loss="hinge", alpha=0.01, asynchrony="simulated",
+                                  n_workers=32, momentum=momentum, learning_rate="constant",
+                                  eta0=step, max_iter=8, tol=None, random_state=0).fit(X, y)
+    auto, zero = fit("auto"), fit(0.0)
+    assert np.mean(auto.loss_curve_) <= 1.05 * np.mean(zero.loss_curve_)
+    assert auto.momentum_ <= 0.3
 
 
 def test_auto_momentum_recover_restores_the_best_model_at_rest():

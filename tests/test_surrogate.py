@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from pyasync import _core
-from pyasync.momentum import (MOMENTUM_GRID, RowSample, choose_momentum, loss_curvature,
+from pyasync.momentum import (MEMORY_KEPT, MOMENTUM_GRID, RowSample, choose_momentum, loss_curvature,
                               own_kick_lumps, row_sample, sample_size,
                               simulate_momentum_grid, stable_grid)
 
@@ -431,6 +431,30 @@ def test_sparse_rows_are_revisited_rarely_and_their_kick_bounds_momentum():
     kept = stable_grid(MOMENTUM_GRID, 0.5 / sample.kick, sample.kick)
     assert kept.max() == pytest.approx(0.7) and kept.min() == -0.9
     assert stable_grid(MOMENTUM_GRID, 10.0 / sample.kick, sample.kick).tolist() == [-0.9]
+
+
+def test_rows_that_forget_between_visits_are_held_out_not_rescaled():
+    """Where the L2 decay leaves a row less than MEMORY_KEPT of its own
+    update by its next visit, sparse rows are not rescaled by m/n (which
+    would scale the other rows' noise away too) but checked on held-out
+    rows, as dense samples are."""
+    rng = np.random.RandomState(6)
+    X = sp.random(2000, 500, density=0.02, format="csr", random_state=rng)
+    y = rng.standard_normal(2000)
+
+    def sample(memory):
+        return row_sample(X, y, np.zeros(500), 0.0, "squared_error", 0.0, False, 1.0,
+                          np.random.RandomState(0), memory=memory)
+    kept = sample(MEMORY_KEPT)
+    assert kept.scale == pytest.approx(256 / 2000) and kept.held is None
+    forgetful = sample(0.5 * MEMORY_KEPT)
+    assert forgetful.scale == 1.0 and forgetful.kick == 0.0
+    rows = np.random.RandomState(0).choice(2000, 256 + 128, replace=False)
+    own, held = np.sort(rows[:256]), np.sort(rows[256:])
+    np.testing.assert_allclose(forgetful.gram, (X[own] @ X[own].T).toarray())
+    np.testing.assert_allclose(forgetful.held, (X[own] @ X[held].T).toarray())
+    np.testing.assert_array_equal(forgetful.held_targets, y[held])
+    assert forgetful.held_weight == pytest.approx(0.5 * (1 - 256 / 2000))
 
 
 def test_rows_past_the_margin_carry_no_kick():
