@@ -103,6 +103,27 @@ def prior_staleness_pmf(engine):
     return staleness_pmf(m, max_staleness=int(np.ceil(7 * m)))
 
 
+def row_memory(params, eta_const, t, n, points=129):
+    """How much of a row's own update at update t is left when the row comes
+    back n updates later, relative to the step it then takes: the L2
+    decay over those updates times step(t) / step(t + n). A constant step
+    forgets, (1 - l2 step)^n; the "optimal" schedule's steps shrink as the
+    decay does, so every update keeps the same weight (1). The decay's
+    log is integrated over `points` geometrically spaced updates (the
+    schedules change fastest early)."""
+    if params["l2"] == 0.0 or n == 0:
+        return 1.0
+    offsets = np.geomspace(0.5, n + 0.5, points)   # the sum over t+1..t+n as an integral
+
+    def log_decay(offset):
+        step = _core.eta(params, eta_const, t + max(1, int(round(offset))))
+        return np.log1p(-min(params["l2"] * step, 1.0 - 1e-12))
+    f = np.array([log_decay(o) for o in offsets])
+    total = float(np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(offsets)))
+    first, last = _core.eta(params, eta_const, t + 1), _core.eta(params, eta_const, t + n)
+    return float(np.exp(total) * first / last)
+
+
 class AutoMomentum:
     """momentum="auto" inside the epoch loop: before epochs 0, 1, 2, 4, 8, ...
     it re-chooses the explicit momentum by running asynchronous SGD, under
@@ -181,7 +202,7 @@ class AutoMomentum:
         self.rolled_back.add(epoch)
         return True
 
-    def choose(self, epoch, w, b, hist, eta, loss_curve):
+    def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
         if hist.sum() > 0:
             self.pmf = hist / hist.sum()
         if self.target is not None:
@@ -205,11 +226,9 @@ class AutoMomentum:
             self.best_loss = min(self.best_loss, latest)
         if (epoch & (epoch - 1)) == 0:
             prm = self.params
-            epoch_rows = self.epoch_rows or self.X.shape[0]
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                 prm["fit_intercept"], prm["intercept_decay"], self.rng,
-                                sample_weight=self.sample_weight,
-                                memory=max(0.0, 1.0 - prm["l2"] * eta) ** epoch_rows)
+                                sample_weight=self.sample_weight, memory=memory)
             if epoch == 0:  # the reference a blow-up is judged by
                 self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
             choice = choose_momentum(
@@ -322,8 +341,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                 engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
             if auto is not None:
                 step = _core.eta(params, eta, t + 1)
-                params["momentum"] = auto.choose(epoch, state["w"], state["b"][0],
-                                                 hist, step, loss_curve)
+                params["momentum"] = auto.choose(epoch, state["w"], state["b"][0], hist, step,
+                                                 loss_curve, row_memory(params, eta, t, n_train))
             if backend is not None:
                 res = ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist)
             else:

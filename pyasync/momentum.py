@@ -152,7 +152,8 @@ GRAM_FLOPS = 2 ** 30
 SAMPLE_BYTES = 2 ** 28
 HELD_FRACTION = 0.5  # held-out rows per sample row (dense, where rows are left)
 # Below this share of a row's own update left by its next visit (the L2
-# decay over an epoch), rows are not rescaled but held out (`row_sample`).
+# decay over an epoch, against the next step), rows are held out, not
+# rescaled (`row_sample`).
 MEMORY_KEPT = 0.8
 
 
@@ -206,7 +207,8 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     whole, once in n / m visits (`own_kick_lumps`), so that the overshoot
     and the noise floor it sets are there. That holds while a row keeps
     what it learnt between visits: `memory`, the share of a row's own
-    update the L2 penalty's decay leaves after an epoch. Below MEMORY_KEPT
+    update the L2 penalty's decay leaves after an epoch, against the step
+    its next update takes (`_sgd.row_memory`). Below MEMORY_KEPT
     the training loss is made of what the other rows' updates do to a row
     (their noise, at full strength), which m / n scales away: such samples
     hold rows out as below instead.
@@ -215,9 +217,9 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     sample of m < n rows fits its own noise, which the data do not:
     HELD_FRACTION x m more rows are held out, their predictions follow the
     sample's updates, and the loss watched gives them weight
-    (1 - m / n) / 2: the data's training
-    loss lies between the sample's own (too low by about as much as
-    unseen rows' is too high) and, as n grows, their midpoint.
+    (1 - m / n) / 2: the data's training loss lies between the sample's
+    own (too low by about as much as unseen rows' is too high) and, as n
+    grows, their midpoint.
 
     A row's update is its sample weight times the step (the loss watched,
     like the fit's, is unweighted): row i of K and of the held-out

@@ -651,6 +651,31 @@ def test_auto_momentum_on_a_strongly_penalized_sparse_problem():
     assert auto.momentum_ <= 0.3
 
 
+def test_row_memory_is_what_the_decay_leaves_relative_to_the_next_step():
+    """A constant step forgets (1 - l2 step)^n of a row's update by its next
+    visit; under "optimal" the steps shrink as the decay does, so nothing
+    is forgotten relative to the next update; no penalty, no forgetting.
+    Against the product over every update of the epoch."""
+    from pyasync import _core, _sgd
+
+    def params(**kw):
+        return AsyncSGDClassifier(**kw)._engine_params(sparse=False)
+
+    def every_update(p, eta0, t, n):
+        steps = np.array([_core.eta(p, eta0, k) for k in range(t + 1, t + n + 1)])
+        return np.prod(1.0 - p["l2"] * steps) * steps[0] / steps[-1]
+    constant = params(alpha=1e-3, learning_rate="constant", eta0=0.3)
+    assert _sgd.row_memory(constant, 0.3, 0, 3000) == pytest.approx((1 - 3e-4) ** 3000)
+    for p, eta0 in ((params(alpha=1e-2, loss="log_loss"), 0.0),
+                    (params(alpha=1e-2, learning_rate="invscaling", eta0=0.5, power_t=0.25), 0.5)):
+        for t in (0, 3000, 30000):
+            assert _sgd.row_memory(p, eta0, t, 3000) == pytest.approx(
+                every_update(p, eta0, t, 3000), rel=1e-2)
+    assert _sgd.row_memory(params(alpha=1e-2, loss="log_loss"), 0.0, 0, 3000) > 0.95
+    assert _sgd.row_memory(params(penalty=None, learning_rate="constant", eta0=0.3),
+                           0.3, 0, 3000) == 1.0
+
+
 def test_auto_momentum_recover_restores_the_best_model_at_rest():
     from pyasync import _sgd
     engine = dict(kind="simulated", schedule="exponential", n_workers=2)
