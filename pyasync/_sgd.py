@@ -202,6 +202,11 @@ class AutoMomentum:
         self.rolled_back.add(epoch)
         return True
 
+    @staticmethod
+    def resamples(epoch):
+        """Whether the momentum is re-chosen on a new sample before `epoch`."""
+        return (epoch & (epoch - 1)) == 0
+
     def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
         if hist.sum() > 0:
             self.pmf = hist / hist.sum()
@@ -224,7 +229,7 @@ class AutoMomentum:
                     self.undo = min(self.cap, self.current)
                     self.cap = max(-0.9, self.undo - self.CAP_STEP)
             self.best_loss = min(self.best_loss, latest)
-        if (epoch & (epoch - 1)) == 0:
+        if self.resamples(epoch):
             prm = self.params
             sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                                 prm["fit_intercept"], prm["intercept_decay"], self.rng,
@@ -341,8 +346,9 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                 engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
             if auto is not None:
                 step = _core.eta(params, eta, t + 1)
+                memory = row_memory(params, eta, t, n_train) if auto.resamples(epoch) else 1.0
                 params["momentum"] = auto.choose(epoch, state["w"], state["b"][0], hist, step,
-                                                 loss_curve, row_memory(params, eta, t, n_train))
+                                                 loss_curve, memory)
             if backend is not None:
                 res = ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist)
             else:

@@ -208,8 +208,8 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     and the noise floor it sets are there. That holds while a row keeps
     what it learnt between visits: `memory`, the share of a row's own
     update the L2 penalty's decay leaves after an epoch, against the step
-    its next update takes (`_sgd.row_memory`). Below MEMORY_KEPT
-    the training loss is made of what the other rows' updates do to a row
+    its next update takes (`_sgd.row_memory`). Below MEMORY_KEPT the
+    training loss is made of what the other rows' updates do to a row
     (their noise, at full strength), which m / n scales away: such samples
     hold rows out as below instead.
 
