@@ -214,3 +214,25 @@ def test_one_thread_unshuffled_regressor_matches_sklearn(params, fmt):
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-9,
                                atol=1e-9 * scale)
     assert ours.t_ == ref.t_
+
+
+@pytest.mark.parametrize("momentum", [-0.5, 0.5, 0.9])
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+def test_momentum_scales_the_weight_decay_penalty(momentum, fmt):
+    """The L2 penalty is a weight decay on w, outside the velocity (README):
+    at momentum mu a long constant-step fit settles at ridge regression's
+    solution for alpha (1 - mu), not alpha's."""
+    from sklearn.linear_model import Ridge
+    X, y = make_regression(500, 5, noise=5.0, random_state=0)
+    X = X / np.sqrt(np.mean(np.sum(X * X, axis=1)))
+    y = y / y.std()
+    alpha, n = 0.05, X.shape[0]
+    est = AsyncSGDRegressor(alpha=alpha, learning_rate="constant", eta0=0.002,
+                            momentum=momentum, max_iter=400, tol=None, random_state=0,
+                            fit_intercept=False)
+    est.fit(sp.csr_matrix(X) if fmt == "sparse" else X, y)
+
+    def ridge(strength):  # Ridge's objective is n times SGD's mean
+        return Ridge(alpha=n * strength, fit_intercept=False).fit(X, y).coef_
+    assert np.linalg.norm(est.coef_ - ridge(alpha * (1 - momentum))) < 0.01
+    assert np.linalg.norm(est.coef_ - ridge(alpha)) > 0.1
