@@ -1,9 +1,9 @@
 """momentum="auto" against the best fixed momentum of the grid -0.9..0.9
 (step 0.1), on the simulated engine (exponential schedule), with the
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
-32, 64, at a small and a large step.
+32, 64, at a small and a large step (--steps: others).
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|penalized|sparse-penalized|sparse-moderate|all]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -48,6 +48,7 @@ from pyasync.reproduce import regression_problem
 
 FRACTION = 0.05
 GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
+STEPS = (0.02, 0.3)  # learning rates, times 1 / mean squared row norm
 
 
 def problems(which="design"):
@@ -379,7 +380,7 @@ def per_sample_curvature(X):
     return float(np.mean(sq))
 
 
-def run(quick, which="design", seed=0):
+def run(quick, which="design", seed=0, steps=STEPS):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
     print(f"{'problem':<30} {'M':>3} {'eta0':>7} {'best mu':>7} {'best upd':>9} "
@@ -387,7 +388,7 @@ def run(quick, which="design", seed=0):
     ratios, misses = [], 0
     for name, X, y, Est, kw in problems(which):
         r2 = per_sample_curvature(X)
-        for eta in (0.02 / r2, 0.3 / r2):
+        for eta in (step / r2 for step in steps):
             for M in Ms:
                 curves = {mu: curve(Est, X, y, M, mu, eta, epochs, kw, seed)[0] for mu in GRID}
                 auto_curve, auto = curve(Est, X, y, M, "auto", eta, epochs, kw, seed)
@@ -426,5 +427,7 @@ if __name__ == "__main__":
                                  "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
+    parser.add_argument("--steps", default=",".join(map(str, STEPS)),
+                        help="comma-separated learning rates, times 1 / mean squared row norm")
     args = parser.parse_args()
-    run(args.quick, args.set, args.seed)
+    run(args.quick, args.set, args.seed, tuple(float(s) for s in args.steps.split(",")))
