@@ -188,6 +188,12 @@ def sample_size(X):
     return min(rows, max(32, SAMPLE_BYTES // (8 * d)))
 
 
+def dense(product):
+    """A product of rows (sparse or dense) as a C-contiguous float64 array."""
+    product = product.toarray() if hasattr(product, "toarray") else product
+    return np.ascontiguousarray(product, dtype=np.float64)
+
+
 def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng,
                max_rows=None, sample_weight=None, memory=1.0):
     """A row sample of the problem in its own row space: SGD from w never
@@ -232,8 +238,7 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     rows, held_rows = np.sort(rows[:m]), np.sort(rows[m:])
     Xs = X[rows]
     p = np.asarray(Xs @ w, dtype=np.float64).ravel() + b
-    gram = Xs @ Xs.T
-    gram = gram.toarray() if hasattr(gram, "toarray") else np.array(gram, dtype=np.float64)
+    gram = dense(Xs @ Xs.T)
     if fit_intercept:
         gram += intercept_decay
     weights = None if sample_weight is None else np.asarray(sample_weight)[rows, None]
@@ -247,9 +252,7 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
     if held:
         Xh = X[held_rows]
-        cross = Xs @ Xh.T
-        cross = np.ascontiguousarray(cross.toarray() if hasattr(cross, "toarray") else cross,
-                                     dtype=np.float64)
+        cross = dense(Xs @ Xh.T)
         if fit_intercept:
             cross += intercept_decay
         if weights is not None:

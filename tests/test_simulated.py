@@ -574,7 +574,7 @@ def stall_rule(monkeypatch, losses, simulated_choice=0.5):
     params = dict(loss="squared_error", loss_param=0.0, fit_intercept=True,
                   intercept_decay=1.0, l2=0.0)
     engine = dict(kind="simulated", schedule="exponential", n_workers=2)
-    auto = _sgd.AutoMomentum(None, None, params, engine, None, 0, epoch_rows=100)
+    auto = _sgd.AutoMomentum(None, None, params, engine, None, 0)
     hist = np.zeros(4, dtype=np.int64)
     return [auto.choose(epoch, None, 0.0, hist, 0.1, list(losses[:epoch]))
             for epoch in range(len(losses) + 1)]
