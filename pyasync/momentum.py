@@ -151,6 +151,9 @@ DENSE_ROWS = (256, 1024)
 GRAM_FLOPS = 2 ** 30
 SAMPLE_BYTES = 2 ** 28
 HELD_FRACTION = 0.5  # held-out rows per sample row (dense, where rows are left)
+# Row-updates a simulation may run per momentum (updates x the sample's
+# rows and held-out rows, `simulation_horizon`).
+HORIZON_BUDGET = 2 ** 26
 # Below this share of a row's own update left by its next visit (the L2
 # decay over an epoch, against the next step), rows are held out, not
 # rescaled (`row_sample`).
@@ -347,13 +350,28 @@ def sample_loss(sample, loss, loss_param):
                                                  sample.held_predictions) - own)
 
 
+def simulation_horizon(n_updates, epoch_updates, sample):
+    """How many updates `choose_momentum` simulates: `n_updates`, or two
+    epochs of the data where an epoch is longer, as far as HORIZON_BUDGET
+    allows. On large data the first epoch's mean loss is mostly the floor
+    its descent reaches, and the second epoch shows that floor; a few
+    thousand updates show only the descent, which the heavy momenta win.
+    An epoch the budget cannot hold keeps `n_updates` (its windows are
+    then one pass over the sample)."""
+    if not epoch_updates or epoch_updates <= n_updates:
+        return n_updates
+    rows = sample.gram.shape[0] + (0 if sample.held is None else sample.held.shape[1])
+    affordable = HORIZON_BUDGET // rows
+    return min(2 * epoch_updates, affordable) if affordable >= epoch_updates else n_updates
+
+
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                     n_updates=5000, fraction=0.05, epoch_updates=None, l2=0.0):
     """The explicit momentum whose simulated loss (the sample's, with its
     held-out rows'), averaged over windows of one epoch of the data
     (`epoch_updates`, at least one pass over the sample, as an epoch's
-    mean loss is; one pass where an epoch outlasts the `n_updates`
-    horizon), first comes
+    mean loss is; one pass where an epoch outlasts the horizon,
+    `simulation_horizon`), first comes
     within `fraction` of the way from the start to the lowest any momentum
     reaches (ties: the lowest final loss); None where no momentum changes
     the sample's loss (every row past its margin). A grid of more than 7 is searched
@@ -365,6 +383,7 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     grid = np.asarray(MOMENTUM_GRID if grid is None else grid, dtype=np.float64)
     m = sample.gram.shape[0]
     every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
+    n_updates = simulation_horizon(n_updates, epoch_updates, sample)
     draws = rng.get_state()
 
     def smoothed(momenta):

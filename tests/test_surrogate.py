@@ -6,9 +6,10 @@ import pytest
 import scipy.sparse as sp
 
 from pyasync import _core
-from pyasync.momentum import (MEMORY_KEPT, MOMENTUM_GRID, RowSample, choose_momentum, loss_curvature,
-                              own_kick_lumps, row_sample, sample_size,
-                              simulate_momentum_grid, stable_grid)
+from pyasync.momentum import (HORIZON_BUDGET, MEMORY_KEPT, MOMENTUM_GRID, RowSample,
+                              choose_momentum, loss_curvature, own_kick_lumps, row_sample,
+                              sample_size, simulate_momentum_grid, simulation_horizon,
+                              stable_grid)
 
 
 def mean_loss(loss, param, y, p):
@@ -223,27 +224,15 @@ def test_a_sample_that_fits_its_own_noise_is_checked_on_held_out_rows():
     assert own >= 0.5 and watched <= 0.2
 
 
-def test_the_simulated_loss_is_watched_over_windows_of_an_epoch():
-    """An epoch's mean loss is what a fit watches: the choice is the first
-    momentum whose loss, averaged over windows of an epoch's updates, comes
-    within 5% of the way from the start to the lowest (ties: the lowest
-    last window); an epoch longer than the horizon falls back to one pass."""
-    rng = np.random.RandomState(3)
-    X = rng.standard_normal((3000, 20)) * np.logspace(0, -1.5, 20)
-    y = X @ rng.standard_normal(20) + rng.standard_normal(3000)
-    step = 0.05 / np.mean(np.sum(X * X, axis=1))
-    sample = row_sample(X, y, np.zeros(20), 0.0, "squared_error", 0.0, False, 1.0,
-                        np.random.RandomState(0))
-    grid = np.array([-0.5, 0.0, 0.3, 0.6, 0.9])
-
-    def choice(epoch_updates):
-        return choose_momentum(sample, "squared_error", 0.0, step, np.ones(1),
-                               np.random.RandomState(4), grid=grid,
-                               epoch_updates=epoch_updates)
-    every = 1024 // 8
+def reference_choice(sample, step, grid, n_updates, epoch, seed):
+    """choose_momentum's rule written out on the simulated losses of the
+    whole grid: windows of an epoch's updates, the first momentum within
+    5% of the way from the start to the lowest (ties: the lowest last
+    window)."""
+    every = sample.gram.shape[0] // 8
     losses = simulate_momentum_grid(sample, "squared_error", 0.0, step, np.ones(1), grid,
-                                    5000, np.random.RandomState(4), every=every)
-    window = 3000 // every
+                                    n_updates, np.random.RandomState(seed), every=every)
+    window = epoch // every
     smooth = np.array([np.convolve(c, np.ones(window) / window, mode="valid")
                        for c in losses.T]).T
     own, held = (mean_loss("squared_error", 0.0, t, p) for t, p in (
@@ -252,9 +241,49 @@ def test_the_simulated_loss_is_watched_over_windows_of_an_epoch():
     low = smooth.min()
     reached = smooth <= low + 0.05 * (start - low)
     first = np.where(reached.any(axis=0), reached.argmax(axis=0), len(smooth))
-    assert choice(3000) == grid[np.lexsort((smooth[-1], first))[0]]
+    return grid[np.lexsort((smooth[-1], first))[0]]
+
+
+def windowed_problem(n):
+    rng = np.random.RandomState(3)
+    X = rng.standard_normal((n, 20)) * np.logspace(0, -1.5, 20)
+    y = X @ rng.standard_normal(20) + rng.standard_normal(n)
+    step = 0.05 / np.mean(np.sum(X * X, axis=1))
+    sample = row_sample(X, y, np.zeros(20), 0.0, "squared_error", 0.0, False, 1.0,
+                        np.random.RandomState(0))
+    return sample, step, np.array([-0.5, 0.0, 0.3, 0.6, 0.9])
+
+
+def test_the_simulated_loss_is_watched_over_windows_of_an_epoch():
+    """An epoch's mean loss is what a fit watches: the choice is the first
+    momentum whose loss, averaged over windows of an epoch's updates, comes
+    within 5% of the way from the start to the lowest (ties: the lowest
+    last window); an epoch longer than the budget holds falls back to one pass."""
+    sample, step, grid = windowed_problem(3000)
+
+    def choice(epoch_updates):
+        return choose_momentum(sample, "squared_error", 0.0, step, np.ones(1),
+                               np.random.RandomState(4), grid=grid,
+                               epoch_updates=epoch_updates)
+    assert choice(3000) == reference_choice(sample, step, grid, 5000, 3000, 4)
     assert choice(3000) < choice(None)   # a pass favours the fast descent
     assert choice(300_000) == choice(None)
+
+
+def test_an_epoch_longer_than_the_horizon_is_simulated_twice():
+    """Past 5,000 updates an epoch is simulated twice over (its first
+    window's descent and the floor the second shows), as far as
+    HORIZON_BUDGET row-updates allow; beyond that, 5,000 updates."""
+    sample, step, grid = windowed_problem(20000)
+    rows = sample.gram.shape[0] + sample.held.shape[1]
+    assert simulation_horizon(5000, None, sample) == 5000
+    assert simulation_horizon(5000, 3000, sample) == 5000
+    assert simulation_horizon(5000, 12000, sample) == 24000
+    assert simulation_horizon(5000, HORIZON_BUDGET // rows - 1, sample) == HORIZON_BUDGET // rows
+    assert simulation_horizon(5000, HORIZON_BUDGET // rows + 1, sample) == 5000
+    chosen = choose_momentum(sample, "squared_error", 0.0, step, np.ones(1),
+                             np.random.RandomState(4), grid=grid, epoch_updates=12000)
+    assert chosen == reference_choice(sample, step, grid, 24000, 12000, 4)
 
 
 def test_own_kick_lumps_come_whole_and_keep_the_mean():
