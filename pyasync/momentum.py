@@ -179,6 +179,7 @@ class RowSample(NamedTuple):
     scale: float = 1.0                   # m / n where the Gram matrix is scaled by it
     intercept: float = 0.0               # the current intercept (the penalty spares it)
     intercept_rows: np.ndarray = None    # each row's intercept share of its K row
+    independent_rows: bool = False       # sparse rows, or as many features as rows
 
 
 def sample_size(X):
@@ -235,7 +236,8 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     products is scaled by it, the row the simulation's update reads."""
     n, d = X.shape
     m = sample_size(X) if max_rows is None else max_rows
-    rescaled = n > m and (hasattr(X, "indptr") or d >= m) and memory >= MEMORY_KEPT
+    independent = hasattr(X, "indptr") or d >= m
+    rescaled = n > m and independent and memory >= MEMORY_KEPT
     held = 0 if rescaled or n <= m else min(n - m, int(HELD_FRACTION * m))
     rows = rng.choice(n, m + held, replace=False) if n > m else np.arange(n)
     rows, held_rows = np.sort(rows[:m]), np.sort(rows[m:])
@@ -251,7 +253,8 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     if fit_intercept:
         shares = float(intercept_decay) * (np.ones(rows.size) if weights is None
                                            else weights[:, 0])
-    intercept = dict(intercept=float(b) if fit_intercept else 0.0, intercept_rows=shares)
+    intercept = dict(intercept=float(b) if fit_intercept else 0.0, intercept_rows=shares,
+                     independent_rows=independent)
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
     if held:
         Xh = X[held_rows]
@@ -366,8 +369,11 @@ def simulation_horizon(n_updates, epoch_updates, sample):
     its descent reaches, and the second epoch shows that floor; a few
     thousand updates show only the descent, which the heavy momenta win.
     An epoch the budget cannot hold keeps `n_updates` (its windows are
-    then one pass over the sample)."""
-    if not epoch_updates or epoch_updates <= n_updates:
+    then one pass over the sample), and so do samples of independent rows
+    (sparse, or as many features as rows): two epochs would visit each of
+    their rows hundreds of times, where the data visit each twice, and
+    they would be learnt by heart."""
+    if not epoch_updates or epoch_updates <= n_updates or sample.independent_rows:
         return n_updates
     rows = sample.gram.shape[0] + (0 if sample.held is None else sample.held.shape[1])
     affordable = HORIZON_BUDGET // rows

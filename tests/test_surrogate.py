@@ -277,9 +277,16 @@ def test_the_simulated_loss_is_watched_over_windows_of_an_epoch():
 def test_an_epoch_longer_than_the_horizon_is_simulated_twice():
     """Past 5,000 updates an epoch is simulated twice over (its first
     window's descent and the floor the second shows), as far as
-    HORIZON_BUDGET row-updates allow; beyond that, 5,000 updates."""
+    HORIZON_BUDGET row-updates allow; beyond that, 5,000 updates. Samples
+    of independent rows (sparse) keep 5,000: they would learn their rows
+    by heart."""
     sample, step, grid = windowed_problem(20000)
     rows = sample.gram.shape[0] + sample.held.shape[1]
+    sparse_sample = row_sample(sp.random(20000, 500, density=0.02, format="csr",
+                                         random_state=0), np.ones(20000), np.zeros(500), 0.0,
+                               "hinge", 1.0, False, 1.0, np.random.RandomState(0))
+    assert sparse_sample.independent_rows and not sample.independent_rows
+    assert simulation_horizon(5000, 12000, sparse_sample) == 5000
     assert simulation_horizon(5000, None, sample) == 5000
     assert simulation_horizon(5000, 3000, sample) == 5000
     assert simulation_horizon(5000, 12000, sample) == 24000
