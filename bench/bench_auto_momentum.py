@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step (--steps: others).
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -15,8 +15,10 @@ and measured once, before any change was made for them (its failures led to
 the held-out rows of dense samples); "unseen" holds eight more, added with
 that change and measured once with and without it (its sparse regression
 led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
-30,000 rows (an epoch far longer than the simulation's horizon), added
-with the epoch-long loss windows; "weighted" holds three with class
+30,000 rows (an epoch far longer than the 5,000 simulated updates), added
+with the epoch-long loss windows; "large-fresh" holds six more of 8,000 to
+40,000 rows, made after the two-epoch horizon on such data was settled and
+measured once with and without it; "weighted" holds three with class
 weights (up to 1:20), added with the weighted steps of the simulation and
 measured once with and without them; "penalized" holds eleven with strong
 penalties (alpha 1e-3 to 3e-2), added with the simulation's L2 decay, and
@@ -66,6 +68,8 @@ def problems(which="design"):
         yield from unseen_problems()
     if which in ("large", "all"):
         yield from large_problems()
+    if which in ("large-fresh", "all"):
+        yield from large_fresh_problems()
     if which in ("weighted", "all"):
         yield from weighted_problems()
     if which in ("penalized", "all"):
@@ -267,6 +271,29 @@ def large_problems():
         dict(loss="modified_huber", alpha=1e-4)
 
 
+def large_fresh_problems():
+    X, y = make_classification(12000, 30, n_informative=10, flip_y=0.05, class_sep=0.8,
+                               random_state=201)
+    yield "big classification 30d, hinge", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="hinge", alpha=1e-4)
+    X, y = make_regression(15000, 60, n_informative=25, noise=10.0, random_state=202)
+    yield "big regression 60d, squared", StandardScaler().fit_transform(X), y / y.std(), \
+        AsyncSGDRegressor, dict(alpha=1e-4)
+    X, y = make_classification(25000, 54, n_informative=30, n_clusters_per_class=4,
+                               flip_y=0.01, random_state=203)
+    yield "big clusters 54d, log_loss", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="log_loss", alpha=1e-5)
+    X, y = make_rcv1_like(n_samples=40000, n_features=10000, nnz_per_row=40, random_state=204)
+    yield "big sparse text-like, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-5)
+    X, y = make_friedman1(10000, n_features=10, noise=1.0, random_state=205)
+    yield "big friedman1, huber", StandardScaler().fit_transform(X), (y - y.mean()) / y.std(), \
+        AsyncSGDRegressor, dict(loss="huber", epsilon=0.5, alpha=1e-4)
+    X, y = make_classification(8000, 100, n_informative=50, flip_y=0.03, random_state=206)
+    yield "big classification 100d, modified_huber", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="modified_huber", alpha=1e-4)
+
+
 def weighted_problems():
     X, y = make_classification(4000, 30, weights=[0.92, 0.08], n_informative=10,
                                random_state=81)
@@ -423,8 +450,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "extra", "holdout", "fresh", "unseen",
-                                 "large", "weighted", "penalized", "sparse-penalized", "sparse-moderate",
-                                 "all"))
+                                 "large", "large-fresh", "weighted", "penalized",
+                                 "sparse-penalized", "sparse-moderate", "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     parser.add_argument("--steps", default=",".join(map(str, STEPS)),
