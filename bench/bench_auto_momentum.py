@@ -18,7 +18,8 @@ led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
 30,000 rows (an epoch far longer than the 5,000 simulated updates), added
 with the epoch-long loss windows; "large-fresh" holds six more of 8,000 to
 40,000 rows, made after the two-epoch horizon on such data was settled and
-measured once with and without it; "weighted" holds three with class
+measured with and without it (its sparse problem then led to keeping
+sparse samples at 5,000 updates); "weighted" holds three with class
 weights (up to 1:20), added with the weighted steps of the simulation and
 measured once with and without them; "penalized" holds eleven with strong
 penalties (alpha 1e-3 to 3e-2), added with the simulation's L2 decay, and
