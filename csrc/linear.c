@@ -78,15 +78,12 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
     c->t0 = t0;
     c->eta_const = eta;
     c->varying = p->schedule == PA_OPTIMAL || p->schedule == PA_INVSCALING;
-    c->mu = p->momentum;
-    c->has_mom = p->momentum != 0.0;
-    /* The decay acts on w outside the velocity, which amplifies the data's
-     * steps by 1 / (1 - mu): the decay is amplified alike, so that a fit
-     * settles at alpha's optimum whatever the momentum (mu < 1). */
-    c->l2 = c->has_mom ? p->l2 / (1.0 - c->mu) : p->l2;
+    c->l2 = p->l2;
     c->l1 = p->l1;
     c->has_l2 = c->l2 > 0.0;
     c->has_l1 = c->l1 > 0.0;
+    c->mu = p->momentum;
+    c->has_mom = p->momentum != 0.0;
     c->u_step = c->l1 * eta;
     if (sparse && c->has_l2) {
         double *P = c->decay_prefix = prefix_alloc(max_clock);
@@ -117,14 +114,12 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
         R[max_clock] = 0.0;
         for (int64_t k = max_clock - 1; k >= 0; k--) {
             double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k + 1)) : 1.0;
-            R[k] = d > 0.0 ? c->mu / d * (1.0 + R[k + 1]) : INFINITY;
-            /* |mu| above the decay for long makes R grow, and the gain a
-             * difference of large terms: no table past PA_GAIN_BOUND */
-            if (!(fabs(R[k]) <= PA_GAIN_BOUND)) {
+            if (fabs(c->mu) >= 0.999 * d) { /* would grow: no table */
                 free(R);
                 c->gain_table = NULL;
                 break;
             }
+            R[k] = c->mu / d * (1.0 + R[k + 1]);
         }
     }
     if (c->has_l1 && c->varying) {

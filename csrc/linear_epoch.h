@@ -18,7 +18,6 @@
 
 #define PA_TINY 1e-280
 #define PA_SCALE_FLOOR 1e-100 /* below, scaled weights would overflow */
-#define PA_GAIN_BOUND 1e4     /* largest velocity-gain table entry kept (rounding x 1e4) */
 
 typedef struct {
     const pa_linear_params *p;
@@ -27,7 +26,7 @@ typedef struct {
     int varying;          /* learning rate changes with every update */
     int has_l2, has_l1, has_mom;
     int scaled, lazy;     /* how sparse rows keep untouched coordinates */
-    double l2, l1, mu;    /* decay rate (l2 / (1 - mu)), L1 strength, momentum */
+    double l2, l1, mu;    /* penalty strengths, momentum */
     double u_step;        /* L1 penalty per update, when the rate is constant */
     double *decay_prefix; /* P[k]: product of decays over steps 1..k */
     double *logd_prefix;  /* log P[k], only when P underflows */
@@ -82,8 +81,8 @@ static inline double pa_ctx_u(const pa_epoch_ctx *c, double u0, int64_t k)
  * w <- d w + v): S = sum_{i=1..g} mu^i D(a+i, b), g = b - a. With
  * R(a) = sum_{i>=1} mu^i / D(a, a+i), tabulated backwards per epoch
  * (R(a) = mu / d_{a+1} (1 + R(a+1))), S = D(a, b) R(a) - mu^g R(b) exactly.
- * Where the table would grow past PA_GAIN_BOUND (|mu| above the decay for
- * long) the decay is taken constant over the gap instead. `D` = D(a, b), `mug` = mu^g. */
+ * Where the table would grow (|mu| near the decay) the decay is taken
+ * constant over the gap instead. `D` = D(a, b), `mug` = mu^g. */
 static inline double pa_velocity_gain(const pa_epoch_ctx *c, int64_t a,
                                       int64_t b, double D, double mug)
 {

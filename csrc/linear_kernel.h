@@ -2,8 +2,7 @@
  * math lives. Included once per (data type, write mode); the including file
  * defines REAL, SFX (name suffix) and MODE_PLAIN / MODE_ATOMIC.
  *
- * The update with momentum mu, decay d = 1 - l2 eta / (1 - mu) and step
- * upd = -eta * dloss * sw:
+ * The update with momentum mu, decay d and step upd = -eta * dloss * sw:
  *     v <- mu v + upd x;   w <- d w + v        (mu = 0: scikit-learn's SGD)
  * then the L1 truncation of Tsuruoka et al. on the touched coordinates.
  * Sparse rows keep O(nnz): coordinates not in a row are caught up lazily

@@ -114,7 +114,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
                        double held_weight, int loss, double loss_param, double step,
                        const double *grid, int64_t c, const int64_t *rows,
                        const int64_t *stale, const double *lumps, int64_t n_updates,
-                       int64_t every, const double *decays, double b0, const double *kb,
+                       int64_t every, double decay, double b0, const double *kb,
                        double *losses);
 
 /* Deterministic permutation of 0..n-1 for (seed, epoch). */

@@ -17,10 +17,9 @@
  *     q <- mu q - step loss'(y_i, p~_i) K[i, :];   p <- p + q
  * (K[i, :] = K[:, i] for a Gram matrix; a weighted row's row i comes
  * scaled by its weight, its step's factor): O(m) an update. The L2 penalty's
- * decay d (w <- d w + v, as the kernels; decays[k] for momentum grid[k],
- * NULL for none) shrinks the predictions but not the intercept b, which is
- * tracked apart (kb[i]: row i's intercept share of K[i, :]):
- * p <- d p + (1 - d) b + q;  with d = 1 none of it runs.
+ * decay d (w <- d w + v, as the kernels) shrinks the predictions but not
+ * the intercept b, which is tracked apart (kb[i]: row i's intercept share
+ * of K[i, :]):  p <- d p + (1 - d) b + q;  with d = 1 none of it runs.
  * With h > 0 held-out rows (H: their products with the sample's rows, m x h,
  * and their predictions h0 and targets yh), their predictions follow the
  * same way and their mean loss has weight held_weight in the losses: a
@@ -34,7 +33,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
                        double held_weight, int loss, double loss_param, double step,
                        const double *grid, int64_t c, const int64_t *rows,
                        const int64_t *stale, const double *lumps, int64_t n_updates,
-                       int64_t every, const double *decays, double b0, const double *kb,
+                       int64_t every, double decay, double b0, const double *kb,
                        double *losses)
 {
     int64_t cm = c * m, ch = c * h, n = n_updates;
@@ -57,6 +56,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
         free(ph); free(qh); free(dead); free(b); free(vb);
         return -1;
     }
+    int decays = decay != 1.0;
     for (int64_t t = 0; t < n; t++)
         first[(t >= stale[t] ? t - stale[t] : 0) + 1]++;
     for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
@@ -84,10 +84,8 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
             double g = pa_loss_dloss(loss, loss_param, y[i], stash[k * n + t]);
             if (g < -PA_SIM_MAX_DLOSS) g = -PA_SIM_MAX_DLOSS;
             else if (g > PA_SIM_MAX_DLOSS) g = PA_SIM_MAX_DLOSS;
-            double decay = decays ? decays[k] : 1.0;
             double sg = step * g, shift = (1.0 - decay) * b[k];
-            int decayed = decay != 1.0;
-            if (decayed) {
+            if (decays) {
                 for (int64_t r = 0; r < m; r++) {
                     qk[r] = mu * qk[r] - sg * Ki[r];
                     pk[r] = decay * pk[r] + shift + qk[r];
@@ -110,7 +108,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
             double *restrict phk = ph + k * h, *restrict qhk = qh + k * h;
             for (int64_t r = 0; r < h; r++) {
                 qhk[r] = mu * qhk[r] - sg * Hi[r];
-                phk[r] = decayed ? decay * phk[r] + shift + qhk[r] : phk[r] + qhk[r];
+                phk[r] = decays ? decay * phk[r] + shift + qhk[r] : phk[r] + qhk[r];
             }
         }
         if ((t + 1) % every) continue;

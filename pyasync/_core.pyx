@@ -73,7 +73,7 @@ cdef extern from "pyasync_core.h":
                            const double *, const double *, const double *, int64_t, double,
                            int, double, double, const double *, int64_t,
                            const int64_t *, const int64_t *, const double *, int64_t,
-                           int64_t, const double *, double, const double *, double *) nogil
+                           int64_t, double, double, const double *, double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
 
 LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
@@ -140,7 +140,7 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
                     double loss_param, double step, cnp.ndarray grid,
                     cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every,
                     cnp.ndarray H=None, cnp.ndarray h0=None, cnp.ndarray yh=None,
-                    double held_weight=1.0, cnp.ndarray lumps=None, cnp.ndarray decays=None,
+                    double held_weight=1.0, cnp.ndarray lumps=None, double decay=1.0,
                     double intercept=0.0, cnp.ndarray intercept_rows=None):
     """Mean losses (n_updates // every x len(grid)) of asynchronous SGD on
     the real loss over a row sample with Gram matrix K, starting
@@ -150,9 +150,8 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     products with the sample's rows, m x h; h0, yh their predictions and
     targets) their mean loss has weight held_weight in the losses. lumps
     (one an update, or None) multiply the updated row's own entry K[i, i]
-    (see momentum.own_kick_lumps). decays (one in [0, 1] a momentum, the
-    L2 penalty's 1 - l2 x step / (1 - mu); None: no decay) shrink the
-    weights each update but not the intercept,
+    (see momentum.own_kick_lumps). decay (in [0, 1], the L2 penalty's
+    1 - l2 x step) shrinks the weights each update but not the intercept,
     tracked from intercept with row i's share of K[i, :] intercept_rows[i]
     (None: no intercept)."""
     cdef int64_t m = K.shape[0], c = grid.shape[0], n = rows.shape[0], h = 0
@@ -184,13 +183,8 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
         if lumps.shape[0] != n:
             raise ValueError("row_sample_grid: one lump factor an update")
         lp = <double *>_data(lumps, np.float64, "lumps")
-    cdef const double *dc = NULL
-    if decays is not None:
-        if decays.ndim != 1 or decays.shape[0] != c:
-            raise ValueError("row_sample_grid: one decay a momentum")
-        if not np.all((decays >= 0.0) & (decays <= 1.0)):
-            raise ValueError(f"row_sample_grid: decays must lie in [0, 1], got {decays}")
-        dc = <double *>_data(decays, np.float64, "decays")
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"row_sample_grid: decay must lie in [0, 1], got {decay}")
     if intercept_rows is None:
         intercept_rows = np.zeros(m, dtype=np.float64)
     elif intercept_rows.shape[0] != m:
@@ -199,7 +193,7 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
     cdef int rc
     with nogil:
         rc = pa_row_sample_grid(k, pp, yy, m, hh, hp, hy, h, held_weight, code, loss_param,
-                                step, g, c, r, st, lp, n, every, dc, intercept, kb, o)
+                                step, g, c, r, st, lp, n, every, decay, intercept, kb, o)
     if rc != 0:
         raise MemoryError("row_sample_grid: out of memory")
     return out

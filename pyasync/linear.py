@@ -243,9 +243,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         Explicit (heavy-ball) momentum over the global sequence of updates,
         one velocity shared by all workers. Negative values are allowed:
         asynchrony itself adds momentum (about 1 - 1/M for M workers).
-        The L2 penalty decays the weights by 1 - l2 eta / (1 - mu) an
-        update, outside the velocity, so that the fit settles at alpha's
-        optimum whatever the momentum. "auto" re-chooses it during the fit by simulating asynchronous SGD
+        "auto" re-chooses it during the fit by simulating asynchronous SGD
         on a small surrogate of the problem around the current weights,
         under the measured staleness (see ``pyasync._sgd.AutoMomentum``);
         an epoch that blows up (not finite, or ten times the loss at the

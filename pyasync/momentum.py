@@ -308,15 +308,6 @@ def own_kick_lumps(rows, m, scale, rng):
     return lumps
 
 
-def decays(l2, step, momenta):
-    """The kernels' L2 decay of one update under each momentum, or None
-    without a penalty: 1 - l2 x step / (1 - mu), at least 0 (the velocity
-    amplifies the data's steps by 1 / (1 - mu), the decay alike)."""
-    if l2 == 0.0:
-        return None
-    return np.maximum(0.0, 1.0 - l2 * step / (1.0 - np.asarray(momenta, dtype=np.float64)))
-
-
 def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates, rng,
                            every=10, l2=0.0):
     """Asynchronous SGD with each explicit momentum of `grid` on a
@@ -326,8 +317,8 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
     blended with its held-out rows') every `every` updates
     (n_updates // every x len(grid)); a diverged momentum stays infinite.
     `l2` is the penalty's L2 strength: each update decays the weights by
-    1 - l2 x step / (1 - mu), as the fit's kernels do, the intercept
-    spared. The loop runs in the compiled core."""
+    1 - l2 x step, as the fit's kernels do, the intercept spared. The loop
+    runs in the compiled core."""
     from . import _core
     m = sample.gram.shape[0]
     grid = np.ascontiguousarray(grid, dtype=np.float64)
@@ -343,7 +334,7 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
                                  sample.targets, loss, float(loss_param), float(step),
                                  grid, rows, stale, pmf.size, every, sample.held,
                                  sample.held_predictions, sample.held_targets,
-                                 sample.held_weight, lumps, decays(l2, step, grid),
+                                 sample.held_weight, lumps, max(0.0, 1.0 - l2 * step),
                                  sample.intercept, sample.intercept_rows)
 
 

@@ -8,7 +8,7 @@ Per row x (in the given order), with a global update counter t starting at
     p      = w . x + b                     (float64 accumulation)
     eta    = eta(t)                        (constant / optimal / invscaling)
     upd    = -eta * clip(dloss(y, p), +-1e12) * sample_weight
-    d      = max(0, 1 - l2 * eta / (1 - mu))   (the velocity amplifies the decay as it does the steps)
+    d      = max(0, 1 - l2 * eta)
     for EVERY coordinate j (x_j = 0 outside the row):
         v_j = mu v_j + upd x_j ;  w_j = d w_j + v_j      (mu = 0: w_j = d w_j + upd x_j)
     intercept: delta = upd * intercept_decay ; vb = mu vb + delta ; b += vb
@@ -127,7 +127,7 @@ def _ref_sgd(data, indices, indptr, n_features, y, sw, orders,
             elif dl > MAX_DLOSS:
                 dl = MAX_DLOSS
             upd = -eta * dl * sw[i]
-            d = 1.0 - l2 * eta / (1.0 - mu)
+            d = 1.0 - l2 * eta
             if d < 0.0:
                 d = 0.0
             for j in range(n_features):

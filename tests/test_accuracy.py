@@ -218,23 +218,21 @@ def test_one_thread_unshuffled_regressor_matches_sklearn(params, fmt):
 
 @pytest.mark.parametrize("momentum", [-0.5, 0.5, 0.9])
 @pytest.mark.parametrize("fmt", ["dense", "sparse"])
-def test_momentum_keeps_the_penalty_alpha_sets(momentum, fmt):
-    """The L2 decay acts on w outside the velocity, which amplifies the
-    data's steps by 1 / (1 - mu); the decay is amplified alike (README), so
-    a long constant-step fit settles at ridge regression's solution for
-    alpha whatever the momentum (a decay left at 1 - alpha x eta would
-    settle at alpha (1 - mu)'s)."""
+def test_momentum_scales_the_weight_decay_penalty(momentum, fmt):
+    """The L2 penalty is a weight decay on w, outside the velocity (README):
+    at momentum mu a long constant-step fit settles at ridge regression's
+    solution for alpha (1 - mu), not alpha's."""
     from sklearn.linear_model import Ridge
     X, y = make_regression(500, 5, noise=5.0, random_state=0)
     X = X / np.sqrt(np.mean(np.sum(X * X, axis=1)))
     y = y / y.std()
     alpha, n = 0.05, X.shape[0]
-    est = AsyncSGDRegressor(alpha=alpha, learning_rate="constant", eta0=0.0005,
-                            momentum=momentum, max_iter=1600, tol=None, random_state=0,
+    est = AsyncSGDRegressor(alpha=alpha, learning_rate="constant", eta0=0.002,
+                            momentum=momentum, max_iter=400, tol=None, random_state=0,
                             fit_intercept=False)
     est.fit(sp.csr_matrix(X) if fmt == "sparse" else X, y)
 
     def ridge(strength):  # Ridge's objective is n times SGD's mean
         return Ridge(alpha=n * strength, fit_intercept=False).fit(X, y).coef_
-    assert np.linalg.norm(est.coef_ - ridge(alpha)) < 0.01
-    assert np.linalg.norm(ridge(alpha) - ridge(alpha * (1 - momentum))) > 0.1
+    assert np.linalg.norm(est.coef_ - ridge(alpha * (1 - momentum))) < 0.01
+    assert np.linalg.norm(est.coef_ - ridge(alpha)) > 0.1

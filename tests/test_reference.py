@@ -212,7 +212,7 @@ def test_reference_hand_computed():
     mu, eta, l2 = 0.5, 0.1, 0.2
     r = reference_sgd(X, y, orders=[[0, 1]], loss="hinge", loss_param=1.0, l2=l2,
                       learning_rate="constant", eta0=eta, momentum=mu)
-    d = 1 - l2 * eta / (1 - mu)
+    d = 1 - l2 * eta
     # update 1: p = 0 -> dloss = -1, upd = 0.1
     v = np.array([0.1, 0.0]); w = v.copy(); vb = 0.1; b = 0.1
     # update 2: p = w.x + b = 0 + 0.1 -> y p = -0.1 <= 1 -> dloss = +1, upd = -0.1
