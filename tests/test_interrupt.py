@@ -25,9 +25,12 @@ pytestmark = pytest.mark.skipif(
 # shared model, not private copies) make each threads epoch long (~0.5 s),
 # so the signal lands inside the compiled epoch, not between epochs.
 CHILD = r"""
-import json, os, sys, threading, time, traceback, warnings
+import json, os, signal, sys, threading, time, traceback, warnings
 import numpy as np
 from pyasync import AsyncSGDClassifier
+
+# a child of a shell's background job starts with SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 warnings.simplefilter("ignore")
 engine, prefit = sys.argv[1], sys.argv[2] == "1"

@@ -490,9 +490,11 @@ def test_bad_data():
 
 # -- Ctrl-C ----------------------------------------------------------------------
 CHILD = r"""
-import json, time, warnings
+import json, signal, time, warnings
 import numpy as np
 from pyasync import AsyncMLPClassifier
+# a child of a shell's background job starts with SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 warnings.simplefilter("ignore")
 rng = np.random.default_rng(0)
 X = rng.standard_normal((20000, 256))
