@@ -195,7 +195,7 @@ class AutoMomentum:
             else:
                 state[key] = value
         for key in ("v", "vb"):
-            if state[key] is not None:
+            if state.get(key) is not None:
                 state[key].fill(0.0)
         self.cap = max(-0.9, min(self.cap, self.current) - self.BLOW_UP_STEP)
         self.undo, self.stalled = None, 0
@@ -230,20 +230,25 @@ class AutoMomentum:
                     self.cap = max(-0.9, self.undo - self.CAP_STEP)
             self.best_loss = min(self.best_loss, latest)
         if self.resamples(epoch):
-            prm = self.params
-            sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
-                                prm["fit_intercept"], prm["intercept_decay"], self.rng,
-                                sample_weight=self.sample_weight, memory=memory)
-            if epoch == 0:  # the reference a blow-up is judged by
-                self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
-            choice = choose_momentum(
-                sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
-                self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
-                epoch_updates=self.epoch_rows, l2=prm["l2"])
+            choice = self.propose(epoch, w, b, eta, memory)
             if choice is not None:
                 self.choice = choice
         self.current = float(round(min(self.choice, self.cap), 10))
         return self.current
+
+    def propose(self, epoch, w, b, eta, memory):
+        """The momentum a simulation on a new row sample from (w, b) chooses
+        (None: no evidence); at epoch 0 it also sets `start_loss`."""
+        prm = self.params
+        sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
+                            prm["fit_intercept"], prm["intercept_decay"], self.rng,
+                            sample_weight=self.sample_weight, memory=memory)
+        if epoch == 0:  # the reference a blow-up is judged by
+            self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
+        return choose_momentum(
+            sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
+            self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
+            epoch_updates=self.epoch_rows, l2=prm["l2"])
 
 
 def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):

@@ -25,9 +25,10 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _mlp
-from ._sgd import AutoMomentum, one_blas_thread
+from ._sgd import one_blas_thread
 from .distributed.ray_backend import ray_engine
 from .linear import resolve_n_jobs
+from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats
 
@@ -39,9 +40,6 @@ ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
 ASYNCHRONY = ("threads", "simulated", "ray")
-# momentum="auto" holds explicit + implicit momentum here (MLPClassifier's
-# default momentum)
-AUTO_TOTAL_MOMENTUM = 0.9
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # Each update is a whole minibatch: reading the other threads' commit
 # counters (one cache line each) is free next to it, so every update is
@@ -175,6 +173,8 @@ class _BaseAsyncMLP(BaseEstimator):
                                  f"got {self.momentum!r}")
         else:
             _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
+        if self.target_momentum is not None:
+            _check_real("target_momentum", self.target_momentum, 0.0, 1.0, False, True)
         _check_bool("nesterovs_momentum", self.nesterovs_momentum)
         _check_bool("early_stopping", self.early_stopping)
         _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, True, True)
@@ -327,15 +327,16 @@ class _BaseAsyncMLP(BaseEstimator):
                                  local_steps=engine["local_steps"], rows_per_step=batch_size,
                                  address=engine["address"],
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
-        # momentum="auto": the explicit momentum that holds the total
-        # (explicit + implicit of the staleness measured so far) at
-        # AUTO_TOTAL_MOMENTUM, re-chosen every epoch
-        auto = (AutoMomentum(None, None, {}, engine, AUTO_TOTAL_MOMENTUM, seed)
-                if self.momentum == "auto" else None)
+        auto, model = None, {"w": w, "v": v}
+        if self.momentum == "auto":
+            auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
+                                   self.target_momentum, seed, n_train)
+            if backend is None:  # the Ray server holds its own model
+                auto.keep_safe(model)
         try:
             for it in range(self.max_iter):
                 if auto is not None:
-                    params["momentum"] = auto.choose(it, None, None, hist, lr,
+                    params["momentum"] = auto.choose(it, w, None, hist, lr,
                                                      st["loss_curve_"])
                 if self.shuffle:
                     sample_idx = sk_shuffle(sample_idx, random_state=rs)
@@ -350,8 +351,12 @@ class _BaseAsyncMLP(BaseEstimator):
                     res = _mlp.mlp_epoch(params, X_engine, Y_engine, w, v, order, engine, hist)
                 stale_sum += res["staleness_sum"]
                 stale_max = max(stale_max, res["staleness_max"])
-                if res["diverged"] or not np.isfinite(res["sumloss"]) \
-                        or not np.all(np.isfinite(w)):
+                diverged = (res["diverged"] or not np.isfinite(res["sumloss"])
+                            or not np.all(np.isfinite(w)))
+                if auto is not None and backend is None and auto.recover(
+                        it, model, np.inf if diverged else res["sumloss"] / n_train):
+                    diverged = False  # rolled back to the best epoch's model
+                if diverged:
                     raise ValueError(
                         f"The fit diverged at epoch #{it + 1}: non-finite loss or weights. "
                         "Scaling the input (StandardScaler), a smaller learning_rate_init "
@@ -449,11 +454,16 @@ _DOC_NEW = """
     momentum : float in (-1, 1) or "auto", default=0.9
         Momentum of the SGD updates, one velocity shared by all workers;
         negative values are allowed (asynchrony adds momentum of its own,
-        about 1 - 1/M for M workers). "auto" re-chooses it every epoch as
-        0.9 minus the implicit momentum of the staleness measured so far
-        (the simulated schedule's before any is measured), within
-        [-0.9, 0.9]. Fitted: ``momentum_``, ``implicit_momentum_``,
-        ``total_momentum_``.
+        about 1 - 1/M for M workers). "auto" re-chooses it before epochs
+        0, 1, 2, 4, 8, ... by probing each momentum of -0.9..0.9 for two
+        epochs (of at most 4096 rows) of the simulated engine from the
+        current weights, under the staleness measured so far (the
+        simulated schedule's before any is measured): the one that gets
+        closest to the lowest loss soonest (see ``pyasync.mlp_auto``).
+        Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``.
+    target_momentum : float in [0, 1), default=None
+        With momentum="auto": hold explicit + measured implicit momentum
+        at this total instead of probing.
     n_jobs : int, default=None
         Worker threads (None: 1, -1: all cores). Each takes the next
         minibatch of the epoch, computes its gradient on a snapshot of the
@@ -492,8 +502,8 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
                  update="racy", asynchrony="threads", n_workers=None,
-                 staleness="exponential", delay=None, local_steps=1,
-                 ray_address=None):
+                 staleness="exponential", delay=None, target_momentum=None,
+                 local_steps=1, ray_address=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -519,6 +529,7 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
         self.n_workers = n_workers
         self.staleness = staleness
         self.delay = delay
+        self.target_momentum = target_momentum
         self.local_steps = local_steps
         self.ray_address = ray_address
 
@@ -643,8 +654,8 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
                  update="racy", asynchrony="threads", n_workers=None,
-                 staleness="exponential", delay=None, local_steps=1,
-                 ray_address=None):
+                 staleness="exponential", delay=None, target_momentum=None,
+                 local_steps=1, ray_address=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -670,6 +681,7 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
         self.n_workers = n_workers
         self.staleness = staleness
         self.delay = delay
+        self.target_momentum = target_momentum
         self.local_steps = local_steps
         self.ray_address = ray_address
 

@@ -404,19 +404,31 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                            for col in losses.T], axis=1)
         return np.where(np.isfinite(smooth), smooth, np.inf)
 
-    def best(momenta, smooth):
-        low = float(np.min(smooth))
-        reached = smooth <= low + fraction * (start - low)
-        first = np.where(reached.any(axis=0), reached.argmax(axis=0), smooth.shape[0])
-        return float(momenta[np.lexsort((smooth[-1], first))[0]])
+    return search_grid(grid, smoothed, sample_loss(sample, loss, loss_param), fraction)
 
-    start = sample_loss(sample, loss, loss_param)
+
+def soonest_settled(momenta, losses, start, fraction):
+    """The momentum whose loss curve (a column of `losses`, rows in time)
+    first comes within `fraction` of the way from `start` to the lowest any
+    momentum reaches; ties: the lowest final loss."""
+    low = float(np.min(losses))
+    reached = losses <= low + fraction * (start - low)
+    first = np.where(reached.any(axis=0), reached.argmax(axis=0), losses.shape[0])
+    return float(momenta[np.lexsort((losses[-1], first))[0]])
+
+
+def search_grid(grid, curves, start, fraction=0.05):
+    """`soonest_settled` over `grid`, where `curves(momenta)` gives the loss
+    curves (time x momenta; not finite where diverged): a grid of more than
+    7 is searched coarse to fine, every third momentum and then those
+    within 0.2 of the best. None where no momentum changes the loss."""
+    grid = np.asarray(grid, dtype=np.float64)
     coarse = grid[::-3][::-1] if grid.size > 7 else grid
-    smooth = smoothed(coarse)
-    if np.ptp(smooth) == 0.0:  # no sampled row takes a step: no evidence
+    losses = curves(coarse)
+    if np.ptp(losses) == 0.0:  # no evidence
         return None
-    near = np.abs(grid - best(coarse, smooth)) <= 0.2 + 1e-9
+    near = np.abs(grid - soonest_settled(coarse, losses, start, fraction)) <= 0.2 + 1e-9
     fine = grid[near & ~np.isin(grid, coarse)]
     if fine.size:
-        smooth = np.concatenate([smooth, smoothed(fine)], axis=1)
-    return best(np.concatenate([coarse, fine]), smooth)
+        losses = np.concatenate([losses, curves(fine)], axis=1)
+    return soonest_settled(np.concatenate([coarse, fine]), losses, start, fraction)

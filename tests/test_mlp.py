@@ -537,14 +537,14 @@ def test_sigint_stops_the_fit():
 
 
 @pytest.mark.parametrize("n_workers", [1, 4, 16])
-def test_auto_momentum_holds_the_total(n_workers):
-    """momentum="auto": explicit = 0.9 - the implicit momentum of the
-    simulated schedule (1 - 1/M before and after measuring, within the
-    sampling noise of the measured histogram)."""
+def test_target_momentum_holds_the_total(n_workers):
+    """momentum="auto" with target_momentum: explicit = 0.9 - the implicit
+    momentum of the simulated schedule (1 - 1/M before and after
+    measuring, within the sampling noise of the measured histogram)."""
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=3,
-                             batch_size=16,
+                             batch_size=16, target_momentum=0.9,
                              asynchrony="simulated", n_workers=n_workers,
                              learning_rate_init=0.05, random_state=0).fit(X, y)
     # momentum_ was chosen before the last epoch, implicit_momentum_ after it
@@ -555,4 +555,56 @@ def test_auto_momentum_holds_the_total(n_workers):
         fixed = clone(est).set_params(momentum=0.9).fit(X, y)
         for a, b in zip(est.coefs_, fixed.coefs_):
             np.testing.assert_array_equal(a, b)
+
+
+def test_auto_momentum_probes_on_copies():
+    """Probing runs on copies of the weights: one epoch of momentum="auto"
+    is bit for bit the epoch of the momentum it chose."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=1,
+                             batch_size=32, asynchrony="simulated", n_workers=8,
+                             learning_rate_init=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        fixed = clone(est).set_params(momentum=est.momentum_).fit(X, y)
+    for a, b in zip(est.coefs_ + est.intercepts_, fixed.coefs_ + fixed.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def epochs_to(curve, target):
+    hit = np.flatnonzero(np.asarray(curve) <= target)
+    return hit[0] + 1 if hit.size else np.inf
+
+
+@pytest.mark.parametrize("n_workers, lr", [(1, 0.01), (64, 0.1)])
+def test_auto_momentum_keeps_up_with_the_best_fixed_one(n_workers, lr):
+    """Where asynchrony barely matters (1 worker, small step: heavy momentum
+    is best) and where it dominates (64 workers, large step: negative
+    momentum is best), momentum="auto" reaches the loss the best of
+    -0.9, -0.6, ..., 0.9 reaches within 5% in at most 1.5x its epochs
+    (where holding the total at 0.9, target_momentum, never does at 64)."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    base = AsyncMLPClassifier(hidden_layer_sizes=(32,), batch_size=32, max_iter=20,
+                              learning_rate_init=lr, asynchrony="simulated",
+                              n_workers=n_workers, tol=0, n_iter_no_change=100,
+                              random_state=0)
+
+    def curve(**kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                return clone(base).set_params(**kw).fit(X, y).loss_curve_
+            except ValueError:  # diverged
+                return [np.inf]
+    fixed = {mu: curve(momentum=mu) for mu in np.round(np.arange(-0.9, 0.91, 0.3), 1)}
+    start = fixed[0.0][0]
+    low = min(min(c) for c in fixed.values())
+    target = low + 0.05 * (start - low)
+    best = min(epochs_to(c, target) for c in fixed.values())
+    assert epochs_to(curve(momentum="auto"), target) <= 1.5 * best
+    if n_workers == 64:
+        assert epochs_to(curve(momentum="auto", target_momentum=0.9), target) == np.inf
 

@@ -1,0 +1,73 @@
+"""momentum="auto" for the asynchronous MLPs: the explicit momentum chosen by
+probing, from the current weights, each momentum of the grid with a few
+epochs of the simulated engine under the fit's staleness."""
+import numpy as np
+
+from . import _mlp
+from ._sgd import AutoMomentum
+from .momentum import MOMENTUM_GRID, fit_geometric, search_grid
+
+# Epochs each momentum is probed for, and the rows an epoch of the probe
+# holds at most (a window of the data on larger sets).
+PROBE_EPOCHS = 2
+PROBE_ROWS = 4096
+
+
+class MLPAutoMomentum(AutoMomentum):
+    """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback,
+    re-choices before epochs 0, 1, 2, 4, 8, ...), with the choice made by
+    the real network: from the current weights, at rest, each momentum runs
+    PROBE_EPOCHS epochs of the simulated engine on the same rows and
+    staleness draws (the fit's own schedule where it is simulated; else
+    the exponential law of the measured staleness's effective M), and the
+    one whose epoch losses first come within 5% of the way from the start
+    to the lowest any reaches wins (`momentum.search_grid`). A network's
+    loss is not the quadratic the expected dynamics assume, so it is
+    measured, not modelled."""
+
+    def __init__(self, X, Y, params, engine, target, seed, n_rows):
+        super().__init__(None, None, params, engine, target, seed)
+        self.X, self.Y = X, Y
+        self.n_rows = n_rows
+        self.engine = engine
+
+    def probe_engine(self, seed):
+        if self.engine["kind"] == "simulated":
+            return dict(self.engine, seed=seed)
+        workers = int(round(fit_geometric(self.pmf).n_workers))
+        return {"kind": "simulated", "n_workers": max(1, workers),
+                "schedule": "exponential", "seed": seed}
+
+    def batch_losses(self, w, rows):
+        """The epoch loss an engine would report at w without moving:
+        the batches' losses summed over their rows, per row."""
+        params, size = self.params, self.params["batch_size"]
+        total = 0.0
+        for start in range(0, rows.size, size):
+            batch = rows[start:start + size]
+            total += _mlp.loss_grad(params, self.X, self.Y, w, batch)[0] * batch.size
+        return total / rows.size
+
+    def propose(self, epoch, w, b, eta, memory):
+        rows = self.rng.permutation(self.n_rows)[:PROBE_ROWS].astype(np.int64)
+        orders = [np.ascontiguousarray(self.rng.permutation(rows)) for _ in range(PROBE_EPOCHS)]
+        seeds = self.rng.randint(0, 2**62, PROBE_EPOCHS)
+        start = self.batch_losses(w, rows)
+        if epoch == 0:  # the reference a blow-up is judged by
+            self.start_loss = start
+        scratch = np.zeros(1, dtype=np.int64)
+
+        def curves(momenta):
+            losses = np.full((PROBE_EPOCHS, len(momenta)), np.inf)
+            for j, mu in enumerate(momenta):
+                params = dict(self.params, momentum=float(mu), lr=eta)
+                wp, vp = w.copy(), np.zeros_like(w)
+                for e in range(PROBE_EPOCHS):
+                    res = _mlp.mlp_epoch(params, self.X, self.Y, wp, vp, orders[e],
+                                         self.probe_engine(int(seeds[e])), scratch)
+                    loss = res["sumloss"] / rows.size
+                    if res["diverged"] or not np.isfinite(loss) or not np.all(np.isfinite(wp)):
+                        break
+                    losses[e, j] = loss
+            return losses
+        return search_grid(MOMENTUM_GRID, curves, start)
