@@ -329,8 +329,10 @@ class _BaseAsyncMLP(BaseEstimator):
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
         auto, model = None, {"w": w, "v": v}
         if self.momentum == "auto":
+            # partial_fit probes on its first call only
+            initial = self.momentum_ if incremental and not first_pass else None
             auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
-                                   self.target_momentum, seed, n_train)
+                                   self.target_momentum, seed, n_train, initial)
             if backend is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:
@@ -454,12 +456,14 @@ _DOC_NEW = """
     momentum : float in (-1, 1) or "auto", default=0.9
         Momentum of the SGD updates, one velocity shared by all workers;
         negative values are allowed (asynchrony adds momentum of its own,
-        about 1 - 1/M for M workers). "auto" re-chooses it before epochs
-        0, 1, 2, 4, 8, ... by probing each momentum of -0.9..0.9 for two
-        epochs (of at most 4096 rows) of the simulated engine from the
-        current weights, under the staleness measured so far (the
-        simulated schedule's before any is measured): the one that gets
-        closest to the lowest loss soonest (see ``pyasync.mlp_auto``).
+        about 1 - 1/M for M workers). "auto" chooses it before the first
+        epoch by probing momenta of -0.9..0.9 for two epochs (of at most
+        4096 rows) of the simulated engine from the starting weights,
+        under the fit's staleness (the simulated schedule; M = 1 for
+        threads, which measure theirs as they go): the one that gets
+        closest to the lowest loss soonest; epochs that stop lowering the
+        loss then cap it lower, and an epoch that blows up is undone (see
+        ``pyasync.mlp_auto``). A partial_fit probes on its first call only.
         Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``.
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold explicit + measured implicit momentum

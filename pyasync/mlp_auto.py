@@ -14,22 +14,33 @@ PROBE_ROWS = 4096
 
 
 class MLPAutoMomentum(AutoMomentum):
-    """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback,
-    re-choices before epochs 0, 1, 2, 4, 8, ...), with the choice made by
-    the real network: from the current weights, at rest, each momentum runs
+    """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback)
+    with the choice made once, before a fit's first epoch, by the real
+    network: from the starting weights, at rest, each momentum runs
     PROBE_EPOCHS epochs of the simulated engine on the same rows and
     staleness draws (the fit's own schedule where it is simulated; else
     the exponential law of the measured staleness's effective M), and the
     one whose epoch losses first come within 5% of the way from the start
     to the lowest any reaches wins (`momentum.search_grid`). A network's
     loss is not the quadratic the expected dynamics assume, so it is
-    measured, not modelled."""
+    measured, not modelled. Later probes would start from weights a
+    calmer trajectory reached, where a heavy momentum shows its noise
+    within two epochs and its progress only after: re-choosing before
+    epochs 1, 2, 4, 8, 16 chose lower momenta than the best and did worse
+    (bench/bench_mlp_momentum.py). `initial`: a momentum already chosen
+    (a partial_fit after the first), kept without probing."""
 
-    def __init__(self, X, Y, params, engine, target, seed, n_rows):
+    def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None):
         super().__init__(None, None, params, engine, target, seed)
         self.X, self.Y = X, Y
         self.n_rows = n_rows
         self.engine = engine
+        self.initial = initial
+        if initial is not None:
+            self.choice = initial
+
+    def resamples(self, epoch):
+        return epoch == 0 and self.initial is None
 
     def probe_engine(self, seed):
         if self.engine["kind"] == "simulated":

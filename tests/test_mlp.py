@@ -573,6 +573,23 @@ def test_auto_momentum_probes_on_copies():
         np.testing.assert_array_equal(a, b)
 
 
+def test_auto_momentum_partial_fit_probes_once():
+    """partial_fit with momentum="auto" probes on its first call and keeps
+    that momentum after: its second call is the fixed momentum's."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", batch_size=32,
+                             asynchrony="simulated", n_workers=8,
+                             learning_rate_init=0.1, random_state=0)
+    est.partial_fit(X, y, classes=np.unique(y))
+    fixed = clone(est).set_params(momentum=est.momentum_).partial_fit(X, y, np.unique(y))
+    est.partial_fit(X, y)
+    fixed.partial_fit(X, y)
+    assert est.momentum_ == fixed.momentum_
+    for a, b in zip(est.coefs_ + est.intercepts_, fixed.coefs_ + fixed.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf

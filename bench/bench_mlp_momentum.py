@@ -1,0 +1,148 @@
+"""The MLPs' momentum="auto" against the best fixed momentum of the grid
+-0.9..0.9 (step 0.1), on the simulated engine (exponential schedule), with
+the learning rate held fixed: epochs to reach a target loss at M = 1, 4,
+16, 32, 64, at a small and a large learning rate. "total 0.9" is
+target_momentum=0.9 (explicit + measured implicit momentum held at 0.9,
+MLPClassifier's default momentum), the rule the probe replaced.
+
+    python bench/bench_mlp_momentum.py [--set design|check|all] [--seed S] [--jobs N] [--quick]
+
+"design" holds the problem the probe was developed on (digits, 32 hidden
+units, minibatches of 32); "check" holds six more, made after it was
+settled and measured once (other sizes, batch sizes, activations,
+regression). The target is FRACTION of the way from the first epoch's loss
+at momentum 0 to the lowest loss any grid value reaches in the budget;
+"m" marks a target auto never reached. The probe's own epochs (two per
+momentum tried, on copies of the weights) are not in the count: its cost
+is in the time column, against a fit at fixed momentum."""
+import argparse
+import os
+import time
+import warnings
+from multiprocessing import Pool
+
+import numpy as np
+from sklearn.datasets import (load_breast_cancer, load_digits, make_classification,
+                              make_friedman1, make_moons, make_regression)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from pyasync import AsyncMLPClassifier, AsyncMLPRegressor
+
+FRACTION = 0.05
+GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
+
+
+def standard(X):
+    return StandardScaler().fit_transform(X)
+
+
+def design_problems():
+    X, y = load_digits(return_X_y=True)
+    yield ("digits 32 hidden, batch 32", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(32,), batch_size=32), (0.01, 0.1))
+
+
+def check_problems():
+    X, y = load_digits(return_X_y=True)
+    yield ("digits 64 hidden, batch 200", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(64,)), (0.03, 0.3))
+    X, y = make_classification(4000, 20, n_informative=10, n_classes=3, random_state=5)
+    yield ("classification 3 classes, tanh", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(32,), activation="tanh", batch_size=16), (0.003, 0.03))
+    X, y = load_breast_cancer(return_X_y=True)
+    yield ("breast cancer, batch 8", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(16,), batch_size=8), (0.003, 0.03))
+    X, y = make_moons(3000, noise=0.25, random_state=6)
+    yield ("moons, two layers", X, y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(16, 16), batch_size=32), (0.01, 0.1))
+    X, y = make_friedman1(3000, noise=0.5, random_state=7)
+    yield ("friedman1 regression", standard(X), (y - y.mean()) / y.std(), AsyncMLPRegressor,
+           dict(hidden_layer_sizes=(32,), batch_size=32), (0.003, 0.03))
+    X, y = make_regression(2000, 20, n_informative=10, noise=10.0, random_state=8)
+    yield ("linear regression, logistic units", standard(X), (y - y.mean()) / y.std(),
+           AsyncMLPRegressor, dict(hidden_layer_sizes=(16,), activation="logistic",
+                                   batch_size=16), (0.003, 0.03))
+
+
+def problems(which):
+    if which in ("design", "all"):
+        yield from design_problems()
+    if which in ("check", "all"):
+        yield from check_problems()
+
+
+def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
+    """(epoch losses, inf where diverged or stopped; fitted momentum; seconds)."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            est = Est(asynchrony="simulated", n_workers=M, momentum=momentum,
+                      target_momentum=target_momentum, learning_rate_init=lr,
+                      max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
+                      random_state=seed, **kw).fit(X, y)
+        except ValueError:  # diverged
+            return np.full(epochs, np.inf), np.nan, time.perf_counter() - start
+    c = np.full(epochs, np.inf)
+    c[:len(est.loss_curve_)] = est.loss_curve_
+    return np.where(np.isfinite(c), c, np.inf), est.momentum_, time.perf_counter() - start
+
+
+def case(args):
+    name, X, y, Est, kw, M, lr, epochs, seed = args
+    runs = {mu: curve(Est, X, y, M, mu, lr, epochs, kw, seed) for mu in GRID}
+    auto_curve, auto_mu, auto_s = curve(Est, X, y, M, "auto", lr, epochs, kw, seed)
+    held_curve = curve(Est, X, y, M, "auto", lr, epochs, kw, seed, target_momentum=0.9)[0]
+    curves = {mu: r[0] for mu, r in runs.items()}
+    low = min(c.min() for c in curves.values())
+    if not np.isfinite(low):
+        return f"{name:<36} {M:>3} {lr:>6g}  no grid value converges", None, None
+    start = curves[0.0][0] if np.isfinite(curves[0.0][0]) else max(
+        c[0] for c in curves.values() if np.isfinite(c[0]))
+    target = low + FRACTION * (start - low)
+
+    def epochs_to(c):
+        hit = np.flatnonzero(c <= target)
+        return hit[0] + 1 if hit.size else np.inf
+    reach = {mu: epochs_to(c) for mu, c in curves.items()}
+    best = min(reach, key=reach.get)
+    auto, held = epochs_to(auto_curve), epochs_to(held_curve)
+    fixed_s = runs[best][2]
+    line = (f"{name:<36} {M:>3} {lr:>6g} {best:>7.1f} {reach[best]:>5.0f} {auto:>5.0f}"
+            f"{'m' if auto == np.inf else ' '} {auto / reach[best]:>6.2f} {auto_mu:>7.2f}"
+            f" {held / reach[best]:>9.2f} {auto_s / fixed_s:>6.1f}")
+    return line, auto / reach[best], held / reach[best]
+
+
+def run(which="design", seed=0, jobs=1, quick=False):
+    Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
+    epochs = 15 if quick else 30
+    cases = [(name, X, y, Est, kw, M, lr, epochs, seed)
+             for name, X, y, Est, kw, lrs in problems(which) for lr in lrs for M in Ms]
+    print(f"{os.cpu_count()} cores; seed {seed}; {epochs} epochs")
+    print(f"{'problem':<36} {'M':>3} {'lr':>6} {'best mu':>7} {'best':>5} {'auto':>5}  "
+          f"{'ratio':>6} {'auto mu':>7} {'total 0.9':>9} {'time x':>6}")
+    with Pool(jobs) as pool:
+        results = pool.imap(case, cases) if jobs > 1 else map(case, cases)
+        ratios, held = [], []
+        for line, ratio, held_ratio in results:
+            print(line, flush=True)
+            if ratio is not None:
+                ratios.append(ratio)
+                held.append(held_ratio)
+    ratios, held = np.array(ratios), np.array(held)
+    for label, r in (("auto", ratios), ("total 0.9", held)):
+        print(f"{label}: within 1.5x of the best fixed momentum in {np.sum(r <= 1.5)} of "
+              f"{r.size} cases; median {np.median(r):.2f}; target missed in "
+              f"{np.sum(np.isinf(r))}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--set", default="design", choices=("design", "check", "all"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    run(args.set, args.seed, args.jobs, args.quick)
