@@ -5,16 +5,20 @@ the learning rate held fixed: epochs to reach a target loss at M = 1, 4,
 target_momentum=0.9 (explicit + measured implicit momentum held at 0.9,
 MLPClassifier's default momentum), the rule the probe replaced.
 
-    python bench/bench_mlp_momentum.py [--set design|check|all] [--seed S] [--jobs N] [--quick]
+    python bench/bench_mlp_momentum.py [--set design|check|fresh|all] [--seed S] [--jobs N] [--quick]
 
 "design" holds the problem the probe was developed on (digits, 32 hidden
 units, minibatches of 32); "check" holds six more, made after it was
-settled and measured once (other sizes, batch sizes, activations,
-regression). The target is FRACTION of the way from the first epoch's loss
+settled (other sizes, batch sizes, activations, regression); its
+failures led to probing once, before the first epoch, not before epochs
+1, 2, 4, 8, 16 too. "fresh" holds five more, made after that and measured
+once. The target is FRACTION of the way from the first epoch's loss
 at momentum 0 to the lowest loss any grid value reaches in the budget;
-"m" marks a target auto never reached. The probe's own epochs (two per
-momentum tried, on copies of the weights) are not in the count: its cost
-is in the time column, against a fit at fixed momentum."""
+"m" marks a target auto never reached. "ratio" counts the fit's epochs;
+"probe" is the probe's own updates (two epochs per momentum tried, on
+copies of the weights) in epochs of the data, and "+probe" the ratio
+with them counted; "time x" is auto's fit time against the best fixed
+momentum's."""
 import argparse
 import os
 import time
@@ -22,8 +26,9 @@ import warnings
 from multiprocessing import Pool
 
 import numpy as np
-from sklearn.datasets import (load_breast_cancer, load_digits, make_classification,
-                              make_friedman1, make_moons, make_regression)
+from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
+                              load_wine, make_classification, make_friedman1,
+                              make_friedman2, make_moons, make_regression)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -65,15 +70,36 @@ def check_problems():
                                    batch_size=16), (0.003, 0.03))
 
 
+def fresh_problems():
+    X, y = load_iris(return_X_y=True)
+    yield ("iris, batch 8", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(8,), batch_size=8), (0.003, 0.03))
+    X, y = make_classification(6000, 40, n_informative=15, flip_y=0.05, random_state=11)
+    yield ("binary 40d, 64 hidden, batch 64", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(64,), batch_size=64), (0.01, 0.1))
+    X, y = load_wine(return_X_y=True)
+    yield ("wine, tanh, batch 4", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(8,), activation="tanh", batch_size=4), (0.001, 0.01))
+    X, y = load_diabetes(return_X_y=True)
+    yield ("diabetes regression, batch 16", standard(X), (y - y.mean()) / y.std(),
+           AsyncMLPRegressor, dict(hidden_layer_sizes=(32,), batch_size=16), (0.003, 0.03))
+    X, y = make_friedman2(4000, noise=10.0, random_state=12)
+    yield ("friedman2 regression, two layers", standard(X), (y - y.mean()) / y.std(),
+           AsyncMLPRegressor, dict(hidden_layer_sizes=(32, 16), batch_size=32), (0.001, 0.01))
+
+
 def problems(which):
     if which in ("design", "all"):
         yield from design_problems()
     if which in ("check", "all"):
         yield from check_problems()
+    if which in ("fresh", "all"):
+        yield from fresh_problems()
 
 
 def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
-    """(epoch losses, inf where diverged or stopped; fitted momentum; seconds)."""
+    """(epoch losses, inf where diverged or stopped; the fit, None where it
+    diverged; seconds)."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -83,16 +109,16 @@ def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
                       max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
                       random_state=seed, **kw).fit(X, y)
         except ValueError:  # diverged
-            return np.full(epochs, np.inf), np.nan, time.perf_counter() - start
+            return np.full(epochs, np.inf), None, time.perf_counter() - start
     c = np.full(epochs, np.inf)
     c[:len(est.loss_curve_)] = est.loss_curve_
-    return np.where(np.isfinite(c), c, np.inf), est.momentum_, time.perf_counter() - start
+    return np.where(np.isfinite(c), c, np.inf), est, time.perf_counter() - start
 
 
 def case(args):
     name, X, y, Est, kw, M, lr, epochs, seed = args
     runs = {mu: curve(Est, X, y, M, mu, lr, epochs, kw, seed) for mu in GRID}
-    auto_curve, auto_mu, auto_s = curve(Est, X, y, M, "auto", lr, epochs, kw, seed)
+    auto_curve, auto_fit, auto_s = curve(Est, X, y, M, "auto", lr, epochs, kw, seed)
     held_curve = curve(Est, X, y, M, "auto", lr, epochs, kw, seed, target_momentum=0.9)[0]
     curves = {mu: r[0] for mu, r in runs.items()}
     low = min(c.min() for c in curves.values())
@@ -108,10 +134,14 @@ def case(args):
     reach = {mu: epochs_to(c) for mu, c in curves.items()}
     best = min(reach, key=reach.get)
     auto, held = epochs_to(auto_curve), epochs_to(held_curve)
-    fixed_s = runs[best][2]
+    batch = kw.get("batch_size", min(200, X.shape[0]))
+    probe = (np.nan if auto_fit is None
+             else auto_fit.probe_updates_ / np.ceil(X.shape[0] / batch))
+    auto_mu = np.nan if auto_fit is None else auto_fit.momentum_
     line = (f"{name:<36} {M:>3} {lr:>6g} {best:>7.1f} {reach[best]:>5.0f} {auto:>5.0f}"
             f"{'m' if auto == np.inf else ' '} {auto / reach[best]:>6.2f} {auto_mu:>7.2f}"
-            f" {held / reach[best]:>9.2f} {auto_s / fixed_s:>6.1f}")
+            f" {held / reach[best]:>9.2f} {probe:>6.1f} {(auto + probe) / reach[best]:>7.2f}"
+            f" {auto_s / runs[best][2]:>6.1f}")
     return line, auto / reach[best], held / reach[best]
 
 
@@ -122,7 +152,8 @@ def run(which="design", seed=0, jobs=1, quick=False):
              for name, X, y, Est, kw, lrs in problems(which) for lr in lrs for M in Ms]
     print(f"{os.cpu_count()} cores; seed {seed}; {epochs} epochs")
     print(f"{'problem':<36} {'M':>3} {'lr':>6} {'best mu':>7} {'best':>5} {'auto':>5}  "
-          f"{'ratio':>6} {'auto mu':>7} {'total 0.9':>9} {'time x':>6}")
+          f"{'ratio':>6} {'auto mu':>7} {'total 0.9':>9} {'probe':>6} {'+probe':>7} "
+          f"{'time x':>6}")
     with Pool(jobs) as pool:
         results = pool.imap(case, cases) if jobs > 1 else map(case, cases)
         ratios, held = [], []
@@ -140,7 +171,7 @@ def run(which="design", seed=0, jobs=1, quick=False):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--set", default="design", choices=("design", "check", "all"))
+    parser.add_argument("--set", default="design", choices=("design", "check", "fresh", "all"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--quick", action="store_true")

@@ -425,6 +425,7 @@ class _BaseAsyncMLP(BaseEstimator):
         self.n_iter_ = n_iter
         self.staleness_ = StalenessStats.from_counts(hist, stale_sum, stale_max)
         self.momentum_ = float(params["momentum"])
+        self.probe_updates_ = 0 if auto is None else auto.probe_updates
         self.implicit_momentum_ = (fit_geometric(self.staleness_).implicit_momentum
                                    if self.staleness_.n_measured else 0.0)
         self.total_momentum_ = total_momentum(self.momentum_, self.implicit_momentum_)
@@ -464,7 +465,8 @@ _DOC_NEW = """
         closest to the lowest loss soonest; epochs that stop lowering the
         loss then cap it lower, and an epoch that blows up is undone (see
         ``pyasync.mlp_auto``). A partial_fit probes on its first call only.
-        Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``.
+        Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``,
+        ``probe_updates_`` (the minibatch updates the probe ran on copies).
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold explicit + measured implicit momentum
         at this total instead of probing.

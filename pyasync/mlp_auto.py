@@ -36,6 +36,7 @@ class MLPAutoMomentum(AutoMomentum):
         self.n_rows = n_rows
         self.engine = engine
         self.initial = initial
+        self.probe_updates = 0  # minibatch updates the probes ran
         if initial is not None:
             self.choice = initial
 
@@ -76,6 +77,7 @@ class MLPAutoMomentum(AutoMomentum):
                 for e in range(PROBE_EPOCHS):
                     res = _mlp.mlp_epoch(params, self.X, self.Y, wp, vp, orders[e],
                                          self.probe_engine(int(seeds[e])), scratch)
+                    self.probe_updates += res["n_updates"]
                     loss = res["sumloss"] / rows.size
                     if res["diverged"] or not np.isfinite(loss) or not np.all(np.isfinite(wp)):
                         break
