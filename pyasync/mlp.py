@@ -329,8 +329,8 @@ class _BaseAsyncMLP(BaseEstimator):
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
         auto, model = None, {"w": w, "v": v}
         if self.momentum == "auto":
-            # partial_fit probes on its first call only
-            initial = self.momentum_ if incremental and not first_pass else None
+            # a fit that goes on from a fitted model keeps its momentum
+            initial = None if first_pass else getattr(self, "momentum_", None)
             auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
                                    self.target_momentum, seed, n_train, initial)
             if backend is None:  # the Ray server holds its own model
@@ -460,11 +460,13 @@ _DOC_NEW = """
         about 1 - 1/M for M workers). "auto" chooses it before the first
         epoch by probing momenta of -0.9..0.9 for two epochs (of at most
         4096 rows) of the simulated engine from the starting weights,
-        under the fit's staleness (the simulated schedule; M = 1 for
-        threads, which measure theirs as they go): the one that gets
-        closest to the lowest loss soonest; epochs that stop lowering the
-        loss then cap it lower, and an epoch that blows up is undone (see
-        ``pyasync.mlp_auto``). A partial_fit probes on its first call only.
+        under the fit's staleness (the simulated schedule; for threads
+        and Ray, M = n_jobs or n_workers exponential workers): the one
+        that gets closest to the lowest loss soonest; epochs that stop
+        lowering the loss then cap it lower, and an epoch that blows up is
+        undone (see ``pyasync.mlp_auto``). A fit that goes on from a fitted
+        model (partial_fit after its first call, warm_start) keeps the
+        momentum it had.
         Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``,
         ``probe_updates_`` (the minibatch updates the probe ran on copies).
     target_momentum : float in [0, 1), default=None

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import _mlp
 from ._sgd import AutoMomentum
-from .momentum import MOMENTUM_GRID, fit_geometric, search_grid
+from .momentum import MOMENTUM_GRID, search_grid
 
 # Epochs each momentum is probed for, and the rows an epoch of the probe
 # holds at most (a window of the data on larger sets).
@@ -18,8 +18,7 @@ class MLPAutoMomentum(AutoMomentum):
     with the choice made once, before a fit's first epoch, by the real
     network: from the starting weights, at rest, each momentum runs
     PROBE_EPOCHS epochs of the simulated engine on the same rows and
-    staleness draws (the fit's own schedule where it is simulated; else
-    the exponential law of the measured staleness's effective M), and the
+    staleness draws (`probe_engine`), and the
     one whose epoch losses first come within 5% of the way from the start
     to the lowest any reaches wins (`momentum.search_grid`). A network's
     loss is not the quadratic the expected dynamics assume, so it is
@@ -28,7 +27,8 @@ class MLPAutoMomentum(AutoMomentum):
     within two epochs and its progress only after: re-choosing before
     epochs 1, 2, 4, 8, 16 chose lower momenta than the best and did worse
     (bench/bench_mlp_momentum.py). `initial`: a momentum already chosen
-    (a partial_fit after the first), kept without probing."""
+    (a fit that goes on from a fitted model: partial_fit after the first
+    call, warm_start), kept without probing."""
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None):
         super().__init__(None, None, params, engine, target, seed)
@@ -44,11 +44,14 @@ class MLPAutoMomentum(AutoMomentum):
         return epoch == 0 and self.initial is None
 
     def probe_engine(self, seed):
+        """The fit's simulated engine; for threads and Ray workers, which
+        have measured nothing before the first epoch, the exponential law
+        of as many simulated workers."""
         if self.engine["kind"] == "simulated":
             return dict(self.engine, seed=seed)
-        workers = int(round(fit_geometric(self.pmf).n_workers))
-        return {"kind": "simulated", "n_workers": max(1, workers),
-                "schedule": "exponential", "seed": seed}
+        workers = self.engine["n_threads" if self.engine["kind"] == "threads" else "n_workers"]
+        return {"kind": "simulated", "n_workers": workers, "schedule": "exponential",
+                "seed": seed}
 
     def batch_losses(self, w, rows):
         """The epoch loss an engine would report at w without moving:

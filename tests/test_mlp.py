@@ -590,6 +590,44 @@ def test_auto_momentum_partial_fit_probes_once():
         np.testing.assert_array_equal(a, b)
 
 
+def test_auto_momentum_warm_start_keeps_the_choice():
+    """A warm-started fit goes on from a fitted model: it keeps momentum_
+    and probes nothing."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=2,
+                             batch_size=64, asynchrony="simulated", n_workers=8,
+                             learning_rate_init=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        chosen, probed = est.momentum_, est.probe_updates_
+        est.set_params(warm_start=True).fit(X, y)
+    assert probed > 0
+    assert est.probe_updates_ == 0
+    assert est.momentum_ <= chosen  # the closed loop may only cap it
+
+
+def test_auto_momentum_probes_threads_as_exponential_workers(monkeypatch):
+    """Threads have measured no staleness before the first epoch: the
+    probe simulates n_jobs exponential workers."""
+    from pyasync import mlp_auto
+    seen = []
+    real = mlp_auto._mlp.mlp_epoch
+
+    def spy(params, X, Y, w, v, order, engine, hist):
+        seen.append(engine)
+        return real(params, X, Y, w, v, order, engine, hist)
+    monkeypatch.setattr(mlp_auto._mlp, "mlp_epoch", spy)
+    X, y = load_digits(return_X_y=True)
+    AsyncMLPClassifier(hidden_layer_sizes=(8,), momentum="auto", max_iter=1, n_jobs=3,
+                       random_state=0).fit(X[:300] / 16.0, y[:300])
+    probes = [e for e in seen if e["kind"] == "simulated"]
+    assert [e["kind"] for e in seen if e not in probes] == ["threads"]  # the fit's epoch
+    assert probes and all(e["n_workers"] == 3 and e["schedule"] == "exponential"
+                          for e in probes)
+
+
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf
