@@ -1,6 +1,6 @@
 """momentum="auto" for the asynchronous MLPs: the explicit momentum chosen by
-probing, from the current weights, each momentum of the grid with a few
-epochs of the simulated engine under the fit's staleness."""
+probing, from the starting weights, momenta of the grid with two epochs of
+the simulated engine under the fit's staleness."""
 import numpy as np
 
 from . import _mlp
@@ -18,9 +18,9 @@ class MLPAutoMomentum(AutoMomentum):
     with the choice made once, before a fit's first epoch, by the real
     network: from the starting weights, at rest, each momentum runs
     PROBE_EPOCHS epochs of the simulated engine on the same rows and
-    staleness draws (`probe_engine`), and the
-    one whose epoch losses first come within 5% of the way from the start
-    to the lowest any reaches wins (`momentum.search_grid`). A network's
+    staleness draws (`probe_engine`), and the one whose epoch losses first
+    come within 5% of the way from the start to the lowest any reaches
+    wins (`momentum.search_grid`). A network's
     loss is not the quadratic the expected dynamics assume, so it is
     measured, not modelled. Later probes would start from weights a
     calmer trajectory reached, where a heavy momentum shows its noise
