@@ -199,7 +199,8 @@ def test_partial_fit_batches_matches_sklearn(digits):
     classes = np.unique(ytr)
     batches = np.array_split(np.arange(Xtr.shape[0]), 4)
     ours, ref = [], []
-    for seed in range(3):
+    # ten seeds: two racing threads move a three-seed mean by +-0.005
+    for seed in range(10):
         clf = AsyncSGDClassifier(random_state=seed, n_jobs=2)
         sk = SGDClassifier(random_state=seed)
         for epoch in range(5):
