@@ -5,17 +5,18 @@ the learning rate held fixed: epochs to reach a target loss at M = 1, 4,
 target_momentum=0.9 (explicit + measured implicit momentum held at 0.9,
 MLPClassifier's default momentum), the rule the probe replaced.
 
-    python bench/bench_mlp_momentum.py [--set design|check|fresh|all] [--seed S] [--jobs N] [--quick]
+    python bench/bench_mlp_momentum.py [--set design|check|fresh|unseen|all] [--seed S] [--jobs N] [--quick]
 
 "design" holds the problem the probe was developed on (digits, 32 hidden
 units, minibatches of 32); "check" holds six more, made after it was
 settled (other sizes, batch sizes, activations, regression); its
 failures led to probing once, before the first epoch, not before epochs
 1, 2, 4, 8, 16 too. "fresh" holds five more, made after that and measured
-once. The target is FRACTION of the way from the first epoch's loss
+with two probe epochs; they and the others then led to three. "unseen"
+holds five more, made after that and measured once. The target is FRACTION of the way from the first epoch's loss
 at momentum 0 to the lowest loss any grid value reaches in the budget;
 "m" marks a target auto never reached. "ratio" counts the fit's epochs;
-"probe" is the probe's own updates (two epochs per momentum tried, on
+"probe" is the probe's own updates (three epochs per momentum tried, on
 copies of the weights) in epochs of the data, and "+probe" the ratio
 with them counted; "time x" is auto's fit time against the best fixed
 momentum's."""
@@ -27,8 +28,9 @@ from multiprocessing import Pool
 
 import numpy as np
 from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
-                              load_wine, make_classification, make_friedman1,
-                              make_friedman2, make_moons, make_regression)
+                              load_wine, make_blobs, make_circles, make_classification,
+                              make_friedman1, make_friedman2, make_friedman3, make_moons,
+                              make_regression)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -88,6 +90,25 @@ def fresh_problems():
            AsyncMLPRegressor, dict(hidden_layer_sizes=(32, 16), batch_size=32), (0.001, 0.01))
 
 
+def unseen_problems():
+    X, y = make_classification(3000, 10, n_informative=6, n_classes=4,
+                               n_clusters_per_class=2, random_state=21)
+    yield ("4 classes, 2 clusters each", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(32,), batch_size=32), (0.01, 0.1))
+    X, y = make_circles(2000, noise=0.1, factor=0.5, random_state=22)
+    yield ("circles, tanh, batch 16", X, y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(16,), activation="tanh", batch_size=16), (0.01, 0.1))
+    X, y = make_friedman3(3000, noise=0.05, random_state=23)
+    yield ("friedman3 regression", standard(X), (y - y.mean()) / y.std(), AsyncMLPRegressor,
+           dict(hidden_layer_sizes=(32,), batch_size=32), (0.003, 0.03))
+    X, y = load_digits(return_X_y=True)
+    yield ("digits, logistic units, batch 100", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(64,), activation="logistic", batch_size=100), (0.03, 0.3))
+    X, y = make_blobs(2000, n_features=8, centers=5, cluster_std=3.0, random_state=24)
+    yield ("blobs, two layers, batch 8", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(16, 16), batch_size=8), (0.003, 0.03))
+
+
 def problems(which):
     if which in ("design", "all"):
         yield from design_problems()
@@ -95,6 +116,8 @@ def problems(which):
         yield from check_problems()
     if which in ("fresh", "all"):
         yield from fresh_problems()
+    if which in ("unseen", "all"):
+        yield from unseen_problems()
 
 
 def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
@@ -171,7 +194,7 @@ def run(which="design", seed=0, jobs=1, quick=False):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--set", default="design", choices=("design", "check", "fresh", "all"))
+    parser.add_argument("--set", default="design", choices=("design", "check", "fresh", "unseen", "all"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--quick", action="store_true")

@@ -458,7 +458,7 @@ _DOC_NEW = """
         Momentum of the SGD updates, one velocity shared by all workers;
         negative values are allowed (asynchrony adds momentum of its own,
         about 1 - 1/M for M workers). "auto" chooses it before the first
-        epoch by probing momenta of -0.9..0.9 for two epochs (of at most
+        epoch by probing momenta of -0.9..0.9 for three epochs (of at most
         4096 rows) of the simulated engine from the starting weights,
         under the fit's staleness (the simulated schedule; for threads
         and Ray, M = n_jobs or n_workers exponential workers): the one
