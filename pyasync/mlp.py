@@ -461,7 +461,8 @@ _DOC_NEW = """
         epoch by probing momenta of -0.9..0.9 for three epochs (of at most
         4096 rows) of the simulated engine from the starting weights,
         under the fit's staleness (the simulated schedule; for threads
-        and Ray, M = n_jobs or n_workers exponential workers): the one
+        and Ray, M = n_jobs (at most the cores) or n_workers exponential
+        workers): the one
         that gets closest to the lowest loss soonest; epochs that stop
         lowering the loss then cap it lower, and an epoch that blows up is
         undone (see ``pyasync.mlp_auto``). A fit that goes on from a fitted

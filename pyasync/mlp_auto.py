@@ -1,6 +1,8 @@
 """momentum="auto" for the asynchronous MLPs: the explicit momentum chosen by
 probing, from the starting weights, momenta of the grid with three epochs
 of the simulated engine under the fit's staleness."""
+import os
+
 import numpy as np
 
 from . import _mlp
@@ -48,10 +50,15 @@ class MLPAutoMomentum(AutoMomentum):
     def probe_engine(self, seed):
         """The fit's simulated engine; for threads and Ray workers, which
         have measured nothing before the first epoch, the exponential law
-        of as many simulated workers."""
+        of as many simulated workers (threads: no more than the cores,
+        as threads beyond them do not run at once; 2, 4 and 8 threads on 2
+        cores measured a mean staleness of 0.5, 1.0 and 0.9)."""
         if self.engine["kind"] == "simulated":
             return dict(self.engine, seed=seed)
-        workers = self.engine["n_threads" if self.engine["kind"] == "threads" else "n_workers"]
+        if self.engine["kind"] == "threads":
+            workers = min(self.engine["n_threads"], os.cpu_count() or 1)
+        else:
+            workers = self.engine["n_workers"]
         return {"kind": "simulated", "n_workers": workers, "schedule": "exponential",
                 "seed": seed}
 
