@@ -355,8 +355,8 @@ class _BaseAsyncMLP(BaseEstimator):
                 stale_max = max(stale_max, res["staleness_max"])
                 diverged = (res["diverged"] or not np.isfinite(res["sumloss"])
                             or not np.all(np.isfinite(w)))
-                if auto is not None and backend is None and auto.recover(
-                        it, model, np.inf if diverged else res["sumloss"] / n_train):
+                loss = np.inf if diverged else res["sumloss"] / n_train
+                if auto is not None and backend is None and auto.recover(it, model, loss):
                     diverged = False  # rolled back to the best epoch's model
                 if diverged:
                     raise ValueError(
@@ -364,7 +364,6 @@ class _BaseAsyncMLP(BaseEstimator):
                         "Scaling the input (StandardScaler), a smaller learning_rate_init "
                         "or a smaller momentum might help.")
                 n_iter += 1
-                loss = res["sumloss"] / n_train
                 st["t_"] += n_train
                 st["loss_curve_"].append(loss)
                 if self.verbose:
@@ -462,13 +461,12 @@ _DOC_NEW = """
         4096 rows) of the simulated engine from the starting weights,
         under the fit's staleness (the simulated schedule; for threads
         and Ray, M = n_jobs (at most the cores) or n_workers exponential
-        workers): the one
-        that gets closest to the lowest loss soonest; epochs that stop
-        lowering the loss then cap it lower, and an epoch that blows up is
-        undone (see ``pyasync.mlp_auto``). A fit that goes on from a fitted
-        model (partial_fit after its first call, warm_start) keeps the
-        momentum it had.
-        Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``,
+        workers): the one that gets closest to the lowest loss soonest;
+        epochs that stop lowering the loss then cap it lower, and an epoch
+        that blows up is undone, its loss kept as inf in loss_curve_ (see
+        ``pyasync.mlp_auto``). A fit that goes on from a fitted model
+        (partial_fit after its first call, warm_start) keeps the momentum
+        it had. Fitted: ``momentum_``, ``implicit_momentum_``, ``total_momentum_``,
         ``probe_updates_`` (the minibatch updates the probe ran on copies).
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold explicit + measured implicit momentum

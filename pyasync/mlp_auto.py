@@ -24,9 +24,9 @@ class MLPAutoMomentum(AutoMomentum):
     PROBE_EPOCHS epochs of the simulated engine on the same rows and
     staleness draws (`probe_engine`), and the one whose epoch losses first
     come within 5% of the way from the start to the lowest any reaches
-    wins (`momentum.search_grid`). A network's
-    loss is not the quadratic the expected dynamics assume, so it is
-    measured, not modelled. Later probes would start from weights a
+    wins (`momentum.search_grid`). A network's loss is not the quadratic
+    the expected dynamics assume, so it is measured, not modelled. Later
+    probes would start from weights a
     calmer trajectory reached, where a heavy momentum shows its noise
     within a few epochs and its progress only after: re-choosing before
     epochs 1, 2, 4, 8, 16 chose lower momenta than the best and did worse

@@ -630,6 +630,28 @@ def test_auto_momentum_probes_threads_as_exponential_workers(monkeypatch):
                           for e in probes)
 
 
+def test_auto_momentum_rolls_back_an_epoch_that_diverges(monkeypatch):
+    """Where the momentum chosen diverges, the epoch is undone (the model
+    back to the best one, at rest; inf in loss_curve_) and the momentum
+    capped 0.4 lower, until one that converges: the fit does not raise."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto.MLPAutoMomentum, "propose", lambda self, *a: 0.9)
+    X, y = make_regression(500, 10, noise=1.0, random_state=0)
+    X, y = StandardScaler().fit_transform(X), y / y.std()
+    kw = dict(hidden_layer_sizes=(8,), activation="identity", max_iter=4, batch_size=8,
+              learning_rate_init=0.3, asynchrony="simulated", n_workers=1, random_state=0)
+    for mu in (0.9, 0.5):  # each diverges on its own here
+        with pytest.raises(ValueError, match="diverged"):
+            AsyncMLPRegressor(momentum=mu, **kw).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = AsyncMLPRegressor(momentum="auto", **kw).fit(X, y)
+    assert est.loss_curve_[:2] == [np.inf, np.inf]
+    assert est.momentum_ == pytest.approx(0.1)
+    assert np.all(np.isfinite(est.loss_curve_[2:]))
+    assert est.score(X, y) > 0.99
+
+
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf
