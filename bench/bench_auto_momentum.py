@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step (--steps: others).
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|huge|huge-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -19,7 +19,11 @@ led to the sparse rows' whole own kicks); "large" holds four of 20,000 to
 with the epoch-long loss windows; "large-fresh" holds six more of 8,000 to
 40,000 rows, made after the two-epoch horizon on such data was settled and
 measured with and without it (its sparse problem then led to keeping
-sparse samples at 5,000 updates); "weighted" holds three with class
+sparse samples at 5,000 updates); "huge" holds three of 60,000 to
+100,000 rows (an epoch longer than the simulation's budget allows), added
+with the budget-long horizon watched over its second half, and
+"huge-fresh" four of 50,000 to 70,000 rows, made after that rule and
+measured once with and without it; "weighted" holds three with class
 weights (up to 1:20), added with the weighted steps of the simulation and
 measured once with and without them; "penalized" holds eleven with strong
 penalties (alpha 1e-3 to 3e-2), added with the simulation's L2 decay, and
@@ -71,6 +75,10 @@ def problems(which="design"):
         yield from large_problems()
     if which in ("large-fresh", "all"):
         yield from large_fresh_problems()
+    if which in ("huge", "all"):
+        yield from huge_problems()
+    if which in ("huge-fresh", "all"):
+        yield from huge_fresh_problems()
     if which in ("weighted", "all"):
         yield from weighted_problems()
     if which in ("penalized", "all"):
@@ -295,6 +303,35 @@ def large_fresh_problems():
         AsyncSGDClassifier, dict(loss="modified_huber", alpha=1e-4)
 
 
+def huge_problems():
+    X, y = make_classification(60000, 50, n_informative=20, flip_y=0.05, random_state=31)
+    yield "huge log_loss 60k x 50", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="log_loss", alpha=1e-4)
+    X, y = make_friedman1(80000, n_features=20, noise=1.0, random_state=32)
+    yield "huge friedman1 squared 80k", StandardScaler().fit_transform(X), \
+        (y - y.mean()) / y.std(), AsyncSGDRegressor, dict(loss="squared_error", alpha=1e-4)
+    X, y = make_classification(100000, 30, n_informative=10, n_clusters_per_class=3,
+                               flip_y=0.02, random_state=33)
+    yield "huge hinge 100k x 30", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="hinge", alpha=1e-4)
+
+
+def huge_fresh_problems():
+    X, y = make_regression(50000, 100, n_informative=30, effective_rank=10, noise=5.0,
+                           random_state=41)
+    yield "hf low-rank regression 50k", StandardScaler().fit_transform(X), \
+        (y - y.mean()) / y.std(), AsyncSGDRegressor, dict(loss="squared_error", alpha=1e-4)
+    X, y = make_classification(70000, 80, n_informative=30, class_sep=0.5, random_state=42)
+    yield "hf modified_huber 70k x 80", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="modified_huber", alpha=1e-4)
+    X, y = make_classification(50000, 20, n_informative=8, weights=[0.9, 0.1], random_state=43)
+    yield "hf imbalanced log_loss 50k", StandardScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="log_loss", alpha=1e-4)
+    X, y = make_classification(60000, 40, n_informative=15, random_state=44)
+    yield "hf minmax squared_hinge 60k", MinMaxScaler().fit_transform(X), y, \
+        AsyncSGDClassifier, dict(loss="squared_hinge", alpha=1e-4)
+
+
 def weighted_problems():
     X, y = make_classification(4000, 30, weights=[0.92, 0.08], n_informative=10,
                                random_state=81)
@@ -451,8 +488,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "extra", "holdout", "fresh", "unseen",
-                                 "large", "large-fresh", "weighted", "penalized",
-                                 "sparse-penalized", "sparse-moderate", "all"))
+                                 "large", "large-fresh", "huge", "huge-fresh", "weighted",
+                                 "penalized", "sparse-penalized", "sparse-moderate", "all"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     parser.add_argument("--steps", default=",".join(map(str, STEPS)),

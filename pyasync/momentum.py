@@ -359,16 +359,17 @@ def simulation_horizon(n_updates, epoch_updates, sample):
     allows. On large data the first epoch's mean loss is mostly the floor
     its descent reaches, and the second epoch shows that floor; a few
     thousand updates show only the descent, which the heavy momenta win.
-    An epoch the budget cannot hold keeps `n_updates` (its windows are
-    then one pass over the sample), and so do samples of independent rows
-    (sparse, or as many features as rows): two epochs would visit each of
-    their rows hundreds of times, where the data visit each twice, and
+    An epoch the budget cannot hold gets as many updates as the budget
+    allows (at least `n_updates`; their second half stands in for the
+    epoch, mostly its floor). Samples of independent rows (sparse, or as
+    many features as rows) keep `n_updates`: two epochs would visit each
+    of their rows hundreds of times, where the data visit each twice, and
     they would be learnt by heart."""
     if not epoch_updates or epoch_updates <= n_updates or sample.independent_rows:
         return n_updates
     rows = sample.gram.shape[0] + (0 if sample.held is None else sample.held.shape[1])
     affordable = HORIZON_BUDGET // rows
-    return min(2 * epoch_updates, affordable) if affordable >= epoch_updates else n_updates
+    return min(2 * epoch_updates, affordable) if affordable >= epoch_updates else max(n_updates, affordable)
 
 
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
@@ -376,8 +377,9 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     """The explicit momentum whose simulated loss (the sample's, with its
     held-out rows'), averaged over windows of one epoch of the data
     (`epoch_updates`, at least one pass over the sample, as an epoch's
-    mean loss is; one pass where an epoch outlasts the horizon,
-    `simulation_horizon`), first comes
+    mean loss is; where an epoch outlasts the horizon, half the horizon
+    for dense samples, whose epoch is then mostly its floor, and one pass
+    for samples of independent rows; `simulation_horizon`), first comes
     within `fraction` of the way from the start to the lowest any momentum
     reaches (ties: the lowest final loss); None where no momentum changes
     the sample's loss (every row past its margin). A grid of more than 7 is searched
@@ -397,9 +399,17 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
         losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, momenta,
                                         n_updates, rng, every=every, l2=l2)
         # an epoch's mean loss is what a fit watches; an epoch the horizon
-        # cannot hold would be mostly its unseen tail: one pass stands in
+        # cannot hold is mostly the floor its descent reaches: the horizon's
+        # second half stands in (one pass where the sample's rows are
+        # independent: its horizon is short)
         epoch = max(m, epoch_updates or m)
-        window = max(1, min((epoch if epoch <= n_updates else m) // every, losses.shape[0]))
+        if epoch <= n_updates:
+            span = epoch
+        elif sample.independent_rows:
+            span = m
+        else:
+            span = n_updates // 2
+        window = max(1, min(span // every, losses.shape[0]))
         smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
                            for col in losses.T], axis=1)
         return np.where(np.isfinite(smooth), smooth, np.inf)
