@@ -558,47 +558,48 @@ def test_target_momentum_holds_the_total(n_workers):
             np.testing.assert_array_equal(a, b)
 
 
+def auto_on_digits(**params):
+    """Digits scaled to [0, 1] and an unfitted momentum="auto" MLP on 8
+    simulated workers (`params` override)."""
+    X, y = load_digits(return_X_y=True)
+    params = dict(dict(hidden_layer_sizes=(16,), momentum="auto", batch_size=32,
+                       asynchrony="simulated", n_workers=8, learning_rate_init=0.1,
+                       random_state=0), **params)
+    return X / 16.0, y, AsyncMLPClassifier(**params)
+
+
+def assert_same_weights(a, b):
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_auto_momentum_probes_on_copies():
     """Probing runs on copies of the weights: one epoch of momentum="auto"
     is bit for bit the epoch of the momentum it chose."""
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=1,
-                             batch_size=32, asynchrony="simulated", n_workers=8,
-                             learning_rate_init=0.1, random_state=0)
+    X, y, est = auto_on_digits(max_iter=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
         fixed = clone(est).set_params(momentum=est.momentum_).fit(X, y)
-    for a, b in zip(est.coefs_ + est.intercepts_, fixed.coefs_ + fixed.intercepts_):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(est, fixed)
 
 
 def test_auto_momentum_partial_fit_probes_once():
     """partial_fit with momentum="auto" probes on its first call and keeps
     that momentum after: its second call is the fixed momentum's."""
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", batch_size=32,
-                             asynchrony="simulated", n_workers=8,
-                             learning_rate_init=0.1, random_state=0)
+    X, y, est = auto_on_digits()
     est.partial_fit(X, y, classes=np.unique(y))
     fixed = clone(est).set_params(momentum=est.momentum_).partial_fit(X, y, np.unique(y))
     est.partial_fit(X, y)
     fixed.partial_fit(X, y)
     assert est.momentum_ == fixed.momentum_
-    for a, b in zip(est.coefs_ + est.intercepts_, fixed.coefs_ + fixed.intercepts_):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(est, fixed)
 
 
 def test_auto_momentum_warm_start_keeps_the_choice():
     """A warm-started fit goes on from a fitted model: it keeps momentum_
     and probes nothing."""
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    est = AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=2,
-                             batch_size=64, asynchrony="simulated", n_workers=8,
-                             learning_rate_init=0.1, random_state=0)
+    X, y, est = auto_on_digits(max_iter=2, batch_size=64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y)
