@@ -42,7 +42,9 @@ MLP_EXPECTED_FAILED_CHECKS = {}
 
 
 @parametrize_with_checks(
-    [AsyncMLPClassifier(max_iter=100), AsyncMLPRegressor(max_iter=100)],
+    [AsyncMLPClassifier(max_iter=100), AsyncMLPRegressor(max_iter=100),
+     AsyncMLPClassifier(max_iter=100, momentum="auto"),
+     AsyncMLPRegressor(max_iter=100, momentum="auto")],
     expected_failed_checks=lambda est: MLP_EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):
