@@ -24,7 +24,9 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [AsyncSGDClassifier(max_iter=5), AsyncSGDRegressor(max_iter=5)],
+    [AsyncSGDClassifier(max_iter=5), AsyncSGDRegressor(max_iter=5),
+     AsyncSGDClassifier(max_iter=5, momentum="auto"),
+     AsyncSGDRegressor(max_iter=5, momentum="auto")],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
