@@ -13,8 +13,9 @@ settled (other sizes, batch sizes, activations, regression); its
 failures led to probing once, before the first epoch, not before epochs
 1, 2, 4, 8, 16 too. "fresh" holds five more, made after that and measured
 with two probe epochs; they and the others then led to three. "unseen"
-holds five more, made after that and measured once. The target is FRACTION of the way from the first epoch's loss
-at momentum 0 to the lowest loss any grid value reaches in the budget;
+holds five more, made after that and measured once. The target is
+FRACTION of the way from the first epoch's loss at momentum 0 to the
+lowest loss any grid value reaches in the budget;
 "m" marks a target auto never reached. "ratio" counts the fit's epochs;
 "probe" is the probe's own updates (three epochs per momentum tried, on
 copies of the weights) in epochs of the data, and "+probe" the ratio
@@ -177,14 +178,15 @@ def run(which="design", seed=0, jobs=1, quick=False):
     print(f"{'problem':<36} {'M':>3} {'lr':>6} {'best mu':>7} {'best':>5} {'auto':>5}  "
           f"{'ratio':>6} {'auto mu':>7} {'total 0.9':>9} {'probe':>6} {'+probe':>7} "
           f"{'time x':>6}")
-    with Pool(jobs) as pool:
-        results = pool.imap(case, cases) if jobs > 1 else map(case, cases)
-        ratios, held = [], []
-        for line, ratio, held_ratio in results:
-            print(line, flush=True)
-            if ratio is not None:
-                ratios.append(ratio)
-                held.append(held_ratio)
+    pool = Pool(jobs) if jobs > 1 else None
+    ratios, held = [], []
+    for line, ratio, held_ratio in (pool.imap(case, cases) if pool else map(case, cases)):
+        print(line, flush=True)
+        if ratio is not None:
+            ratios.append(ratio)
+            held.append(held_ratio)
+    if pool:
+        pool.close()
     ratios, held = np.array(ratios), np.array(held)
     for label, r in (("auto", ratios), ("total 0.9", held)):
         print(f"{label}: within 1.5x of the best fixed momentum in {np.sum(r <= 1.5)} of "
@@ -194,7 +196,8 @@ def run(which="design", seed=0, jobs=1, quick=False):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--set", default="design", choices=("design", "check", "fresh", "unseen", "all"))
+    parser.add_argument("--set", default="design",
+                        choices=("design", "check", "fresh", "unseen", "all"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--quick", action="store_true")

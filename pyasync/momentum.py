@@ -368,8 +368,7 @@ def simulation_horizon(n_updates, epoch_updates, sample):
     if not epoch_updates or epoch_updates <= n_updates or sample.independent_rows:
         return n_updates
     rows = sample.gram.shape[0] + (0 if sample.held is None else sample.held.shape[1])
-    affordable = HORIZON_BUDGET // rows
-    return min(2 * epoch_updates, affordable) if affordable >= epoch_updates else max(n_updates, affordable)
+    return max(n_updates, min(2 * epoch_updates, HORIZON_BUDGET // rows))
 
 
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
@@ -392,23 +391,23 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     m = sample.gram.shape[0]
     every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
     n_updates = simulation_horizon(n_updates, epoch_updates, sample)
+    # an epoch's mean loss is what a fit watches; an epoch the horizon
+    # cannot hold is mostly the floor its descent reaches: the horizon's
+    # second half stands in (one pass where the sample's rows are
+    # independent: its horizon is short)
+    epoch = max(m, epoch_updates or m)
+    if epoch <= n_updates:
+        span = epoch
+    elif sample.independent_rows:
+        span = m
+    else:
+        span = n_updates // 2
     draws = rng.get_state()
 
     def smoothed(momenta):
         rng.set_state(draws)
         losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, momenta,
                                         n_updates, rng, every=every, l2=l2)
-        # an epoch's mean loss is what a fit watches; an epoch the horizon
-        # cannot hold is mostly the floor its descent reaches: the horizon's
-        # second half stands in (one pass where the sample's rows are
-        # independent: its horizon is short)
-        epoch = max(m, epoch_updates or m)
-        if epoch <= n_updates:
-            span = epoch
-        elif sample.independent_rows:
-            span = m
-        else:
-            span = n_updates // 2
         window = max(1, min(span // every, losses.shape[0]))
         smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
                            for col in losses.T], axis=1)
