@@ -39,6 +39,7 @@ MAX_UNITS = 65536
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
+AUTO_MOMENTA = ("auto", "probe")  # momenta chosen by the fit (pyasync.mlp_auto)
 ASYNCHRONY = ("threads", "simulated", "ray")
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # Each update is a whole minibatch: reading the other threads' commit
@@ -168,9 +169,9 @@ class _BaseAsyncMLP(BaseEstimator):
             raise ValueError(f"verbose must be a bool or an int, got {self.verbose!r}")
         _check_bool("warm_start", self.warm_start)
         if isinstance(self.momentum, str):
-            if self.momentum != "auto":
-                raise ValueError(f"momentum must be a number in (-1, 1) or 'auto', "
-                                 f"got {self.momentum!r}")
+            if self.momentum not in AUTO_MOMENTA:
+                raise ValueError(f"momentum must be a number in (-1, 1), 'auto' or "
+                                 f"'probe', got {self.momentum!r}")
         else:
             _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
         if self.target_momentum is not None:
@@ -313,7 +314,8 @@ class _BaseAsyncMLP(BaseEstimator):
         seed = rs.randint(MAX_INT) if engine["kind"] in ("simulated", "ray") else 0
         params = {"units": units, "activation": self.activation,
                   "output": st["out_activation_"], "alpha": float(self.alpha),
-                  "lr": lr, "momentum": 0.0 if self.momentum == "auto" else float(self.momentum),
+                  "lr": lr,
+                  "momentum": 0.0 if self.momentum in AUTO_MOMENTA else float(self.momentum),
                   "nesterov": bool(self.nesterovs_momentum), "batch_size": batch_size}
         hist = np.zeros(HIST_LEN, dtype=np.int64)
         stale_sum, stale_max = 0.0, 0
@@ -328,11 +330,12 @@ class _BaseAsyncMLP(BaseEstimator):
                                  address=engine["address"],
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
         auto, model = None, {"w": w, "v": v}
-        if self.momentum == "auto":
+        if self.momentum in AUTO_MOMENTA:
             # a fit that goes on from a fitted model keeps its momentum
             initial = None if first_pass else getattr(self, "momentum_", None)
             auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
-                                   self.target_momentum, seed, n_train, initial)
+                                   self.target_momentum, seed, n_train, initial,
+                                   probe=self.momentum == "probe")
             if backend is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:

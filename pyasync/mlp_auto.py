@@ -1,13 +1,15 @@
-"""momentum="auto" for the asynchronous MLPs: the explicit momentum chosen by
-probing, from the starting weights, momenta of the grid with three epochs
-of the simulated engine under the fit's staleness."""
+"""momentum="auto" for the asynchronous MLPs: the explicit momentum chosen
+from the network's top curvature at the starting weights and the expected
+dynamics of the fit's staleness, with no update spent choosing; or, with
+momentum="probe", by probing momenta of the grid with three epochs each of
+the simulated engine under the fit's staleness."""
 import os
 
 import numpy as np
 
 from . import _mlp
-from ._sgd import AutoMomentum
-from .momentum import MOMENTUM_GRID, search_grid
+from ._sgd import AutoMomentum, prior_staleness_pmf
+from .momentum import MOMENTUM_GRID, fit_geometric, heaviest_stable, search_grid
 
 # Epochs each momentum is probed for (bench_mlp_momentum, three seeds: 2
 # reached the targets within 1.5x in 292 of 360 cases, 3 in 314; 4 added
@@ -15,31 +17,75 @@ from .momentum import MOMENTUM_GRID, search_grid
 # the data on larger sets).
 PROBE_EPOCHS = 3
 PROBE_ROWS = 4096
+# The model's curvature: the top eigenvalue of the loss's Hessian on
+# CURVATURE_ROWS rows (Lanczos, LANCZOS_STEPS gradient differences), of
+# which CURVATURE_SHARE is taken: the top direction's curvature is the
+# steepest only near the start, and the dynamics tolerate more than the
+# expected recursion allows (bench_mlp_momentum: shares 0.3, 0.5, 0.7 and 1
+# reached 46, 45, 44 and 41 of the design and check sets' 70 targets
+# within 1.5x, seed 0).
+CURVATURE_ROWS = 512
+LANCZOS_STEPS = 20
+CURVATURE_SHARE = 0.5
+
+
+def top_curvature(gradient, w, steps, rng):
+    """The largest eigenvalue of the Hessian of the loss whose gradient at
+    a point is `gradient(point)`, at w: Lanczos on central differences of
+    the gradient (full reorthogonalisation; `steps` Hessian products)."""
+    eps = 1e-4 * max(1.0, float(np.linalg.norm(w)))
+
+    def hessian_times(v):
+        return (gradient(w + eps * v) - gradient(w - eps * v)) / (2.0 * eps)
+
+    q = rng.standard_normal(w.size)
+    basis = [q / np.linalg.norm(q)]
+    diagonal, off = [], []
+    for _ in range(min(steps, w.size)):
+        z = hessian_times(basis[-1])
+        diagonal.append(float(basis[-1] @ z))
+        for u in basis:
+            z -= (u @ z) * u
+        beta = float(np.linalg.norm(z))
+        if beta <= 1e-10 * max(1.0, abs(diagonal[-1])) or len(diagonal) == steps:
+            break
+        off.append(beta)
+        basis.append(z / beta)
+    k = len(diagonal)
+    tridiagonal = np.diag(diagonal) + np.diag(off[:k - 1], 1) + np.diag(off[:k - 1], -1)
+    return float(np.linalg.eigvalsh(tridiagonal)[-1])
 
 
 class MLPAutoMomentum(AutoMomentum):
     """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback)
-    with the choice made once, before a fit's first epoch, by the real
-    network: from the starting weights, at rest, each momentum runs
-    PROBE_EPOCHS epochs of the simulated engine on the same rows and
-    staleness draws (`probe_engine`), and the one whose epoch losses first
-    come within 5% of the way from the start to the lowest any reaches
-    wins (`momentum.search_grid`). A network's loss is not the quadratic
-    the expected dynamics assume, so it is measured, not modelled. Later
-    probes would start from weights a
-    calmer trajectory reached, where a heavy momentum shows its noise
-    within a few epochs and its progress only after: re-choosing before
-    epochs 1, 2, 4, 8, 16 chose lower momenta than the best and did worse
+    with the choice made once, before a fit's first epoch, from the
+    starting weights. By default (`probe` False) it is the model's: the
+    heaviest momentum of the grid under which the expected dynamics of the
+    fit's staleness (`momentum.recurrence_rate`, implicit momentum from the
+    staleness law, `probe_engine`) converge on CURVATURE_SHARE of the top
+    curvature (`top_curvature`); it spends gradients, not updates. With
+    `probe`, the real network's: each momentum runs PROBE_EPOCHS epochs of
+    the simulated engine on copies of the weights, on the same rows and
+    staleness draws, and the one whose epoch losses first come within 5%
+    of the way from the start to the lowest any reaches wins
+    (`momentum.search_grid`); that sees what the quadratic model cannot
+    (a network's loss is not one) at the cost of many updates. Either is
+    chosen once: later choices would start from weights a calmer
+    trajectory reached, where a heavy momentum shows its noise within a
+    few epochs and its progress only after; re-probing before epochs 1,
+    2, 4, 8, 16 chose lower momenta than the best and did worse
     (bench/bench_mlp_momentum.py). `initial`: a momentum already chosen
     (a fit that goes on from a fitted model: partial_fit after the first
-    call, warm_start), kept without probing."""
+    call, warm_start), kept without choosing again."""
 
-    def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None):
+    def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
+                 probe=False):
         super().__init__(None, None, params, engine, target, seed)
         self.X, self.Y = X, Y
         self.n_rows = n_rows
         self.engine = engine
         self.initial = initial
+        self.probe = probe
         self.probe_updates = 0  # minibatch updates the probes ran
         if initial is not None:
             self.choice = initial
@@ -73,12 +119,28 @@ class MLPAutoMomentum(AutoMomentum):
         return total / rows.size
 
     def propose(self, epoch, w, b, eta, memory):
+        if not self.probe:
+            return self.model_choice(w, eta)
+        return self.probe_choice(w, eta)
+
+    def model_choice(self, w, eta):
+        """The heaviest momentum the expected dynamics allow (see the class)."""
+        rows = np.sort(self.rng.permutation(self.n_rows)[:CURVATURE_ROWS]).astype(np.int64)
+        params = dict(self.params, lr=eta)
+        self.start_loss = self.batch_losses(w, rows)
+
+        def gradient(point):
+            return _mlp.loss_grad(params, self.X, self.Y, point, rows)[1]
+        curvature = top_curvature(gradient, w, LANCZOS_STEPS, self.rng)
+        implicit = fit_geometric(prior_staleness_pmf(self.probe_engine(0))).implicit_momentum
+        return heaviest_stable(MOMENTUM_GRID, implicit, eta, CURVATURE_SHARE * curvature)
+
+    def probe_choice(self, w, eta):
+        """The momentum the probes choose (see the class)."""
         rows = self.rng.permutation(self.n_rows)[:PROBE_ROWS].astype(np.int64)
         orders = [np.ascontiguousarray(self.rng.permutation(rows)) for _ in range(PROBE_EPOCHS)]
         seeds = self.rng.randint(0, 2**62, PROBE_EPOCHS)
-        start = self.batch_losses(w, rows)
-        if epoch == 0:  # the reference a blow-up is judged by
-            self.start_loss = start
+        start = self.start_loss = self.batch_losses(w, rows)  # a blow-up's reference
         scratch = np.zeros(1, dtype=np.int64)
 
         def curves(momenta):

@@ -90,6 +90,15 @@ def best_explicit_momentum(implicit, step, curvatures, grid=None):
     return float(grid[int(np.argmin(worst))])
 
 
+def heaviest_stable(grid, implicit, step, curvature):
+    """The heaviest momentum of `grid` whose expected dynamics converge on
+    a quadratic direction of `curvature` (`recurrence_rate` below 1); the
+    lowest of the grid where none does."""
+    grid = np.sort(np.asarray(grid, dtype=np.float64))
+    stable = [mu for mu in grid if recurrence_rate(mu, implicit, step, curvature) < 1.0]
+    return float(stable[-1]) if stable else float(grid[0])
+
+
 def estimate_momentum(trajectory, gradients, step=None):
     """The momentum a run had, from its trajectory (T x d) and the
     gradients at its points (T x d).
