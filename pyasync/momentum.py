@@ -90,13 +90,48 @@ def best_explicit_momentum(implicit, step, curvatures, grid=None):
     return float(grid[int(np.argmin(worst))])
 
 
-def heaviest_stable(grid, implicit, step, curvature):
-    """The heaviest momentum of `grid` whose expected dynamics converge on
-    a quadratic direction of `curvature` (`recurrence_rate` below 1); the
-    lowest of the grid where none does."""
+def growth_rates(grid, step_curvature, pmf, nesterov=False, n_updates=2000, replicas=32,
+                 seed=0):
+    """How fast SGD with each momentum of `grid` grows (> 0) or shrinks on
+    a quadratic direction where step x curvature is `step_curvature`, with
+    each gradient taken at a stale point, its staleness drawn from `pmf`
+    (`P(tau = l)`): the mean log growth per update of |x| + |v| over
+    `replicas` runs of `n_updates` (the Lyapunov exponent), all momenta fed
+    the same draws. The expected dynamics (`recurrence_rate`) miss what
+    the draws' spread does: at many workers a few long delays undo
+    momenta the mean allows. Updates as the kernels': v <- mu v - a g,
+    w <- w + v (nesterov: w + mu v - a g)."""
+    grid = np.asarray(grid, dtype=np.float64)[:, None]
+    pmf = np.asarray(pmf, dtype=np.float64)
+    rng = np.random.RandomState(seed)
+    stale = rng.choice(pmf.size, size=(n_updates, replicas), p=pmf / pmf.sum())
+    span = 1 << int(pmf.size).bit_length()  # a ring of past points, longer than any delay
+    past = np.zeros((span, grid.size, replicas))
+    past[0] = 1.0
+    x, v = np.ones((grid.size, replicas)), np.zeros((grid.size, replicas))
+    log_scale = np.zeros((grid.size, replicas))
+    momentum_index, replica_index = np.arange(grid.size)[:, None], np.arange(replicas)
+    for t in range(n_updates):
+        g = step_curvature * past[(t - np.minimum(stale[t], t)) % span,
+                                  momentum_index, replica_index]
+        v = grid * v - g
+        x = x + (grid * v - g if nesterov else v)
+        past[(t + 1) % span] = x
+        if t % 50 == 49:  # rescale before anything overflows
+            scale = np.maximum(np.maximum(np.abs(past).max(axis=0), np.abs(v)), 1e-300)
+            past /= scale
+            x, v = x / scale, v / scale
+            log_scale += np.log(scale)
+    return (log_scale + np.log(np.abs(x) + np.abs(v) + 1e-300)).mean(axis=1) / n_updates
+
+
+def heaviest_stable(grid, step_curvature, pmf, nesterov=False):
+    """The heaviest momentum of `grid` under which stale SGD shrinks on a
+    quadratic direction of step x curvature `step_curvature` (`growth_rates`
+    below 0); the lowest of the grid where none does."""
     grid = np.sort(np.asarray(grid, dtype=np.float64))
-    stable = [mu for mu in grid if recurrence_rate(mu, implicit, step, curvature) < 1.0]
-    return float(stable[-1]) if stable else float(grid[0])
+    stable = grid[growth_rates(grid, step_curvature, pmf, nesterov) < 0.0]
+    return float(stable[-1]) if stable.size else float(grid[0])
 
 
 def estimate_momentum(trajectory, gradients, step=None):

@@ -24,9 +24,9 @@ from sklearn.base import clone
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.measure import measure_implicit_momentum
-from pyasync.momentum import (RowSample, estimate_momentum, fit_geometric,
-                              implicit_momentum, recurrence_rate,
-                              staleness_pmf, total_momentum)
+from pyasync.momentum import (MOMENTUM_GRID, RowSample, estimate_momentum, fit_geometric,
+                              growth_rates, heaviest_stable, implicit_momentum,
+                              recurrence_rate, staleness_pmf, total_momentum)
 from pyasync.staleness import StalenessStats
 
 
@@ -429,6 +429,41 @@ def test_recurrence_rate_implicit_only():
     converges (rate < 1), a far too large step does not."""
     assert recurrence_rate(0.0, 0.75, 0.1, 1.0) < 1.0
     assert recurrence_rate(0.0, 0.75, 100.0, 100.0) > 1.0
+
+
+def delay_rate(mu, ah, delay):
+    """Spectral radius of heavy ball with every gradient `delay` updates
+    stale: the roots of z^(d+1) - (1 + mu) z^d + mu z^(d-1) + a h (d >= 1)."""
+    if delay == 0:
+        return max(abs(np.roots([1.0, -(1.0 + mu - ah), mu])))
+    poly = np.zeros(delay + 2)
+    poly[:3] = [1.0, -(1.0 + mu), mu]
+    poly[-1] += ah
+    return max(abs(np.roots(poly)))
+
+
+@pytest.mark.parametrize("delay", (0, 1, 3, 7))
+@pytest.mark.parametrize("ah", (0.05, 0.3))
+def test_growth_rates_of_a_fixed_delay_are_the_roots(delay, ah):
+    """With every staleness the same, stale SGD is a linear recursion: its
+    growth per update is the log of its largest root."""
+    grid = np.round(np.arange(-0.9, 0.91, 0.1), 1)
+    rates = growth_rates(grid, ah, np.eye(delay + 1)[delay])
+    expected = [np.log(delay_rate(mu, ah, delay)) for mu in grid]
+    np.testing.assert_allclose(rates, expected, atol=3e-3)
+
+
+def test_growth_rates_see_what_the_expected_dynamics_miss():
+    """At 64 exponential workers and a step x curvature of 0.3, the
+    expected dynamics converge with momentum 0.3 and more; the draws'
+    long delays undo every momentum from 0 up. Fewer workers allow
+    heavier momenta."""
+    pmf = staleness_pmf(64, max_staleness=7 * 64)
+    assert recurrence_rate(0.3, 1 - 1 / 64, 0.3, 1.0) < 1.0
+    assert heaviest_stable(MOMENTUM_GRID, 0.3, pmf) < 0.0
+    chosen = [heaviest_stable(MOMENTUM_GRID, 0.3, staleness_pmf(m, max_staleness=7 * m))
+              for m in (1, 2, 4, 16, 64)]
+    assert chosen == sorted(chosen, reverse=True) and chosen[0] == 0.9
 
 
 def heavy_ball(mu, c, curvatures, T=60, w0=None):
