@@ -140,7 +140,7 @@ class AutoMomentum:
     up (its mean loss BLOW_UP times the start's and the best so far, or not
     finite) is rolled back (`recover`): the model goes back to the best
     epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
-    blew up. With `target`, it instead holds explicit + measured implicit
+    blew up (at -0.9 nothing safer is left: the epoch is kept). With `target`, it instead holds explicit + measured implicit
     momentum at that total."""
 
     STALL = 1e-3      # relative improvement on the best (two-epoch mean) loss that counts
@@ -187,8 +187,11 @@ class AutoMomentum:
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
-        if self.current <= -0.9 and not np.isfinite(mean_loss):
-            return False  # diverged at the lowest momentum: nothing safer to try
+        if self.current <= -0.9:
+            # at the lowest momentum there is nothing safer to try: going
+            # back would rerun the same epoch for good (a finite climb there
+            # is a transient the fit rides out; a divergence raises)
+            return False
         for key, value in self.safe.items():
             if isinstance(value, np.ndarray):
                 state[key][...] = value

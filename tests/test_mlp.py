@@ -728,6 +728,28 @@ def test_auto_momentum_rolls_back_an_epoch_that_diverges(monkeypatch):
     assert est.score(X, y) > 0.99
 
 
+def test_auto_momentum_keeps_a_climb_at_the_lowest_momentum(monkeypatch):
+    """At -0.9 nothing safer is left to roll back to: an epoch that climbs
+    past the blow-up bound is kept (rerunning it would loop), so the fit
+    is the fixed momentum's, which rides the climb out."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args: -0.9)
+    rng = np.random.RandomState(34)
+    X = rng.standard_normal((3000, 50))
+    y = np.tanh(X @ rng.standard_normal(50) / 5) + 0.1 * rng.standard_normal(3000)
+    kw = dict(hidden_layer_sizes=(64,), batch_size=64, learning_rate_init=0.03, max_iter=8,
+              tol=0, n_iter_no_change=100, asynchrony="simulated", n_workers=64,
+              random_state=0)
+    y = (y - y.mean()) / y.std()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fixed = AsyncMLPRegressor(momentum=-0.9, **kw).fit(X, y)
+        auto = AsyncMLPRegressor(momentum="auto", **kw).fit(X, y)
+    assert max(fixed.loss_curve_) > 10 * fixed.loss_curve_[0]  # the climb
+    assert auto.loss_curve_ == fixed.loss_curve_
+    assert_same_weights(auto, fixed)
+
+
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf
