@@ -760,8 +760,9 @@ def test_auto_momentum_recover_restores_the_best_model_at_rest():
     auto.current = -0.9                       # nothing lower to try: a divergence stands,
     assert not auto.recover(5, state, np.inf)
     auto.start_loss = 1.0
-    assert auto.recover(6, state, 1e6)        # a blow-up is still undone
-    assert auto.cap == pytest.approx(-0.9)
+    state["w"][:] = 9.0
+    assert not auto.recover(6, state, 1e6)    # and a climb is kept (undoing it would loop)
+    assert state["w"] == pytest.approx([9.0] * 3) and auto.rolled_back == {1, 2, 4}
 
 
 # ------------------------------------------------------------- bad input
