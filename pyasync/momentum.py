@@ -111,13 +111,15 @@ def growth_rates(grid, step_curvature, pmf, nesterov=False, n_updates=2000, repl
     x, v = np.ones((grid.size, replicas)), np.zeros((grid.size, replicas))
     log_scale = np.zeros((grid.size, replicas))
     momentum_index, replica_index = np.arange(grid.size)[:, None], np.arange(replicas)
+    # an update grows |x| + |v| by at most 3 + 2 a h: rescale before 1e250
+    every = int(np.clip(250.0 / np.log10(3.0 + 2.0 * abs(step_curvature)), 1, 50))
     for t in range(n_updates):
         g = step_curvature * past[(t - np.minimum(stale[t], t)) % span,
                                   momentum_index, replica_index]
         v = grid * v - g
         x = x + (grid * v - g if nesterov else v)
         past[(t + 1) % span] = x
-        if t % 50 == 49:  # rescale before anything overflows
+        if t % every == every - 1:
             scale = np.maximum(np.maximum(np.abs(past).max(axis=0), np.abs(v)), 1e-300)
             past /= scale
             x, v = x / scale, v / scale
@@ -128,8 +130,13 @@ def growth_rates(grid, step_curvature, pmf, nesterov=False, n_updates=2000, repl
 def heaviest_stable(grid, step_curvature, pmf, nesterov=False):
     """The heaviest momentum of `grid` under which stale SGD shrinks on a
     quadratic direction of step x curvature `step_curvature` (`growth_rates`
-    below 0); the lowest of the grid where none does."""
+    below 0); the lowest of the grid where none does (or the curvature is
+    not finite), the heaviest where it is not positive."""
     grid = np.sort(np.asarray(grid, dtype=np.float64))
+    if not np.isfinite(step_curvature):
+        return float(grid[0])
+    if step_curvature <= 0.0:  # no direction curves up: none limits the momentum
+        return float(grid[-1])
     stable = grid[growth_rates(grid, step_curvature, pmf, nesterov) < 0.0]
     return float(stable[-1]) if stable.size else float(grid[0])
 

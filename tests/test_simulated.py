@@ -466,6 +466,21 @@ def test_growth_rates_see_what_the_expected_dynamics_miss():
     assert chosen == sorted(chosen, reverse=True) and chosen[0] == 0.9
 
 
+@pytest.mark.filterwarnings("error")
+def test_heaviest_stable_at_extreme_curvatures():
+    """A step far past any stability overflows nothing (the lowest momentum
+    is all there is); no curvature, or none that is finite, has a clear
+    answer too."""
+    pmf = staleness_pmf(8, max_staleness=56)
+    for ah in (1e3, 1e12, 1e300):
+        assert np.all(np.isfinite(growth_rates(MOMENTUM_GRID, ah, pmf)))
+        assert heaviest_stable(MOMENTUM_GRID, ah, pmf) == -0.9
+    assert heaviest_stable(MOMENTUM_GRID, np.nan, pmf) == -0.9
+    assert heaviest_stable(MOMENTUM_GRID, 0.0, pmf) == 0.9
+    assert heaviest_stable(MOMENTUM_GRID, -2.0, pmf) == 0.9
+    assert heaviest_stable(MOMENTUM_GRID, 1e-4, pmf) == 0.9
+
+
 def heavy_ball(mu, c, curvatures, T=60, w0=None):
     """A heavy-ball trajectory on the quadratic 0.5 sum h_i w_i^2:
     w[t+1] = w[t] + mu (w[t] - w[t-1]) - c grad(w[t]); (trajectory, grads)."""
