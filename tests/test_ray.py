@@ -144,6 +144,21 @@ def test_mlp_on_ray(ray, digits):
     assert live_pyasync_actors(ray) == []
 
 
+def test_mlp_auto_momentum_on_ray(ray, digits):
+    """momentum="auto" on Ray chooses as the simulated engine does for as
+    many exponential workers (nothing is measured before the first epoch),
+    and the fit with it learns."""
+    X_tr, X_te, y_tr, y_te = digits
+    common = dict(hidden_layer_sizes=(32,), learning_rate_init=0.05, momentum="auto",
+                  n_workers=2, random_state=0)
+    est = AsyncMLPClassifier(asynchrony="ray", max_iter=10, **common).fit(X_tr, y_tr)
+    simulated = AsyncMLPClassifier(asynchrony="simulated", max_iter=1, **common)
+    assert est.momentum_ == simulated.fit(X_tr, y_tr).momentum_
+    assert est.probe_updates_ == 0
+    assert est.score(X_te, y_te) >= 0.9
+    assert live_pyasync_actors(ray) == []
+
+
 def test_killed_worker_the_fit_goes_on(ray, digits):
     X_tr, X_te, y_tr, y_te = digits
     X_big = np.tile(X_tr, (8, 1))
