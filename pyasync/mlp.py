@@ -457,27 +457,29 @@ _DOC_NEW = """
     meaning; on top:
 
     momentum : float in (-1, 1), "auto" or "probe", default=0.9
-        Momentum of the SGD updates, one velocity shared by all workers;
-        negative values are allowed (asynchrony adds momentum of its own,
-        about 1 - 1/M for M workers). "auto" chooses it before the first
-        epoch with no update spent: the heaviest momentum of -0.9..0.9
-        under which stale SGD shrinks on a quadratic direction of 0.7 of
-        the loss's top curvature at the starting weights, its delays drawn
-        from the fit's staleness law (the simulated schedule's; for
-        threads and Ray, M = n_jobs (at most the cores) or n_workers
-        exponential workers); the curvature from Lanczos on gradient
-        differences over 512 rows. "probe" instead
-        runs momenta of the grid for three epochs each (of at most 4096
-        rows) of the simulated engine on copies of the weights, and takes
-        the one that gets closest to the lowest loss soonest: closer to
-        the best in the fit's own epochs, at the cost of 27-33 epochs of
-        updates. With either, epochs that stop lowering the loss then cap
-        the momentum lower, and an epoch that blows up is undone, its loss
-        kept as inf in loss_curve_ (see ``pyasync.mlp_auto``). A fit that
-        goes on from a fitted model (partial_fit after its first call,
+        Momentum of the SGD updates, one velocity shared by all
+        workers; negative values are allowed (asynchrony adds momentum
+        of its own, about 1 - 1/M for M workers). "auto" chooses it
+        before the first epoch with no update spent: the heaviest
+        momentum of -0.9..0.9 under which stale SGD shrinks on a
+        quadratic direction of 0.7 of the loss's top curvature at the
+        starting weights, its delays drawn from the fit's staleness
+        law (the simulated schedule's; for threads and Ray, M = n_jobs
+        (at most the cores) or n_workers exponential workers); the
+        curvature from Lanczos on gradient differences over 512 rows.
+        "probe" instead runs momenta of the grid for three epochs each
+        (of at most 4096 rows) of the simulated engine on copies of
+        the weights, and takes the one that gets closest to the lowest
+        loss soonest: closer to the best in the fit's own epochs, at
+        the cost of 27-33 epochs of updates. With either, epochs that
+        stop lowering the loss then cap the momentum lower, and an
+        epoch that blows up is undone, its loss kept as inf in
+        loss_curve_ (see ``pyasync.mlp_auto``). A fit that goes on
+        from a fitted model (partial_fit after its first call,
         warm_start) keeps the momentum it had. Fitted: ``momentum_``,
-        ``implicit_momentum_``, ``total_momentum_``, ``probe_updates_``
-        (the minibatch updates a probe ran on copies; 0 for "auto").
+        ``implicit_momentum_``, ``total_momentum_``,
+        ``probe_updates_`` (the minibatch updates a probe ran on
+        copies; 0 for "auto").
     target_momentum : float in [0, 1), default=None
         With momentum="auto" or "probe": hold explicit + measured implicit
         momentum at this total instead.

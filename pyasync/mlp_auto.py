@@ -59,28 +59,27 @@ def top_curvature(gradient, w, steps, rng):
 
 
 class MLPAutoMomentum(AutoMomentum):
-    """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback)
-    with the choice made once, before a fit's first epoch, from the
-    starting weights. By default (`probe` False) it is the model's: the
-    heaviest momentum of the grid under which stale SGD shrinks on a
-    quadratic direction of CURVATURE_SHARE of the top curvature
-    (`top_curvature`), its delays drawn from the fit's staleness law
-    (`probe_engine`; `momentum.heaviest_stable`); it spends gradients,
-    not updates. With
-    `probe`, the real network's: each momentum runs PROBE_EPOCHS epochs of
-    the simulated engine on copies of the weights, on the same rows and
-    staleness draws, and the one whose epoch losses first come within 5%
-    of the way from the start to the lowest any reaches wins
+    """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback) with
+    the choice made once, before a fit's first epoch, from the starting
+    weights. By default (`probe` False) it is the model's: the heaviest
+    momentum of the grid under which stale SGD shrinks on a quadratic
+    direction of CURVATURE_SHARE of the top curvature (`top_curvature`),
+    its delays drawn from the fit's staleness law (`probe_engine`;
+    `momentum.heaviest_stable`); it spends gradients, not updates. With
+    `probe`, the real network's: each momentum runs PROBE_EPOCHS epochs
+    of the simulated engine on copies of the weights, on the same rows
+    and staleness draws, and the one whose epoch losses first come
+    within 5% of the way from the start to the lowest any reaches wins
     (`momentum.search_grid`); that sees what the quadratic model cannot
     (a network's loss is not one) at the cost of many updates. Either is
     chosen once: re-probing before epochs 1, 2, 4, 8, 16 started from
-    weights a calmer trajectory reached, where a heavy momentum shows its
-    noise within a few epochs and its progress only after, and chose too
-    low; re-modelling there (the curvature and staleness then measured)
-    reached 127 targets of 170 within 1.5x, against 129 for once
-    (bench/bench_mlp_momentum.py, seed 0). `initial`: a momentum already chosen
-    (a fit that goes on from a fitted model: partial_fit after the first
-    call, warm_start), kept without choosing again."""
+    weights a calmer trajectory reached, where a heavy momentum shows
+    its noise within a few epochs and its progress only after, and chose
+    too low; re-modelling there (the curvature and staleness then
+    measured) reached 127 targets of 170 within 1.5x, against 129 for
+    once (bench/bench_mlp_momentum.py, seed 0). `initial`: a momentum
+    already chosen (a fit that goes on from a fitted model: partial_fit
+    after the first call, warm_start), kept without choosing again."""
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
                  probe=False):
