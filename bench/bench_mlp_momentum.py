@@ -6,7 +6,7 @@ the learning rate held fixed: epochs to reach a target loss at M = 1, 4,
 target_momentum=0.9 (explicit + measured implicit momentum held at 0.9,
 MLPClassifier's default momentum), the rule the probe replaced.
 
-    python bench/bench_mlp_momentum.py [--set design|check|fresh|unseen|later|all] [--seed S] [--jobs N] [--quick]
+    python bench/bench_mlp_momentum.py [--set design|...|later2|all] [--seed S] [--jobs N] [--quick]
 
 "design" holds the problem the probe was developed on (digits, 32 hidden
 units, minibatches of 32); "check" holds six more, made after it was
@@ -18,7 +18,9 @@ holds five more, made after that and measured once. "later" holds five
 more, made after momentum="auto" took the stale-dynamics model (and
 before it was measured on them). The model's curvature share, 0.7, was
 chosen on the design, check, fresh and unseen sets' cached grids
-(seeds 0 and 1). The target is
+(seeds 0 and 1), and its growth past 16 workers after "later" had been
+measured; "later2" holds five more, made before that growth was
+measured on anything but those grids. The target is
 FRACTION of the way from the first epoch's loss at momentum 0 to the
 lowest loss any grid value reaches in the budget;
 "m" marks a target auto never reached. "ratio" counts auto's epochs (all
@@ -36,8 +38,9 @@ from multiprocessing import Pool
 import numpy as np
 from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, load_iris,
                               load_wine, make_blobs, make_circles, make_classification,
-                              make_friedman1, make_friedman2, make_friedman3, make_moons,
-                              make_regression)
+                              make_friedman1, make_friedman2, make_friedman3,
+                              make_gaussian_quantiles, make_moons, make_regression,
+                              make_sparse_uncorrelated)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
@@ -136,6 +139,26 @@ def later_problems():
            dict(hidden_layer_sizes=(64,), batch_size=64), (0.003, 0.03))
 
 
+def later2_problems():
+    X, y = make_classification(4000, 16, n_informative=8, n_classes=3, class_sep=0.8,
+                               random_state=41)
+    yield ("3 classes 16d, 48 hidden, batch 24", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(48,), batch_size=24), (0.01, 0.1))
+    X, y = load_digits(return_X_y=True)
+    yield ("digits, tanh, batch 64", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(64,), activation="tanh", batch_size=64), (0.01, 0.1))
+    X, y = make_friedman2(3000, noise=5.0, random_state=42)
+    yield ("friedman2, tanh, two layers", standard(X), (y - y.mean()) / y.std(),
+           AsyncMLPRegressor, dict(hidden_layer_sizes=(16, 16), activation="tanh",
+                                   batch_size=32), (0.003, 0.03))
+    X, y = make_gaussian_quantiles(n_samples=3000, n_features=6, n_classes=3, random_state=43)
+    yield ("gaussian quantiles, two layers", X, y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(32, 32), batch_size=16), (0.003, 0.03))
+    X, y = make_sparse_uncorrelated(3000, 10, random_state=44)
+    yield ("sparse uncorrelated regression", standard(X), (y - y.mean()) / y.std(),
+           AsyncMLPRegressor, dict(hidden_layer_sizes=(32,), batch_size=8), (0.001, 0.01))
+
+
 def problems(which):
     if which in ("design", "all"):
         yield from design_problems()
@@ -147,6 +170,8 @@ def problems(which):
         yield from unseen_problems()
     if which in ("later", "all"):
         yield from later_problems()
+    if which in ("later2", "all"):
+        yield from later2_problems()
 
 
 def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
@@ -229,7 +254,8 @@ def run(which="design", seed=0, jobs=1, quick=False):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--set", default="design",
-                        choices=("design", "check", "fresh", "unseen", "later", "all"))
+                        choices=("design", "check", "fresh", "unseen", "later", "later2",
+                                 "all"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--quick", action="store_true")
