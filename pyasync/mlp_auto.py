@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _mlp
 from ._sgd import AutoMomentum, prior_staleness_pmf
-from .momentum import MOMENTUM_GRID, fit_geometric, heaviest_stable, search_grid
+from .momentum import MOMENTUM_GRID, heaviest_stable, search_grid
 
 # Epochs each momentum is probed for (bench_mlp_momentum, three seeds: 2
 # reached the targets within 1.5x in 292 of 360 cases, 3 in 314; 4 added
@@ -26,16 +26,9 @@ PROBE_ROWS = 4096
 # of the best in 237, 244, 257, 251, 246 and 241; the expected dynamics'
 # bound (`momentum.recurrence_rate`), which misses the spread of the
 # delays, in at most 241.
-# Past SHARE_WORKERS workers (1 + mean staleness) a network is more
-# fragile than the scalar model of one direction, as long delays compound
-# with the curvature's growth: the share grows as sqrt(M / SHARE_WORKERS)
-# (the same grids: 257 -> 268 of 340; the design and check sets 107 -> 115
-# of 140, the fresh and unseen sets 150 -> 153 of 200; a linear growth
-# 264, past 8 workers 254).
 CURVATURE_ROWS = 512
 LANCZOS_STEPS = 20
 CURVATURE_SHARE = 0.7
-SHARE_WORKERS = 16
 
 
 def top_curvature(gradient, w, steps, rng):
@@ -142,10 +135,8 @@ class MLPAutoMomentum(AutoMomentum):
         def gradient(point):
             return _mlp.loss_grad(params, self.X, self.Y, point, rows)[1]
         curvature = top_curvature(gradient, w, LANCZOS_STEPS, self.rng)
-        pmf = prior_staleness_pmf(self.probe_engine(0))
-        workers = fit_geometric(pmf).n_workers
-        share = CURVATURE_SHARE * np.sqrt(max(1.0, workers / SHARE_WORKERS))
-        return heaviest_stable(MOMENTUM_GRID, eta * share * curvature, pmf, params["nesterov"])
+        return heaviest_stable(MOMENTUM_GRID, eta * CURVATURE_SHARE * curvature,
+                               prior_staleness_pmf(self.probe_engine(0)), params["nesterov"])
 
     def probe_choice(self, w, eta):
         """The momentum the probes choose (see the class)."""

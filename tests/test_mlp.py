@@ -658,9 +658,8 @@ def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedu
     """momentum="auto" chooses, with no update spent, the heaviest momentum
     of the grid under which stale SGD on a quadratic direction shrinks,
     its staleness drawn from the schedule's law, at CURVATURE_SHARE of the
-    top curvature of the loss at the starting weights (more past
-    SHARE_WORKERS workers), here checked against the dense Hessian's on
-    all rows."""
+    top curvature of the loss at the starting weights, here checked
+    against the dense Hessian's on all rows."""
     from pyasync import mlp_auto
     monkeypatch.setattr(mlp_auto, "CURVATURE_ROWS", 10 ** 6)  # every row
     seen = {}
@@ -689,9 +688,7 @@ def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedu
     pmf = (np.eye(n_workers)[n_workers - 1] if schedule == "round_robin"
            else staleness_pmf(n_workers, max_staleness=7 * n_workers))
     grid = np.round(np.arange(-0.9, 0.91, 0.1), 1)
-    # the share of the curvature grows past SHARE_WORKERS workers (mean staleness + 1)
-    share = mlp_auto.CURVATURE_SHARE * np.sqrt(max(1.0, n_workers / mlp_auto.SHARE_WORKERS))
-    expected = heaviest_stable(grid, 0.5 * share * top, pmf, nesterov=True)
+    expected = heaviest_stable(grid, 0.5 * mlp_auto.CURVATURE_SHARE * top, pmf, nesterov=True)
     assert est.momentum_ == pytest.approx(expected)
     assert est.probe_updates_ == 0
 
