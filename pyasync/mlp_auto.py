@@ -34,7 +34,8 @@ CURVATURE_SHARE = 0.7
 def top_curvature(gradient, w, steps, rng):
     """The largest eigenvalue of the Hessian of the loss whose gradient at
     a point is `gradient(point)`, at w: Lanczos on central differences of
-    the gradient (full reorthogonalisation; `steps` Hessian products)."""
+    the gradient (full reorthogonalisation; `steps` Hessian products);
+    nan where a gradient is not finite."""
     eps = 1e-4 * max(1.0, float(np.linalg.norm(w)))
 
     def hessian_times(v):
@@ -45,6 +46,8 @@ def top_curvature(gradient, w, steps, rng):
     diagonal, off = [], []
     for _ in range(min(steps, w.size)):
         z = hessian_times(basis[-1])
+        if not np.all(np.isfinite(z)):
+            return float("nan")
         diagonal.append(float(basis[-1] @ z))
         for u in basis:
             z -= (u @ z) * u

@@ -693,6 +693,21 @@ def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedu
     assert est.probe_updates_ == 0
 
 
+def test_top_curvature_of_a_quadratic_and_of_a_broken_gradient():
+    """Lanczos finds the top eigenvalue of a known Hessian; a gradient that
+    is not finite gives nan (and the lowest momentum), not an error."""
+    from pyasync import mlp_auto
+    hessian = np.diag([0.5, 1.0, 7.0, 2.0]) + 0.1
+    top = np.linalg.eigvalsh(hessian)[-1]
+    got = mlp_auto.top_curvature(lambda p: hessian @ p, np.ones(4), 10,
+                                 np.random.RandomState(0))
+    assert got == pytest.approx(top, rel=1e-9)
+    broken = mlp_auto.top_curvature(lambda p: np.full(p.size, np.nan), np.ones(4), 10,
+                                    np.random.RandomState(0))
+    assert np.isnan(broken)
+    assert heaviest_stable(np.round(np.arange(-0.9, 0.91, 0.1), 1), broken, [1.0]) == -0.9
+
+
 def test_auto_momentum_falls_with_asynchrony():
     """At a large step the momentum "auto" chooses falls as workers are
     added, to below zero at 64."""
