@@ -140,8 +140,9 @@ class AutoMomentum:
     up (its mean loss BLOW_UP times the start's and the best so far, or not
     finite) is rolled back (`recover`): the model goes back to the best
     epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
-    blew up (at -0.9 nothing safer is left: the epoch is kept). With `target`, it instead holds explicit + measured implicit
-    momentum at that total."""
+    blew up (at -0.9 nothing safer is left: the epoch is kept). With
+    `target`, it instead holds explicit + measured implicit momentum at
+    that total."""
 
     STALL = 1e-3      # relative improvement on the best (two-epoch mean) loss that counts
     PATIENCE = 2      # epochs without it before the cap drops

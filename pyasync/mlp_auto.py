@@ -52,7 +52,7 @@ def top_curvature(gradient, w, steps, rng):
         for u in basis:
             z -= (u @ z) * u
         beta = float(np.linalg.norm(z))
-        if beta <= 1e-10 * max(1.0, abs(diagonal[-1])) or len(diagonal) == steps:
+        if beta <= 1e-10 * max(1.0, abs(diagonal[-1])):
             break
         off.append(beta)
         basis.append(z / beta)
@@ -132,14 +132,14 @@ class MLPAutoMomentum(AutoMomentum):
     def model_choice(self, w, eta):
         """The heaviest momentum stale SGD is stable under (see the class)."""
         rows = np.sort(self.rng.permutation(self.n_rows)[:CURVATURE_ROWS]).astype(np.int64)
-        params = dict(self.params, lr=eta)
         self.start_loss = self.batch_losses(w, rows)
 
         def gradient(point):
-            return _mlp.loss_grad(params, self.X, self.Y, point, rows)[1]
+            return _mlp.loss_grad(self.params, self.X, self.Y, point, rows)[1]
         curvature = top_curvature(gradient, w, LANCZOS_STEPS, self.rng)
         return heaviest_stable(MOMENTUM_GRID, eta * CURVATURE_SHARE * curvature,
-                               prior_staleness_pmf(self.probe_engine(0)), params["nesterov"])
+                               prior_staleness_pmf(self.probe_engine(0)),
+                               self.params["nesterov"])
 
     def probe_choice(self, w, eta):
         """The momentum the probes choose (see the class)."""
