@@ -93,6 +93,7 @@ class MLPAutoMomentum(AutoMomentum):
         self.initial = initial
         self.probe = probe
         self.probe_updates = 0  # minibatch updates the probes ran
+        self.epoch_start = None  # the weights the running epoch started from
         if initial is not None:
             self.choice = initial
 
@@ -123,6 +124,21 @@ class MLPAutoMomentum(AutoMomentum):
             batch = rows[start:start + size]
             total += _mlp.loss_grad(params, self.X, self.Y, w, batch)[0] * batch.size
         return total / rows.size
+
+    def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
+        self.epoch_start = w.copy()
+        return super().choose(epoch, w, b, hist, eta, loss_curve, memory)
+
+    def keep_safe(self, state):
+        """Keeps the weights the epoch started from, not those it ended
+        at: an epoch's loss is taken at the points its workers read, up
+        to a staleness before each update, and at many workers an epoch
+        of few batches is read wholly at its start. Its loss vouches for
+        where it began; where it ended may already have blown up (a
+        rollback went back there, and every later epoch blew up with it)."""
+        super().keep_safe(state)
+        if self.epoch_start is not None:
+            self.safe["w"] = self.epoch_start
 
     def propose(self, epoch, w, b, eta, memory):
         if not self.probe:

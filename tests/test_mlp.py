@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_regression
+from sklearn.datasets import load_diabetes, load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -763,6 +763,31 @@ def test_auto_momentum_keeps_a_climb_at_the_lowest_momentum(monkeypatch):
     assert max(fixed.loss_curve_) > 10 * fixed.loss_curve_[0]  # the climb
     assert auto.loss_curve_ == fixed.loss_curve_
     assert_same_weights(auto, fixed)
+
+
+def test_auto_momentum_rolls_back_to_where_the_best_epoch_started(monkeypatch):
+    """At 32 workers an epoch of 28 batches is read wholly at its start:
+    its loss is the loss where it began, and where it ended may already
+    have blown up. A rollback goes back to weights a loss vouches for (the
+    start here: the next epoch's loss is the first's again), and the fit
+    converges where rolling back to an epoch's end kept every later epoch
+    blown up until the fit diverged."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args: 0.6)
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    kw = dict(hidden_layer_sizes=(32,), batch_size=16, learning_rate_init=0.03,
+              max_iter=20, tol=0, n_iter_no_change=100, asynchrony="simulated",
+              n_workers=32, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = AsyncMLPRegressor(momentum="auto", **kw).fit(X, y)
+        fixed = AsyncMLPRegressor(momentum=0.6, **kw).set_params(max_iter=2).fit(X, y)
+    first, blown = est.loss_curve_[:2]
+    assert fixed.loss_curve_ == [first, blown] and blown > 10 * first
+    assert est.loss_curve_[2] == pytest.approx(first, rel=1e-12)
+    assert est.momentum_ < 0.6
+    assert est.loss_curve_[-1] < 0.5 * first
 
 
 def epochs_to(curve, target):
