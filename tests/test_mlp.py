@@ -790,6 +790,30 @@ def test_auto_momentum_rolls_back_to_where_the_best_epoch_started(monkeypatch):
     assert est.loss_curve_[-1] < 0.5 * first
 
 
+def test_auto_momentum_undoes_a_network_climb_at_five_times_the_start(monkeypatch):
+    """A network's loss that climbs past 5 times the start (and the best)
+    is undone, where the linear models wait for 10: at 64 workers and
+    momentum 0.5 digits' loss climbs to 9x in 5 epochs; "auto" (choosing
+    0.5 here) goes back to where its best epoch started, lower, and ends
+    below the start."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args: 0.5)
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(32,), batch_size=16, learning_rate_init=0.05,
+              nesterovs_momentum=False, max_iter=5, tol=0, n_iter_no_change=100,
+              asynchrony="simulated", n_workers=64, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fixed = AsyncMLPClassifier(momentum=0.5, **kw).fit(X, y)
+        auto = AsyncMLPClassifier(momentum="auto", **kw).fit(X, y)
+    start = fixed.loss_curve_[0]
+    assert fixed.loss_curve_[-1] > 5 * start   # the climb, not undone at a fixed momentum
+    climb = int(np.argmax(auto.loss_curve_))
+    assert auto.loss_curve_[climb] > 5 * start
+    assert auto.momentum_ < 0.5 and auto.loss_curve_[-1] < start
+
+
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf
