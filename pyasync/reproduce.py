@@ -194,8 +194,9 @@ def run(out="reproduce", quick=False, echo=print):
               "Digits, 64-32-10 relu MLP, minibatches of 16, constant step 0.05, "
               "heavy-ball momentum, simulated workers (exponential schedule); "
               "training loss after 5 epochs; grid -0.9..0.9; momentum=\"auto\" "
-              "(chosen from the stale dynamics before the first epoch) with its "
-              "momentum.", "",
+              "(chosen from the stale dynamics before the first epoch, then "
+              "lowered where the loss stalls or climbs) with its final momentum "
+              "(mean of the seeds).", "",
               "| M | best momentum | its loss | loss at momentum 0 | auto's momentum "
               "| auto's loss |",
               "| ---: | ---: | ---: | ---: | ---: | ---: |"]
