@@ -30,7 +30,7 @@ def main(argv=None):
                          "target, on built-in data")
     rpt.add_argument("--out", default="report", help="output folder (default: report)")
     rpt.add_argument("--quick", action="store_true",
-                     help="smaller data and fewer repeats (about 3 minutes on 2 cores)")
+                     help="smaller data and fewer repeats (about a minute on 2 cores)")
     prof = sub.add_parser("profile", help="throughput on your own data")
     prof.add_argument("data", help="svmlight/libsvm file, .npy (target last column) "
                       "or .npz (X, y)")
