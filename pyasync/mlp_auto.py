@@ -141,8 +141,8 @@ class MLPAutoMomentum(AutoMomentum):
         at: an epoch's loss is taken at the points its workers read, up
         to a staleness before each update, and at many workers an epoch
         of few batches is read wholly at its start. Its loss vouches for
-        where it began; where it ended may already have blown up (a
-        rollback went back there, and every later epoch blew up with it)."""
+        where it began; where it ended may already have blown up, and a
+        rollback there would blow up every later epoch with it."""
         super().keep_safe(state)
         if self.epoch_start is not None:
             self.safe["w"] = self.epoch_start
