@@ -142,10 +142,10 @@ class MLPAutoMomentum(AutoMomentum):
         to a staleness before each update, and at many workers an epoch
         of few batches is read wholly at its start. Its loss vouches for
         where it began; where it ended may already have blown up, and a
-        rollback there would blow up every later epoch with it."""
-        super().keep_safe(state)
-        if self.epoch_start is not None:
-            self.safe["w"] = self.epoch_start
+        rollback there would blow up every later epoch with it. (An
+        MLP's model is its weights alone; the velocity restarts at rest.)"""
+        start = self.epoch_start
+        self.safe = {"w": start if start is not None else state["w"].copy()}
 
     def propose(self, epoch, w, b, eta, memory):
         if not self.probe:
