@@ -90,22 +90,72 @@ def best_explicit_momentum(implicit, step, curvatures, grid=None):
     return float(grid[int(np.argmin(worst))])
 
 
-def growth_rates(grid, step_curvature, pmf, nesterov=False, n_updates=2000, replicas=32,
-                 seed=0):
+def epoch_staleness(n_workers, n_batches, round_robin=False, n_updates=2000, replicas=32,
+                    seed=0):
+    """The staleness of `n_updates` updates (x `replicas` runs, an int
+    array) of the MLP engines' epochs: min(n_workers, n_batches) workers
+    read an epoch's first minibatches at its start; a uniformly random busy
+    worker (`round_robin`: the next in turn) writes and reads the next
+    minibatch; once none is left, workers leave as they write; the next
+    epoch starts afresh. Where a few minibatches make an epoch, its
+    staleness stays below them, however many workers there are."""
+    workers = max(1, min(int(n_workers), int(n_batches)))
+    n_batches = max(1, int(n_batches))
+    if round_robin:  # no draws: every run is the same
+        epoch, read, busy, turn = [], [0] * workers, list(range(workers)), 0
+        for k in range(n_batches):
+            q = turn % len(busy)
+            turn += 1
+            epoch.append(k - read[busy[q]])
+            if workers + k < n_batches:
+                read[busy[q]] = k + 1
+            else:
+                del busy[q]
+                turn = q % len(busy) if busy else 0
+        reps = -(-n_updates // n_batches)
+        return np.tile(np.array(epoch * reps, dtype=np.int64)[:n_updates, None], (1, replicas))
+    rng = np.random.RandomState(seed)
+    stale = np.zeros((n_updates, replicas), dtype=np.int64)
+    runs = np.arange(replicas)
+    t = 0
+    while t < n_updates:
+        read = np.zeros((replicas, workers), dtype=np.int64)
+        busy = workers
+        for k in range(min(n_batches, n_updates - t)):
+            q = rng.randint(0, busy, size=replicas)
+            stale[t] = k - read[runs, q]
+            if workers + k < n_batches:
+                read[runs, q] = k + 1
+            else:  # the worker leaves: the last busy one takes its place
+                read[runs, q] = read[runs, busy - 1]
+                busy -= 1
+            t += 1
+    return stale
+
+
+def growth_rates(grid, step_curvature, pmf=None, nesterov=False, n_updates=2000, replicas=32,
+                 seed=0, draws=None):
     """How fast SGD with each momentum of `grid` grows (> 0) or shrinks on
     a quadratic direction where step x curvature is `step_curvature`, with
     each gradient taken at a stale point, its staleness drawn from `pmf`
-    (`P(tau = l)`): the mean log growth per update of |x| + |v| over
-    `replicas` runs of `n_updates` (the Lyapunov exponent), all momenta fed
-    the same draws. The expected dynamics (`recurrence_rate`) miss what
-    the draws' spread does: at many workers a few long delays undo
-    momenta the mean allows. Updates as the kernels': v <- mu v - a g,
-    w <- w + v (nesterov: w + mu v - a g)."""
+    (`P(tau = l)`), or given (`draws`: n_updates x replicas, as
+    `epoch_staleness` gives): the mean log growth per update of |x| + |v|
+    over the runs (the Lyapunov exponent), all momenta fed the same
+    staleness. The expected dynamics (`recurrence_rate`) miss what the
+    draws' spread does: at many workers a few long delays undo momenta the
+    mean allows. Updates as the kernels': v <- mu v - a g, w <- w + v
+    (nesterov: w + mu v - a g)."""
     grid = np.asarray(grid, dtype=np.float64)[:, None]
-    pmf = np.asarray(pmf, dtype=np.float64)
-    rng = np.random.RandomState(seed)
-    stale = rng.choice(pmf.size, size=(n_updates, replicas), p=pmf / pmf.sum())
-    span = 1 << int(pmf.size).bit_length()  # a ring of past points, longer than any delay
+    if draws is None:
+        pmf = np.asarray(pmf, dtype=np.float64)
+        rng = np.random.RandomState(seed)
+        stale = rng.choice(pmf.size, size=(n_updates, replicas), p=pmf / pmf.sum())
+        longest = pmf.size - 1
+    else:
+        stale = np.asarray(draws, dtype=np.int64)
+        n_updates, replicas = stale.shape
+        longest = int(stale.max())
+    span = 1 << (longest + 1).bit_length()  # a ring of past points, longer than any delay
     past = np.zeros((span, grid.size, replicas))
     past[0] = 1.0
     x, v = np.ones((grid.size, replicas)), np.zeros((grid.size, replicas))
@@ -127,17 +177,18 @@ def growth_rates(grid, step_curvature, pmf, nesterov=False, n_updates=2000, repl
     return (log_scale + np.log(np.abs(x) + np.abs(v) + 1e-300)).mean(axis=1) / n_updates
 
 
-def heaviest_stable(grid, step_curvature, pmf, nesterov=False):
+def heaviest_stable(grid, step_curvature, pmf=None, nesterov=False, draws=None):
     """The heaviest momentum of `grid` under which stale SGD shrinks on a
     quadratic direction of step x curvature `step_curvature` (`growth_rates`
-    below 0); the lowest of the grid where none does (or the curvature is
-    not finite), the heaviest where it is not positive."""
+    below 0, the staleness drawn from `pmf` or given as `draws`); the
+    lowest of the grid where none does (or the curvature is not finite),
+    the heaviest where it is not positive."""
     grid = np.sort(np.asarray(grid, dtype=np.float64))
     if not np.isfinite(step_curvature):
         return float(grid[0])
     if step_curvature <= 0.0:  # no direction curves up: none limits the momentum
         return float(grid[-1])
-    stable = grid[growth_rates(grid, step_curvature, pmf, nesterov) < 0.0]
+    stable = grid[growth_rates(grid, step_curvature, pmf, nesterov, draws=draws) < 0.0]
     return float(stable[-1]) if stable.size else float(grid[0])
 
 

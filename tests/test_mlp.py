@@ -26,7 +26,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, _mlp
 from pyasync.mlp import HIST_LEN
-from pyasync.momentum import heaviest_stable, staleness_pmf
+from pyasync.momentum import epoch_staleness, heaviest_stable, staleness_pmf
 
 from child import CHILD_CWD
 
@@ -638,6 +638,58 @@ def test_auto_momentum_probes_threads_as_exponential_workers(monkeypatch):
                           for e in probes)
 
 
+@pytest.mark.parametrize("n_workers, batch_size, schedule",
+                         [(4, 16, "exponential"), (64, 16, "exponential"),
+                          (64, 100, "exponential"), (8, 16, "round_robin"),
+                          (64, 100, "round_robin")])
+def test_epoch_staleness_is_the_simulated_engines(n_workers, batch_size, schedule):
+    """The staleness momentum="auto" models is the one the simulated engine
+    produces: epochs whose workers, at most one per minibatch, start and
+    end together (round robin exactly; exponential to sampling noise)."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] / 16.0, y[:400]
+    epochs = 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = AsyncMLPClassifier(hidden_layer_sizes=(4,), max_iter=epochs,
+                                 batch_size=batch_size, tol=0.0,
+                                 n_iter_no_change=epochs + 1, asynchrony="simulated",
+                                 n_workers=n_workers, staleness=schedule,
+                                 random_state=0).fit(X, y)
+    measured = est.staleness_.histogram
+    n_batches = -(-400 // batch_size)
+    model = np.bincount(epoch_staleness(n_workers, n_batches, schedule == "round_robin",
+                                        n_updates=n_batches * epochs, replicas=1).ravel(),
+                        minlength=measured.size)
+    assert measured.sum() == model.sum() == n_batches * epochs
+    if schedule == "round_robin":
+        np.testing.assert_array_equal(measured, model)
+    else:
+        assert np.max(np.abs(np.cumsum(measured) - np.cumsum(model))) < 0.05 * model.sum()
+        assert est.staleness_.max < n_batches
+
+
+def test_auto_momentum_sees_no_more_workers_than_minibatches():
+    """Digits in minibatches of 200 make epochs of 9: the engine runs at
+    most 9 of 64 workers at once, and momentum="auto" models those 9, so
+    64 workers choose and fit as 9 do (M's law at every update chose 0.2
+    at 64 and 0.7 at 9)."""
+    X, y = load_digits(return_X_y=True)
+    fits = [AsyncMLPClassifier(hidden_layer_sizes=(16,), momentum="auto", max_iter=3,
+                               learning_rate_init=0.05, asynchrony="simulated",
+                               n_workers=workers, random_state=0)
+            for workers in (9, 64)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in fits:
+            est.fit(X / 16.0, y)
+    nine, many = fits
+    assert many.momentum_ == nine.momentum_
+    assert many.loss_curve_ == nine.loss_curve_
+    for a, b in zip(many.coefs_, nine.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def dense_hessian_top(params, X, Y, w, rows):
     """The largest eigenvalue of the loss's Hessian at w, column by column
     from central differences of the gradient."""
@@ -657,7 +709,7 @@ def dense_hessian_top(params, X, Y, w, rows):
 def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedule):
     """momentum="auto" chooses, with no update spent, the heaviest momentum
     of the grid under which stale SGD on a quadratic direction shrinks,
-    its staleness drawn from the schedule's law, at CURVATURE_SHARE of the
+    its staleness that of the engine's epochs, at CURVATURE_SHARE of the
     top curvature of the loss at the starting weights, here checked
     against the dense Hessian's on all rows."""
     from pyasync import mlp_auto
@@ -685,10 +737,11 @@ def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedu
         lambda p: _mlp.loss_grad(seen["params"], seen["X"], seen["Y"], p, rows)[1],
         seen["w"], mlp_auto.LANCZOS_STEPS, np.random.RandomState(1))
     assert lanczos == pytest.approx(top, rel=1e-3)
-    pmf = (np.eye(n_workers)[n_workers - 1] if schedule == "round_robin"
-           else staleness_pmf(n_workers, max_staleness=7 * n_workers))
+    # 400 rows in minibatches of 16: epochs of 25, shared by at most 25 workers
+    staleness = epoch_staleness(n_workers, 25, schedule == "round_robin")
     grid = np.round(np.arange(-0.9, 0.91, 0.1), 1)
-    expected = heaviest_stable(grid, 0.5 * mlp_auto.CURVATURE_SHARE * top, pmf, nesterov=True)
+    expected = heaviest_stable(grid, 0.5 * mlp_auto.CURVATURE_SHARE * top, nesterov=True,
+                               draws=staleness)
     assert est.momentum_ == pytest.approx(expected)
     assert est.probe_updates_ == 0
 
@@ -748,7 +801,7 @@ def test_auto_momentum_keeps_a_climb_at_the_lowest_momentum(monkeypatch):
     past the blow-up bound is kept (rerunning it would loop), so the fit
     is the fixed momentum's, which rides the climb out."""
     from pyasync import mlp_auto
-    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args: -0.9)
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args, **kwargs: -0.9)
     rng = np.random.RandomState(34)
     X = rng.standard_normal((3000, 50))
     y = np.tanh(X @ rng.standard_normal(50) / 5) + 0.1 * rng.standard_normal(3000)
@@ -773,7 +826,7 @@ def test_auto_momentum_rolls_back_to_where_the_best_epoch_started(monkeypatch):
     converges where rolling back to an epoch's end kept every later epoch
     blown up until the fit diverged."""
     from pyasync import mlp_auto
-    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args: 0.6)
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args, **kwargs: 0.6)
     X, y = load_diabetes(return_X_y=True)
     X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
     kw = dict(hidden_layer_sizes=(32,), batch_size=16, learning_rate_init=0.03,
@@ -797,7 +850,7 @@ def test_auto_momentum_undoes_a_network_climb_at_five_times_the_start(monkeypatc
     0.5 here) goes back to where its best epoch started, lower, and ends
     below the start."""
     from pyasync import mlp_auto
-    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args: 0.5)
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args, **kwargs: 0.5)
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     kw = dict(hidden_layer_sizes=(32,), batch_size=16, learning_rate_init=0.05,
