@@ -1,9 +1,8 @@
 """momentum="auto" for the asynchronous MLPs: the explicit momentum chosen
 from the network's top curvature at the starting weights and the dynamics
 of stale SGD under the staleness of the engine's epochs, with no update
-spent choosing;
-or, with momentum="probe", by probing momenta of the grid with three
-epochs each of the simulated engine under the fit's staleness."""
+spent choosing; or, with momentum="probe", by probing momenta of the grid
+with three epochs each of the simulated engine under the fit's staleness."""
 import os
 
 import numpy as np

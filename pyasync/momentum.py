@@ -99,8 +99,10 @@ def epoch_staleness(n_workers, n_batches, round_robin=False, n_updates=2000, rep
     minibatch; once none is left, workers leave as they write; the next
     epoch starts afresh. Where a few minibatches make an epoch, its
     staleness stays below them, however many workers there are."""
-    workers = max(1, min(int(n_workers), int(n_batches)))
-    n_batches = max(1, int(n_batches))
+    if n_workers < 1 or n_batches < 1:
+        raise ValueError(f"epoch_staleness needs n_workers >= 1 and n_batches >= 1, "
+                         f"got {n_workers} and {n_batches}")
+    workers, n_batches = min(int(n_workers), int(n_batches)), int(n_batches)
     if round_robin:  # no draws: every run is the same
         epoch, read, busy, turn = [], [0] * workers, list(range(workers)), 0
         for k in range(n_batches):
@@ -146,6 +148,8 @@ def growth_rates(grid, step_curvature, pmf=None, nesterov=False, n_updates=2000,
     mean allows. Updates as the kernels': v <- mu v - a g, w <- w + v
     (nesterov: w + mu v - a g)."""
     grid = np.asarray(grid, dtype=np.float64)[:, None]
+    if (pmf is None) == (draws is None):
+        raise ValueError("growth_rates needs a staleness pmf or draws, not both")
     if draws is None:
         pmf = np.asarray(pmf, dtype=np.float64)
         rng = np.random.RandomState(seed)

@@ -24,9 +24,10 @@ from sklearn.base import clone
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.measure import measure_implicit_momentum
-from pyasync.momentum import (MOMENTUM_GRID, RowSample, estimate_momentum, fit_geometric,
-                              growth_rates, heaviest_stable, implicit_momentum,
-                              recurrence_rate, staleness_pmf, total_momentum)
+from pyasync.momentum import (MOMENTUM_GRID, RowSample, epoch_staleness, estimate_momentum,
+                              fit_geometric, growth_rates, heaviest_stable,
+                              implicit_momentum, recurrence_rate, staleness_pmf,
+                              total_momentum)
 from pyasync.staleness import StalenessStats
 
 
@@ -464,6 +465,30 @@ def test_growth_rates_see_what_the_expected_dynamics_miss():
     chosen = [heaviest_stable(MOMENTUM_GRID, 0.3, staleness_pmf(m, max_staleness=7 * m))
               for m in (1, 2, 4, 16, 64)]
     assert chosen == sorted(chosen, reverse=True) and chosen[0] == 0.9
+
+
+def test_epoch_staleness_and_growth_rates_name_bad_input():
+    """No workers, no minibatches, or a staleness law given twice or not at
+    all get an error that says so."""
+    with pytest.raises(ValueError, match="n_workers >= 1 and n_batches >= 1"):
+        epoch_staleness(0, 10)
+    with pytest.raises(ValueError, match="n_workers >= 1 and n_batches >= 1"):
+        epoch_staleness(4, 0)
+    with pytest.raises(ValueError, match="a staleness pmf or draws"):
+        growth_rates(MOMENTUM_GRID, 0.1)
+    with pytest.raises(ValueError, match="a staleness pmf or draws"):
+        growth_rates(MOMENTUM_GRID, 0.1, [1.0], draws=epoch_staleness(2, 4))
+
+
+def test_epoch_staleness_of_a_synchronous_epoch():
+    """As many workers as minibatches read the whole epoch at its start:
+    its k-th write is k stale, every epoch, whatever the schedule. One
+    worker is never stale: its growth is that of a staleness of 0."""
+    for round_robin in (False, True):
+        draws = epoch_staleness(64, 5, round_robin, n_updates=20, replicas=3)
+        np.testing.assert_array_equal(draws, np.tile(np.arange(5), 4)[:, None].repeat(3, 1))
+    one_worker = growth_rates(MOMENTUM_GRID, 0.3, draws=epoch_staleness(1, 5))
+    np.testing.assert_allclose(one_worker, growth_rates(MOMENTUM_GRID, 0.3, [1.0]))
 
 
 @pytest.mark.filterwarnings("error")
