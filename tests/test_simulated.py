@@ -141,6 +141,30 @@ def test_several_workers_differ_from_one():
     assert np.allclose(one.coef_, many.coef_, atol=0.2)
 
 
+@pytest.mark.parametrize("staleness", ("exponential", "round_robin", [0, 3, 1, 2]))
+@pytest.mark.parametrize("penalty", ("l2", None))
+@pytest.mark.parametrize("momentum", (0.0, 0.6, -0.4))
+@pytest.mark.parametrize("M", (4, 16))
+def test_stale_csr_rows_are_dense_rows(M, momentum, penalty, staleness):
+    """CSR rows keep untouched coordinates lazily, caught up when a worker
+    reads a row and again when it writes it, after the others' writes in
+    between; dense rows update every coordinate every time. Under the same
+    staleness draws both are the same stale SGD, to rounding. (No L1: its
+    truncation touches a dense row's zeros, a CSR row's stored entries; no
+    intercept: CSR rows damp its step, as scikit-learn's.)"""
+    X, y = make_data("reg", n=400, m=30, sparse=True, seed=5)
+    X[::7] = X[::7].multiply(3.0).tocsr()  # rows of several scales
+    kw = dict(asynchrony="simulated", n_workers=M, momentum=momentum, penalty=penalty,
+              alpha=1e-2, eta0=0.02, staleness=staleness, max_iter=4,
+              fit_intercept=False)
+    csr = estimator("reg", **kw).fit(X, y)
+    dense = estimator("reg", **kw).fit(X.toarray(), y)
+    scale = max(1.0, float(np.max(np.abs(dense.coef_))))
+    assert np.max(np.abs(csr.coef_ - dense.coef_)) <= 1e-10 * scale
+    assert np.array_equal(csr.staleness_.histogram, dense.staleness_.histogram)
+    assert csr.staleness_.mean > 0.5
+
+
 # ---------------------------------------------------------- determinism
 
 SCHEDULES = [
