@@ -32,17 +32,6 @@ PROBE_ROWS = 4096
 CURVATURE_ROWS = 512
 LANCZOS_STEPS = 20
 CURVATURE_SHARE = 0.5
-# The model's momentum is raised by CLIMB_STEP before epochs CLIMB_EPOCHS
-# where each of the last CLIMB_RUN epoch losses fell (up to the cap the
-# closed loop keeps): a steady fall is a momentum below what the network
-# tolerates, which the start's curvature could not see. bench_mlp_momentum's
-# real fits (340 cases), "defaults" (210) and "later"/"later2" (199): 580
-# within 1.5x and 78 targets missed, against 572 and 89 without; climbing
-# before every second epoch from 5, after runs of 2 (from epoch 3), by 0.2,
-# or only before 6 and 9: 571-582 and 80-84.
-CLIMB_EPOCHS = (6, 9, 12, 15)
-CLIMB_RUN = 3
-CLIMB_STEP = 0.1
 
 
 def top_curvature(gradient, w, steps, rng):
@@ -91,8 +80,7 @@ class MLPAutoMomentum(AutoMomentum):
     within 5% of the way from the start to the lowest any reaches wins
     (`momentum.search_grid`); that sees what the quadratic model cannot
     (a network's loss is not one) at the cost of many updates. Either is
-    chosen once, the model's then climbing while the loss falls steadily
-    (`climbs`): re-probing before epochs 1, 2, 4, 8, 16 started from
+    chosen once: re-probing before epochs 1, 2, 4, 8, 16 started from
     weights a calmer trajectory reached, where a heavy momentum shows
     its noise within a few epochs and its progress only after, and chose
     too low; re-modelling there (the curvature and staleness then
@@ -151,25 +139,7 @@ class MLPAutoMomentum(AutoMomentum):
 
     def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
         self.epoch_start = w.copy()
-        current = super().choose(epoch, w, b, hist, eta, loss_curve, memory)
-        if self.climbs(epoch, loss_curve):
-            self.choice = round(self.choice + CLIMB_STEP, 10)
-            current = self.current = float(round(min(self.choice, self.cap), 10))
-        return current
-
-    def climbs(self, epoch, loss_curve):
-        """Whether the model's momentum goes up before `epoch` (see
-        CLIMB_EPOCHS): the fit's own choice, no blow-up undone among the
-        epochs judged, and room below the cap."""
-        if (self.probe or self.target is not None or self.initial is not None
-                or epoch not in CLIMB_EPOCHS or len(loss_curve) <= CLIMB_RUN):
-            return False
-        first = len(loss_curve) - CLIMB_RUN - 1
-        if any(i in self.rolled_back for i in range(first, len(loss_curve))):
-            return False
-        recent = loss_curve[first:]
-        falling = all(later < earlier for earlier, later in zip(recent, recent[1:]))
-        return falling and self.choice + CLIMB_STEP <= min(0.9, self.cap) + 1e-9
+        return super().choose(epoch, w, b, hist, eta, loss_curve, memory)
 
     def keep_safe(self, state):
         """Keeps the weights the epoch started from, not those it ended

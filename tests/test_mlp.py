@@ -867,58 +867,6 @@ def test_auto_momentum_undoes_a_network_climb_at_five_times_the_start(monkeypatc
     assert auto.momentum_ < 0.5 and auto.loss_curve_[-1] < start
 
 
-def test_auto_momentum_climbs_while_the_loss_falls(monkeypatch):
-    """A model momentum under which every epoch's loss falls goes up by
-    CLIMB_STEP before each of CLIMB_EPOCHS; the epochs' momenta say so."""
-    from pyasync import mlp_auto
-    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args, **kwargs: 0.2)
-    momenta = []
-    real = mlp_auto._mlp.mlp_epoch
-
-    def spy(params, *args):
-        momenta.append(params["momentum"])
-        return real(params, *args)
-    monkeypatch.setattr(mlp_auto._mlp, "mlp_epoch", spy)
-    X, y = make_regression(400, 8, noise=1.0, random_state=0)
-    X, y = StandardScaler().fit_transform(X), y / y.std()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est = AsyncMLPRegressor(hidden_layer_sizes=(8,), momentum="auto", max_iter=17,
-                                learning_rate_init=0.002, batch_size=20, tol=0,
-                                n_iter_no_change=100, asynchrony="simulated", n_workers=4,
-                                random_state=0).fit(X, y)
-    curve = est.loss_curve_
-    assert all(later < earlier for earlier, later in zip(curve, curve[1:]))
-    climbs = np.searchsorted(mlp_auto.CLIMB_EPOCHS, np.arange(17), side="right")
-    assert momenta == pytest.approx(0.2 + mlp_auto.CLIMB_STEP * climbs)
-    assert est.momentum_ == pytest.approx(0.2 + mlp_auto.CLIMB_STEP * len(mlp_auto.CLIMB_EPOCHS))
-
-
-@pytest.mark.parametrize("change, climbs", [
-    ({}, True),
-    ({"losses": [1.2, 1.1, 1.0, 0.9, 0.95, 0.8]}, False),  # one epoch rose
-    ({"losses": [1.2, 1.3, 1.0, 0.9, 0.8, 0.7]}, True),    # before those judged
-    ({"epoch": 7}, False),
-    ({"rolled_back": {3}}, False),               # a blow-up was undone
-    ({"rolled_back": {1}}, True),
-    ({"choice": 0.9}, False),
-    ({"cap": 0.6}, False),                       # the closed loop's cap
-    ({"probe": True}, False),
-    ({"target": 0.9}, False),
-    ({"initial": 0.5}, False),                   # a fit going on keeps its momentum
-])
-def test_auto_momentum_climb_rule(change, climbs):
-    from pyasync import mlp_auto
-    auto = object.__new__(mlp_auto.MLPAutoMomentum)
-    state = {"choice": 0.6, "cap": 0.9, "rolled_back": set(), "probe": False,
-             "target": None, "initial": None, "epoch": 6,
-             "losses": [1.2, 1.1, 1.0, 0.9, 0.8, 0.7]}
-    state.update(change)
-    epoch, losses = state.pop("epoch"), state.pop("losses")
-    auto.__dict__.update(state)
-    assert auto.climbs(epoch, losses) == climbs
-
-
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf
