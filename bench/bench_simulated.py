@@ -14,13 +14,11 @@ ever adds time, and medians of the same code moved by 30% between runs."""
 import argparse
 import json
 import time
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from pyasync import AsyncSGDClassifier, _sgd
-from pyasync.benchmark import machine_info
+from pyasync.benchmark import fit_seconds, machine_info
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -30,12 +28,7 @@ def fastest_epoch(makers, X, y, epochs, repeats):
     for _ in range(repeats):
         for key, make in makers.items():
             for n in (1, 1 + epochs):
-                est = make(n)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    start = time.process_time()
-                    est.fit(X, y)
-                    seconds = time.process_time() - start
+                seconds = fit_seconds(make(n), X, y, clock=time.process_time)
                 fastest[key, n] = min(fastest[key, n], seconds)
     return {key: (fastest[key, 1 + epochs] - fastest[key, 1]) / epochs for key in makers}
 

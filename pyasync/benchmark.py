@@ -17,6 +17,15 @@ class Timing(NamedTuple):
     estimator: object  # the last estimator fitted (1 + epochs epochs)
 
 
+def fit_seconds(est, X, y, clock=time.perf_counter):
+    """Seconds `est.fit(X, y)` takes by `clock`, convergence warnings off."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = clock()
+        est.fit(X, y)
+        return clock() - start
+
+
 def per_epoch_seconds(make, X, y, epochs=3, repeats=3):
     """Seconds per epoch of `make(n_epochs).fit(X, y)`:
     (fit of 1 + epochs - fit of 1) / epochs, so validation and set-up
@@ -26,11 +35,7 @@ def per_epoch_seconds(make, X, y, epochs=3, repeats=3):
         t = []
         for n in (1, 1 + epochs):
             est = make(n)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                start = time.perf_counter()
-                est.fit(X, y)
-                t.append(time.perf_counter() - start)
+            t.append(fit_seconds(est, X, y))
         samples.append(max(t[1] - t[0], 1e-9) / epochs)
     samples = np.asarray(samples)
     return Timing(float(np.median(samples)), float(samples.max() - samples.min()), est)
