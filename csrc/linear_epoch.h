@@ -94,4 +94,19 @@ static inline double pa_velocity_gain(const pa_epoch_ctx *c, int64_t a,
         return mu * (pow(d, g) - mug) / (d - mu);
     return g * mug; /* the limit d == mu */
 }
+
+/* What steps a+1..b leave of a coordinate untouched in them:
+ * w <- D w + gain v, v <- mug v (gain and mug only `with_velocity`). */
+typedef struct { double D, gain, mug; } pa_gap;
+
+static inline pa_gap pa_gap_factors(const pa_epoch_ctx *c, int64_t a, int64_t b,
+                                    int with_velocity)
+{
+    pa_gap f = {pa_ctx_D(c, a, b), 0.0, 0.0};
+    if (with_velocity) {
+        f.mug = c->mu_pow[b - a];
+        f.gain = pa_velocity_gain(c, a, b, f.D, f.mug);
+    }
+    return f;
+}
 #endif

@@ -45,15 +45,13 @@ static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
     int64_t last = LDI(&m->last[j]);
     if (last >= kt || !CLAIM(&m->last[j], last, kt))
         return;
-    int64_t g = kt - last;
-    double D = pa_ctx_D(c, last, kt);
     double v = c->has_mom ? LD(&m->v[j]) : 0.0;
+    pa_gap f = pa_gap_factors(c, last, kt, v != 0.0);
     if (v != 0.0) {
-        double mug = c->mu_pow[g];
-        AXPB(&m->w[j], D, pa_velocity_gain(c, last, kt, D, mug) * v);
-        AXPB(&m->v[j], mug, 0.0);
-    } else if (D != 1.0) {
-        AXPB(&m->w[j], D, 0.0);
+        AXPB(&m->w[j], f.D, f.gain * v);
+        AXPB(&m->v[j], f.mug, 0.0);
+    } else if (f.D != 1.0) {
+        AXPB(&m->w[j], f.D, 0.0);
     }
 }
 
@@ -225,14 +223,6 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
 }
 
 #if MODE_PLAIN
-#ifndef PA_GAP_MEMO
-#define PA_GAP_MEMO
-/* The catch-up factors of the gap from clock `last` to the step before a
- * write: a simulated worker's write finds the rarer coordinates of its row
- * caught up to its read's clock, so one gap serves them all. */
-typedef struct { int64_t last; double D, gain, mug; } pa_gap_memo;
-#endif
-
 /* Step k's update of coordinate j, caught up to step k - 1 first, in
  * registers and without a branch on the velocity (as pa_catch_up computes
  * it, up to the sign of a zero): one writer at a time, so no claim.
@@ -240,7 +230,7 @@ typedef struct { int64_t last; double D, gain, mug; } pa_gap_memo;
  * momentum epochs, where each write catches up again. */
 static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     int64_t j, int64_t k, double d, double g,
-                                    pa_gap_memo *memo)
+                                    int64_t *memo_last, pa_gap *memo)
 {
     int64_t last = m->last[j];
     double w = m->w[j];
@@ -251,12 +241,9 @@ static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
     }
     double v = c->has_mom ? m->v[j] : 0.0;
     if (last < k - 1) {
-        if (memo->last != last) {
-            memo->last = last;
-            memo->D = pa_ctx_D(c, last, k - 1);
-            memo->mug = c->has_mom ? c->mu_pow[k - 1 - last] : 0.0;
-            memo->gain = c->has_mom ? pa_velocity_gain(c, last, k - 1, memo->D, memo->mug)
-                                    : 0.0;
+        if (*memo_last != last) {
+            *memo_last = last;
+            *memo = pa_gap_factors(c, last, k - 1, c->has_mom);
         }
         w = memo->D * w + memo->gain * v;
         v = memo->mug * v;
@@ -292,9 +279,12 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
 #if MODE_PLAIN
     else if (c->lazy) {
         double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
-        pa_gap_memo memo = {-1, 0.0, 0.0, 0.0};
+        /* a simulated worker's write finds the rarer coordinates of its
+         * row caught up to its read's clock: one gap's factors serve them */
+        int64_t memo_last = -1;
+        pa_gap memo = {1.0, 0.0, 0.0};
         for (int64_t e = e0; e < e1; e++)
-            FN(pa_lazy_step)(c, m, ind[e], k, d, upd * (double)x[e], &memo);
+            FN(pa_lazy_step)(c, m, ind[e], k, d, upd * (double)x[e], &memo_last, &memo);
     }
 #endif
     else {
