@@ -7,12 +7,13 @@
  * (sklearn/neural_network/_multilayer_perceptron.py, _stochastic_optimizers.py):
  *  - parameters are laid out flat, layer after layer: W_l (units[l] x
  *    units[l+1], row-major, as coefs_[l]) then b_l (units[l+1], intercepts_[l]);
- *  - delta at the output = activation - y (softmax + cross-entropy, logistic
- *    + binary cross-entropy, identity + squared error);
- *  - gradient of W_l = (A_l^T delta_{l+1} + alpha * W_l) / batch,
- *    gradient of b_l = sum(delta_{l+1}) / batch;
- *  - the batch loss = data loss (mean over the batch) +
- *    0.5 * alpha * sum ||W_l||^2 / batch;
+ *  - delta at the output = sw * (activation - y) (softmax + cross-entropy,
+ *    logistic + binary cross-entropy, identity + squared error, exp + half
+ *    Poisson deviance), sw the row's sample weight (1 without weights);
+ *  - gradient of W_l = (A_l^T delta_{l+1} + alpha * W_l) / S,
+ *    gradient of b_l = sum(delta_{l+1}) / S, S the batch's summed weight;
+ *  - the batch loss = data loss (weighted mean over the batch) +
+ *    0.5 * alpha * sum ||W_l||^2 / S;
  *  - SGD with momentum: v <- mu v - lr g; w += v (or, Nesterov,
  *    w += mu v - lr g with the new v). mu may be negative. */
 #ifndef PA_MLP_H
@@ -23,13 +24,13 @@
 #define PA_MLP_MAX_LAYERS 4   /* weight layers: 1 to 3 hidden + the output */
 
 enum pa_activation { PA_ACT_IDENTITY = 0, PA_ACT_LOGISTIC, PA_ACT_TANH, PA_ACT_RELU,
-                     PA_ACT_SOFTMAX };
+                     PA_ACT_SOFTMAX, PA_ACT_EXP /* the outputs' only */ };
 
 typedef struct {
     int n_layers;                          /* weight layers L (2..4) */
     int64_t units[PA_MLP_MAX_LAYERS + 1];  /* units[0] = n_features, units[L] = n_outputs */
     int activation;                        /* hidden layers */
-    int output;                            /* identity, logistic or softmax */
+    int output;                            /* identity, logistic, softmax or exp */
     double alpha;                          /* L2 penalty */
     double lr;                             /* learning rate of this epoch */
     double momentum;
@@ -37,9 +38,9 @@ typedef struct {
     int64_t batch_size;
 } pa_mlp_params;
 
-/* X as pa_dataset (dense rows or CSR; y, sample_weight unused) and the
- * targets: Y is n_samples x n_outputs, C-contiguous float64 (one-hot
- * for softmax, 0/1 for logistic). */
+/* X as pa_dataset (dense rows or CSR; y unused; sample_weight NULL or one
+ * weight a row) and the targets: Y is n_samples x n_outputs, C-contiguous
+ * float64 (one-hot for softmax, 0/1 for logistic). */
 typedef struct {
     pa_dataset x;
     const double *Y;

@@ -228,14 +228,16 @@ static double clip_prob(double p)
     return p < eps ? eps : (p > 1.0 - eps ? 1.0 - eps : p);
 }
 
-/* Output activation, data loss (summed over the batch) and delta = a - y. */
+/* Output activation, data loss (weighted sum over the batch) and delta =
+ * sw (a - y); `*weight` gets the batch's summed sample weight. */
 static double output_layer(const pa_mlp_work *wk, const pa_mlp_data *d,
-                           const int64_t *rows, int64_t n)
+                           const int64_t *rows, int64_t n, double *weight)
 {
     const pa_mlp_params *p = wk->p;
     const int L = wk->L;
     const int64_t K = p->units[L], ld = wk->up[L];
-    double *A = wk->act[L], *D = wk->delta[L], loss = 0.0;
+    const double *sw = d->x.sample_weight;
+    double *A = wk->act[L], *D = wk->delta[L], loss = 0.0, total = 0.0;
     for (int64_t r = 0; r < n; r++) {
         double *a = A + r * ld, *dl = D + r * ld;
         const double *y = d->Y + rows[r] * K;
@@ -255,15 +257,27 @@ static double output_layer(const pa_mlp_work *wk, const pa_mlp_data *d,
                 if (y[k] != 0.0) s -= y[k] * log(q);
                 if (y[k] != 1.0) s -= (1.0 - y[k]) * log(1.0 - q);
             }
+        } else if (p->output == PA_ACT_EXP) { /* half Poisson deviance */
+            for (int64_t k = 0; k < K; k++) {
+                a[k] = exp(a[k]);
+                if (y[k] != 0.0) s += y[k] * log(y[k] / a[k]);
+                s += a[k] - y[k];
+            }
         } else {
             for (int64_t k = 0; k < K; k++) s += (y[k] - a[k]) * (y[k] - a[k]);
             s *= 0.5 / (double)K;
         }
-        loss += s;
+        const double wr = sw ? sw[rows[r]] : 1.0;
+        loss += sw ? wr * s : s;
+        total += wr;
 #pragma omp simd
         for (int64_t k = 0; k < K; k++) dl[k] = a[k] - y[k];
+        if (sw)
+#pragma omp simd
+            for (int64_t k = 0; k < K; k++) dl[k] *= wr;
         for (int64_t k = K; k < ld; k++) dl[k] = 0.0;
     }
+    *weight = total;
     return loss;
 }
 
@@ -280,12 +294,14 @@ int pa_mlp_compute(pa_mlp_work *wk, const pa_mlp_data *d, const int64_t *rows,
                    wk->b[l], wk->act[l + 1], up[l + 1]);
         if (l + 1 < L) activate(p->activation, wk->act[l + 1], n * up[l + 1]);
     }
-    double loss = output_layer(wk, d, rows, n);
-    loss = loss / (double)n + 0.5 * p->alpha * wk->sq_norm / (double)n;
+    double weight;
+    double loss = output_layer(wk, d, rows, n, &weight);
+    /* a batch of no weight carries nothing: no loss, no gradient */
+    const double inv_n = weight != 0.0 ? 1.0 / weight : 0.0;
+    loss = weight != 0.0 ? loss / weight + 0.5 * p->alpha * wk->sq_norm / weight : 0.0;
     *loss_out = loss;
     if (!isfinite(loss)) return PA_DIVERGED;
     /* backward */
-    const double inv_n = 1.0 / (double)n;
     double *g = wk->grad;
     int64_t off = 0;
     int64_t offs[PA_MLP_MAX_LAYERS];

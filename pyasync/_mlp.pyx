@@ -63,7 +63,7 @@ cdef extern from "mlp.h":
                          const int64_t *, int64_t, double *, double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
 
-ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "softmax": 4}
+ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "softmax": 4, "exp": 5}
 UPDATES = {"racy": 0, "atomic": 1, "locked": 2}
 SIM_SCHEDULES = {"exponential": 0, "round_robin": 1}
 MAX_UNITS = 1 << 16
@@ -99,7 +99,7 @@ cdef void _set_params(pa_mlp_params *p, dict prm) except *:
         p.units[i] = units[i] if i < len(units) else 0
     p.activation = ACTIVATIONS[prm["activation"]]
     p.output = ACTIVATIONS[prm["output"]]
-    if p.activation == 4 or p.output not in (0, 1, 4):
+    if p.activation in (4, 5) or p.output not in (0, 1, 4, 5):
         raise ValueError("bad activation or output")
     p.alpha = prm["alpha"]
     p.lr = prm["lr"]
@@ -116,7 +116,8 @@ def n_params(dict params):
     return pa_mlp_n_params(&p)
 
 
-cdef void _set_data(pa_mlp_data *d, X, cnp.ndarray Y, pa_mlp_params *p) except *:
+cdef void _set_data(pa_mlp_data *d, X, cnp.ndarray Y, pa_mlp_params *p,
+                    cnp.ndarray sample_weight) except *:
     dtype = X.dtype
     if dtype != np.float32 and dtype != np.float64:
         raise TypeError("X must be float32 or float64")
@@ -125,6 +126,11 @@ cdef void _set_data(pa_mlp_data *d, X, cnp.ndarray Y, pa_mlp_params *p) except *
     d.x.n_features = X.shape[1]
     d.x.y = NULL
     d.x.sample_weight = NULL
+    if sample_weight is not None:
+        if sample_weight.ndim != 1 or sample_weight.shape[0] != d.x.n_samples:
+            raise ValueError("sample_weight must hold one weight a row")
+        d.x.sample_weight = <const double *>_data(sample_weight, np.float64,
+                                                  "sample_weight")
     if d.x.n_features != p.units[0]:
         raise ValueError("X does not match the number of input units")
     if hasattr(X, "indptr"):
@@ -153,16 +159,17 @@ cdef _check_order(cnp.ndarray order, int64_t n):
         raise ValueError("order holds a row index out of range")
 
 
-def loss_grad(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray rows):
+def loss_grad(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray rows,
+              cnp.ndarray sample_weight=None):
     """(loss, flat gradient) of the batch `rows` at flat weights w, as one
-    update computes them."""
+    update computes them (rows weighted by `sample_weight`, if given)."""
     cdef pa_mlp_params p
     cdef pa_mlp_data d
     cdef int status
     cdef double loss = 0.0
     params = dict(params, batch_size=max(1, rows.shape[0]))
     _set_params(&p, params)
-    _set_data(&d, X, Y, &p)
+    _set_data(&d, X, Y, &p, sample_weight)
     if w.shape[0] != pa_mlp_n_params(&p):
         raise ValueError("w does not match the layout")
     _check_order(rows, d.x.n_samples)
@@ -181,12 +188,14 @@ def loss_grad(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray rows):
 
 
 def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
-              cnp.ndarray order, dict engine, cnp.ndarray hist):
+              cnp.ndarray order, dict engine, cnp.ndarray hist,
+              cnp.ndarray sample_weight=None):
     """One epoch of minibatch SGD over the flat weights `w` (velocity `v`),
     updated in place, on the engine `engine` describes:
     {"kind": "threads", "n_threads", "update", "staleness_every"} or
     {"kind": "simulated", "n_workers", "schedule", "seed"}.
-    Staleness counts are added to `hist`. Returns epoch statistics."""
+    Staleness counts are added to `hist`; rows are weighted by
+    `sample_weight`, if given. Returns epoch statistics."""
     cdef pa_mlp_params p
     cdef pa_mlp_data d
     cdef pa_engine_opts o
@@ -196,7 +205,7 @@ def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
     cdef double *wp
     cdef double *vp
     _set_params(&p, params)
-    _set_data(&d, X, Y, &p)
+    _set_data(&d, X, Y, &p, sample_weight)
     cdef int64_t P = pa_mlp_n_params(&p)
     if w.shape[0] != P or v.shape[0] != P:
         raise ValueError("w and v must hold the layout's parameters")

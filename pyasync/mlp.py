@@ -22,7 +22,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, shuffle as sk_shuffle
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from . import _mlp
 from ._sgd import one_blas_thread
@@ -39,6 +40,7 @@ MAX_UNITS = 65536
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 UPDATES = ("racy", "atomic", "locked")
+REGRESSION_LOSSES = ("squared_error", "poisson")  # poisson: half deviance, exp output
 AUTO_MOMENTA = ("auto", "probe")  # momenta chosen by the fit (pyasync.mlp_auto)
 ASYNCHRONY = ("threads", "simulated", "ray")
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
@@ -117,6 +119,8 @@ def _forward(X, coefs, intercepts, activation, out_activation):
             np.tanh(a, out=a)
         elif act == "logistic":
             a = expit(a)
+        elif act == "exp":
+            np.exp(a, out=a)
         elif act == "softmax":
             a = a - a.max(axis=1, keepdims=True)
             np.exp(a, out=a)
@@ -216,26 +220,28 @@ class _BaseAsyncMLP(BaseEstimator):
         intercept = rs.uniform(-bound, bound, fan_out)
         return coef, intercept
 
-    def _fit(self, X, y, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False):
         """Runs the fit; a fit that fails (bad input, divergence, Ctrl-C)
         leaves the estimator exactly as it was."""
         saved = dict(self.__dict__)
         try:
-            return self._fit_epochs(X, y, incremental)
+            return self._fit_epochs(X, y, sample_weight, incremental)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
 
-    def _fit_epochs(self, X, y, incremental):
+    def _fit_epochs(self, X, y, sample_weight, incremental):
         with one_blas_thread():
-            return self._fit_epochs_blas1(X, y, incremental)
+            return self._fit_epochs_blas1(X, y, sample_weight, incremental)
 
-    def _fit_epochs_blas1(self, X, y, incremental):
+    def _fit_epochs_blas1(self, X, y, sample_weight, incremental):
         hidden, engine = self._validate_hyperparameters(incremental)
         fitted = hasattr(self, "coefs_")
         first_pass = not fitted or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:  # None keeps scikit-learn's unweighted rounding
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         n_samples, n_features = X.shape
         units = [n_features] + hidden + [Y.shape[1]]
         rs = check_random_state(self.random_state)
@@ -299,8 +305,10 @@ class _BaseAsyncMLP(BaseEstimator):
                                  "'validation_fraction' or the size of your dataset.")
             X_train, Y_train = X[idx_train], Y[idx_train]
             X_val, y_val = X[idx_val], np.asarray(y)[idx_val]
+            sw_train, sw_val = ((None, None) if sample_weight is None
+                                else (sample_weight[idx_train], sample_weight[idx_val]))
         else:
-            X_train, Y_train = X, Y
+            X_train, Y_train, sw_train = X, Y, sample_weight
         n_train = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
@@ -311,6 +319,7 @@ class _BaseAsyncMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_train))
         X_engine = _engine_X(X_train)
         Y_engine = np.ascontiguousarray(Y_train, dtype=np.float64)
+        sw_engine = None if sw_train is None else np.ascontiguousarray(sw_train)
         seed = rs.randint(MAX_INT) if engine["kind"] in ("simulated", "ray") else 0
         params = {"units": units, "activation": self.activation,
                   "output": st["out_activation_"], "alpha": float(self.alpha),
@@ -324,7 +333,7 @@ class _BaseAsyncMLP(BaseEstimator):
         backend = None
         if engine["kind"] == "ray":
             from .distributed.ray_backend import MLPChunks, RayBackend
-            backend = RayBackend(MLPChunks(params), X_train, Y_engine, None,
+            backend = RayBackend(MLPChunks(params), X_train, Y_engine, sw_engine,
                                  np.arange(n_train), w, v, n_workers=engine["n_workers"],
                                  local_steps=engine["local_steps"], rows_per_step=batch_size,
                                  address=engine["address"],
@@ -335,7 +344,7 @@ class _BaseAsyncMLP(BaseEstimator):
             initial = None if first_pass else getattr(self, "momentum_", None)
             auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
                                    self.target_momentum, seed, n_train, initial,
-                                   probe=self.momentum == "probe")
+                                   probe=self.momentum == "probe", sample_weight=sw_engine)
             if backend is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:
@@ -353,7 +362,8 @@ class _BaseAsyncMLP(BaseEstimator):
                     res, w[:], v[:] = backend.epoch(0, lr, params["momentum"], it, self.shuffle)
                     hist += res.pop("hist")
                 else:
-                    res = _mlp.mlp_epoch(params, X_engine, Y_engine, w, v, order, engine, hist)
+                    res = _mlp.mlp_epoch(params, X_engine, Y_engine, w, v, order, engine, hist,
+                                         sw_engine)
                 stale_sum += res["staleness_sum"]
                 stale_max = max(stale_max, res["staleness_max"])
                 diverged = (res["diverged"] or not np.isfinite(res["sumloss"])
@@ -373,7 +383,8 @@ class _BaseAsyncMLP(BaseEstimator):
                     print("Iteration %d, loss = %.8f" % (n_iter, loss))
                 if self.early_stopping:
                     c, b = _unpack(w, units)
-                    score = self._score_weights(X_val, y_val, c, b, st["out_activation_"])
+                    score = self._score_weights(X_val, y_val, c, b, st["out_activation_"],
+                                                sw_val)
                     st["validation_scores_"].append(score)
                     if self.verbose:
                         print("Validation score: %f" % score)
@@ -597,9 +608,10 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
         self.classes_ = self._label_binarizer.classes_
         del self._new_binarizer
 
-    def _score_weights(self, X, y, coefs, intercepts, out_activation):
+    def _score_weights(self, X, y, coefs, intercepts, out_activation, sample_weight):
         out = _forward(X, coefs, intercepts, self.activation, out_activation)
-        return accuracy_score(y, self._decode(out, self._new_binarizer))
+        return accuracy_score(y, self._decode(out, self._new_binarizer),
+                              sample_weight=sample_weight)
 
     @staticmethod
     def _decode(out, lb):
@@ -607,16 +619,19 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
             out = out.ravel()
         return lb.inverse_transform(out)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to (X, y), up to max_iter epochs (continuing the
-        last fit with warm_start=True)."""
+        last fit with warm_start=True); `sample_weight` weights the rows as
+        scikit-learn's does (each minibatch's gradient is its rows' weighted
+        mean)."""
         try:
-            return self._fit(X, y, incremental=False)
+            return self._fit(X, y, sample_weight, incremental=False)
         finally:
             self.__dict__.pop("_new_binarizer", None)
 
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y); `classes` is required on the first call."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), rows weighted by `sample_weight`;
+        `classes` is required on the first call."""
         first = not hasattr(self, "coefs_")
         if first:
             if classes is None:
@@ -632,7 +647,7 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
             raise ValueError(f"`classes={classes!r}` is not the same as on the last "
                              f"call to partial_fit, was: {self.classes_!r}")
         try:
-            return self._fit(X, y, incremental=True)
+            return self._fit(X, y, sample_weight, incremental=True)
         finally:
             self.__dict__.pop("_partial_classes", None)
             self.__dict__.pop("_new_binarizer", None)
@@ -660,14 +675,15 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
 
 
 class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
-    __doc__ = ("Multi-layer perceptron regressor (squared error, identity "
-               "output) trained by asynchronous minibatch SGD.\n"
+    __doc__ = ("Multi-layer perceptron regressor (squared error and identity "
+               "output, or with loss='poisson' half the Poisson deviance and an "
+               "exponential output) trained by asynchronous minibatch SGD.\n"
                + _DOC_NEW.format(base="MLPRegressor"))
 
     _is_classifier = False
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="sgd",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="sgd", alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
@@ -675,6 +691,7 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
                  update="racy", asynchrony="threads", n_workers=None,
                  staleness="exponential", delay=None, target_momentum=None,
                  local_steps=1, ray_address=None):
+        self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -705,6 +722,7 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
         self.ray_address = ray_address
 
     def _validate_input(self, X, y, incremental, reset):
+        _check_choice("loss", self.loss, REGRESSION_LOSSES)
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              reset=reset, **self._VALIDATION)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -712,23 +730,30 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
         Y = np.asarray(y, dtype=np.float64)
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
+        if self.loss == "poisson" and np.any(Y < 0):
+            raise ValueError("loss='poisson' needs non-negative targets (counts or "
+                             "rates); y holds negative values")
         return X, Y
 
     def _out_activation(self, Y):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
-    def _score_weights(self, X, y, coefs, intercepts, out_activation):
+    def _score_weights(self, X, y, coefs, intercepts, out_activation, sample_weight):
         out = _forward(X, coefs, intercepts, self.activation, out_activation)
-        return r2_score(y, out.ravel() if out.shape[1] == 1 else out)
+        return r2_score(y, out.ravel() if out.shape[1] == 1 else out,
+                        sample_weight=sample_weight)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to (X, y), up to max_iter epochs (continuing the
-        last fit with warm_start=True)."""
-        return self._fit(X, y, incremental=False)
+        last fit with warm_start=True); `sample_weight` weights the rows as
+        scikit-learn's does (each minibatch's gradient is its rows' weighted
+        mean)."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current network."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), rows weighted by `sample_weight`,
+        continuing from the current network."""
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predicted targets for X."""

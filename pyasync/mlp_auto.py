@@ -97,9 +97,9 @@ class MLPAutoMomentum(AutoMomentum):
     BLOW_UP = 5.0
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
-                 probe=False):
+                 probe=False, sample_weight=None):
         super().__init__(None, None, params, engine, target, seed)
-        self.X, self.Y = X, Y
+        self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.n_rows = n_rows
         self.engine = engine
         self.initial = initial
@@ -134,7 +134,8 @@ class MLPAutoMomentum(AutoMomentum):
         total = 0.0
         for start in range(0, rows.size, size):
             batch = rows[start:start + size]
-            total += _mlp.loss_grad(params, self.X, self.Y, w, batch)[0] * batch.size
+            total += _mlp.loss_grad(params, self.X, self.Y, w, batch,
+                                    self.sample_weight)[0] * batch.size
         return total / rows.size
 
     def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
@@ -163,7 +164,8 @@ class MLPAutoMomentum(AutoMomentum):
         self.start_loss = self.batch_losses(w, rows)
 
         def gradient(point):
-            return _mlp.loss_grad(self.params, self.X, self.Y, point, rows)[1]
+            return _mlp.loss_grad(self.params, self.X, self.Y, point, rows,
+                                  self.sample_weight)[1]
         curvature = top_curvature(gradient, w, LANCZOS_STEPS, self.rng)
         engine = self.probe_engine(0)
         n_batches = -(-self.n_rows // self.params["batch_size"])
@@ -187,7 +189,8 @@ class MLPAutoMomentum(AutoMomentum):
                 wp, vp = w.copy(), np.zeros_like(w)
                 for e in range(PROBE_EPOCHS):
                     res = _mlp.mlp_epoch(params, self.X, self.Y, wp, vp, orders[e],
-                                         self.probe_engine(int(seeds[e])), scratch)
+                                         self.probe_engine(int(seeds[e])), scratch,
+                                         self.sample_weight)
                     self.probe_updates += res["n_updates"]
                     loss = res["sumloss"] / rows.size
                     if res["diverged"] or not np.isfinite(loss) or not np.all(np.isfinite(wp)):

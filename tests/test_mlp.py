@@ -3,6 +3,7 @@ scikit-learn contract, gradients against finite differences, one epoch
 against a plain-numpy reference, scikit-learn's MLP*(solver="sgd") matched
 to rounding with one worker, accuracy on digits with two threads, the
 simulated engine's determinism and schedules, bad input, Ctrl-C."""
+import inspect
 import json
 import os
 import pickle
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.special import expit
+from scipy.special import expit, xlogy
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -36,9 +37,9 @@ ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 # -- scikit-learn's estimator checks ---------------------------------------
 # scikit-learn runs its checks on MLPClassifier / MLPRegressor with
 # max_iter=100 (INIT_PARAMS in sklearn/utils/_test_common/instance_generator.py)
-# and lists no expected failure for them in PER_ESTIMATOR_XFAIL_CHECKS (only
-# check-specific parameters for the sample-weight checks, which do not apply:
-# these estimators take no sample_weight). So none is expected here either.
+# and lists no expected failure for them in PER_ESTIMATOR_XFAIL_CHECKS. Its
+# sample-weight equivalence checks pass here too: their data fit in one
+# minibatch, whose gradient is the rows' weighted mean. So none is expected.
 MLP_EXPECTED_FAILED_CHECKS = {}
 
 
@@ -65,12 +66,13 @@ def unpack(w, units):
     return Ws, bs
 
 
-def ref_loss_grad(w, units, act, out, alpha, X, Y):
-    """scikit-learn's _backprop, written out in numpy."""
+def ref_loss_grad(w, units, act, out, alpha, X, Y, sw=None):
+    """scikit-learn's _backprop, written out in numpy (rows weighted by sw)."""
     f = {"identity": lambda z: z, "relu": lambda z: np.maximum(z, 0),
          "tanh": np.tanh, "logistic": expit}[act]
     Ws, bs = unpack(w, units)
-    n = X.shape[0]
+    sw = np.ones(X.shape[0]) if sw is None else sw
+    n = sw.sum()
     A = [X]
     for layer, (W, b) in enumerate(zip(Ws, bs)):
         Z = A[-1] @ W + b
@@ -80,16 +82,19 @@ def ref_loss_grad(w, units, act, out, alpha, X, Y):
     if out == "softmax":
         E = np.exp(Z - Z.max(axis=1, keepdims=True))
         P = E / E.sum(axis=1, keepdims=True)
-        loss = -np.sum(Y * np.log(np.clip(P, eps, 1 - eps))) / n
+        loss = -np.sum(sw[:, None] * Y * np.log(np.clip(P, eps, 1 - eps))) / n
     elif out == "logistic":
         P = expit(Z)
         Pc = np.clip(P, eps, 1 - eps)
-        loss = -np.sum(Y * np.log(Pc) + (1 - Y) * np.log(1 - Pc)) / n
+        loss = -np.sum(sw[:, None] * (Y * np.log(Pc) + (1 - Y) * np.log(1 - Pc))) / n
+    elif out == "exp":  # half the Poisson deviance
+        P = np.exp(Z)
+        loss = np.sum(sw[:, None] * (xlogy(Y, Y / P) - Y + P)) / n
     else:
         P = Z
-        loss = 0.5 * np.mean((Y - P) ** 2)
+        loss = 0.5 * np.sum(sw[:, None] * (Y - P) ** 2) / n / Y.shape[1]
     loss += 0.5 * alpha * sum(np.sum(W * W) for W in Ws) / n
-    D = P - Y
+    D = (P - Y) * sw[:, None]
     grads = [None] * len(Ws)
     for layer in range(len(Ws) - 1, -1, -1):
         grads[layer] = np.concatenate([((A[layer].T @ D + alpha * Ws[layer]) / n).ravel(),
@@ -114,6 +119,8 @@ def problem(out, n=23, d=7, hidden=(9, 18), K=3, seed=0):
     elif out == "logistic":
         K = 1
         Y = (rng.rand(n, 1) > 0.5).astype(float)
+    elif out == "exp":
+        Y = rng.poisson(1.5, size=(n, K)).astype(float)
     else:
         Y = rng.randn(n, K)
     units = [d, *hidden, K]
@@ -127,7 +134,7 @@ def params(units, act, out, **kw):
     return p
 
 
-@pytest.mark.parametrize("out", ["softmax", "logistic", "identity"])
+@pytest.mark.parametrize("out", ["softmax", "logistic", "identity", "exp"])
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_gradient_matches_finite_differences(act, out):
     # regression with one output: scikit-learn's squared loss is averaged
@@ -160,6 +167,46 @@ def test_one_hidden_to_three_hidden_layers(hidden):
     _, grad = _mlp.loss_grad(prm, X, Y, w, rows)
     np.testing.assert_allclose(grad, ref_loss_grad(w, units, "tanh", "softmax", 0.05, X, Y)[1],
                                rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("out", ["softmax", "logistic", "identity", "exp"])
+def test_weighted_gradient_matches_reference(out):
+    """Sample weights scale each row's delta and the batch is normalised by
+    their sum, as scikit-learn's _backprop; integer weights are repeated
+    rows."""
+    X, Y, units = problem(out, K=1 if out == "logistic" else 2)
+    prm = params(units, "tanh", out)
+    w = np.random.RandomState(4).randn(_mlp.n_params(prm)) * 0.3
+    sw = np.random.RandomState(5).uniform(0.0, 3.0, X.shape[0])
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    loss, grad = _mlp.loss_grad(prm, X, Y, w, rows, sw)
+    ref_loss, ref_grad = ref_loss_grad(w, units, "tanh", out, prm["alpha"], X, Y, sw)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-13)
+    counts = np.random.RandomState(6).randint(0, 4, X.shape[0])
+    repeated = np.repeat(rows, counts)
+    rep_loss, rep_grad = _mlp.loss_grad(prm, X, Y, w, repeated)
+    loss, grad = _mlp.loss_grad(prm, X, Y, w, rows, counts.astype(np.float64))
+    assert loss == pytest.approx(rep_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, rep_grad, rtol=1e-10, atol=1e-13)
+
+
+def test_batch_of_no_weight_makes_no_update():
+    """A minibatch whose rows all weigh 0 carries nothing: zero loss and
+    gradient (not 0 / 0), so the epoch moves the weights by momentum only."""
+    X, Y, units = problem("softmax")
+    prm = params(units, "relu", "softmax", momentum=0.0, batch_size=X.shape[0])
+    w = np.random.RandomState(7).randn(_mlp.n_params(prm)) * 0.3
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    loss, grad = _mlp.loss_grad(prm, X, Y, w, rows, np.zeros(X.shape[0]))
+    assert loss == 0.0 and not grad.any()
+    w1 = w.copy()
+    res = _mlp.mlp_epoch(prm, X, Y, w1, np.zeros_like(w), rows, {
+        "kind": "simulated", "n_workers": 4, "schedule": "exponential", "seed": 0},
+        np.zeros(HIST_LEN, dtype=np.int64), np.zeros(X.shape[0]))
+    assert not res["diverged"] and np.array_equal(w1, w)
+    with pytest.raises(ValueError, match="one weight a row"):
+        _mlp.loss_grad(prm, X, Y, w, rows, np.ones(3))
 
 
 def ref_epoch(w, v, units, act, out, alpha, lr, mu, nesterov, B, X, Y, order):
@@ -260,6 +307,121 @@ def test_one_worker_equals_sklearn_mlp_regressor():
     np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-12)
     np.testing.assert_allclose(ours.predict(X), ref.predict(X), atol=1e-12)
     assert ours.out_activation_ == "identity"
+
+
+SKLEARN_MLP_WEIGHTS = "sample_weight" in inspect.signature(MLPClassifier.fit).parameters
+needs_sklearn_weights = pytest.mark.skipif(
+    not SKLEARN_MLP_WEIGHTS, reason="scikit-learn's MLPs take sample_weight from 1.7")
+
+
+@needs_sklearn_weights
+@pytest.mark.parametrize("kw", [
+    dict(), dict(early_stopping=True, n_iter_no_change=1, max_iter=6),
+    dict(nesterovs_momentum=False, batch_size=50, activation="logistic")])
+def test_one_worker_weighted_classifier_equals_sklearn(digits, kw):
+    X, _, y, _ = digits
+    sw = np.random.RandomState(0).uniform(0.0, 4.0, y.shape[0])
+    kw = {"hidden_layer_sizes": (24,), "learning_rate_init": 0.01, "max_iter": 4,
+          "random_state": 0, **kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = AsyncMLPClassifier(**kw).fit(X, y, sample_weight=sw)
+        ref = MLPClassifier(solver="sgd", **kw).fit(X, y, sample_weight=sw)
+        plain = AsyncMLPClassifier(**kw).fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+    if kw.get("early_stopping"):
+        np.testing.assert_allclose(ours.validation_scores_, ref.validation_scores_)
+    assert np.abs(ours.coefs_[0] - plain.coefs_[0]).max() > 1e-3  # the weights count
+
+
+@needs_sklearn_weights
+def test_one_worker_weighted_partial_fit_equals_sklearn(digits):
+    X, _, y, _ = digits
+    sw = np.random.RandomState(1).uniform(0.5, 2.0, y.shape[0])
+    kw = dict(hidden_layer_sizes=(16,), learning_rate_init=0.02, random_state=0)
+    ours, ref = AsyncMLPClassifier(**kw), MLPClassifier(solver="sgd", **kw)
+    for half in (slice(0, 600), slice(600, None)):
+        ours.partial_fit(X[half], y[half], sample_weight=sw[half], classes=np.unique(y))
+        ref.partial_fit(X[half], y[half], sample_weight=sw[half], classes=np.unique(y))
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_worker_regressor_losses_equal_sklearn(loss, weighted):
+    if weighted and not SKLEARN_MLP_WEIGHTS:
+        pytest.skip("scikit-learn's MLPs take sample_weight from 1.7")
+    if "loss" not in inspect.signature(MLPRegressor).parameters:
+        pytest.skip("scikit-learn's MLPRegressor takes loss from 1.7")
+    rng = np.random.RandomState(2)
+    X = rng.randn(400, 6)
+    rate = np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1])
+    y = rng.poisson(rate).astype(float) if loss == "poisson" else np.log1p(rate)
+    sw = rng.uniform(0.2, 3.0, y.shape[0]) if weighted else None
+    kw = dict(loss=loss, hidden_layer_sizes=(12,), max_iter=6, random_state=0,
+              learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = AsyncMLPRegressor(**kw).fit(X, y, sample_weight=sw)
+        ref = MLPRegressor(solver="sgd", **kw).fit(X, y, sample_weight=sw)
+    assert ours.out_activation_ == ref.out_activation_
+    np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-12, atol=1e-12)
+    assert ours.score(X, y, sample_weight=sw) == pytest.approx(
+        ref.score(X, y, sample_weight=sw), rel=1e-10)
+
+
+@pytest.mark.parametrize("engine", [dict(n_workers=16), dict(staleness="fixed", delay=3)])
+def test_constant_weights_are_no_weights_on_the_simulator(digits, engine):
+    """The batch gradient is the rows' weighted mean: weighing every row 2.5
+    changes nothing but rounding, under staleness too. (Not with an L2
+    penalty: scikit-learn divides alpha by the summed weight.)"""
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(16,), learning_rate_init=0.02, max_iter=3, alpha=0.0,
+              random_state=0, asynchrony="simulated", **engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = AsyncMLPClassifier(**kw).fit(X, y)
+        weighted = AsyncMLPClassifier(**kw).fit(X, y, sample_weight=np.full(y.shape[0], 2.5))
+    np.testing.assert_allclose(weighted.loss_curve_, plain.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.coefs_[0], plain.coefs_[0], atol=1e-10)
+
+
+@pytest.mark.parametrize("engine", [dict(n_jobs=2), dict(asynchrony="simulated", n_workers=8)])
+def test_rows_of_no_weight_teach_nothing(engine):
+    """A fit that weighs one class 0 never predicts it, on threads and on
+    the simulator."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    sw = np.where(y == 3, 0.0, 1.0)
+    clf = AsyncMLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.05, max_iter=10,
+                             random_state=0, **engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y, sample_weight=sw)
+    pred = clf.predict(X)
+    assert not np.any(pred == 3)
+    assert np.mean(pred[y != 3] == y[y != 3]) > 0.9
+
+
+def test_poisson_regressor_bad_targets_and_positive_predictions():
+    rng = np.random.RandomState(3)
+    X = rng.randn(1000, 4)
+    y = rng.poisson(np.exp(0.8 * X[:, 0])).astype(float)
+    with pytest.raises(ValueError, match="non-negative targets"):
+        AsyncMLPRegressor(loss="poisson").fit(X, y - 1.0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        AsyncMLPRegressor(loss="absolute_error").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = AsyncMLPRegressor(loss="poisson", hidden_layer_sizes=(8,), max_iter=30,
+                                learning_rate_init=0.01, asynchrony="simulated",
+                                n_workers=4, random_state=0).fit(X, y)
+    pred = reg.predict(X)
+    assert reg.out_activation_ == "exp" and np.all(pred > 0)
+    # the fit learns the rate's trend in x0 (scikit-learn at one worker: 0.97)
+    assert np.corrcoef(np.log(pred), X[:, 0])[0, 1] > 0.9
 
 
 def test_digits_two_threads_reach_95_percent(digits):
@@ -596,7 +758,7 @@ def test_auto_momentum_partial_fit_chooses_once(momentum):
     momentum's."""
     X, y, est = auto_on_digits(momentum=momentum)
     est.partial_fit(X, y, classes=np.unique(y))
-    fixed = clone(est).set_params(momentum=est.momentum_).partial_fit(X, y, np.unique(y))
+    fixed = clone(est).set_params(momentum=est.momentum_).partial_fit(X, y, classes=np.unique(y))
     est.partial_fit(X, y)
     fixed.partial_fit(X, y)
     assert est.momentum_ == fixed.momentum_
@@ -624,9 +786,9 @@ def test_auto_momentum_probes_threads_as_exponential_workers(monkeypatch):
     seen = []
     real = mlp_auto._mlp.mlp_epoch
 
-    def spy(params, X, Y, w, v, order, engine, hist):
+    def spy(params, X, Y, w, v, order, engine, hist, sample_weight=None):
         seen.append(engine)
-        return real(params, X, Y, w, v, order, engine, hist)
+        return real(params, X, Y, w, v, order, engine, hist, sample_weight)
     monkeypatch.setattr(mlp_auto._mlp, "mlp_epoch", spy)
     X, y = load_digits(return_X_y=True)
     AsyncMLPClassifier(hidden_layer_sizes=(8,), momentum="probe", max_iter=1, n_jobs=2,

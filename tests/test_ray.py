@@ -144,6 +144,18 @@ def test_mlp_on_ray(ray, digits):
     assert live_pyasync_actors(ray) == []
 
 
+def test_mlp_sample_weight_reaches_the_ray_workers(ray, digits):
+    """The shards carry their rows' weights: a class weighed 0 is never
+    predicted."""
+    X_tr, X_te, y_tr, y_te = digits
+    est = AsyncMLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.05,
+                             max_iter=10, asynchrony="ray", n_workers=2, random_state=0)
+    est.fit(X_tr, y_tr, sample_weight=np.where(y_tr == 3, 0.0, 1.0))
+    pred = est.predict(X_te)
+    assert not np.any(pred == 3)
+    assert np.mean(pred[y_te != 3] == y_te[y_te != 3]) >= 0.9
+
+
 def test_mlp_auto_momentum_on_ray(ray, digits):
     """momentum="auto" on Ray chooses as the simulated engine does for as
     many exponential workers (nothing is measured before the first epoch),

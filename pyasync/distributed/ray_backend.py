@@ -65,6 +65,11 @@ def connect(address):
 
 # ---- what a worker computes: one chunk of updates on its own copy ----
 
+def _row_weights(sample_weight):
+    return (None if sample_weight is None
+            else np.ascontiguousarray(sample_weight, dtype=np.float64))
+
+
 class LinearChunks:
     """Linear model: theta = [w, b]."""
 
@@ -73,9 +78,8 @@ class LinearChunks:
 
     def prepare(self, X, y, sample_weight):
         from .._sgd import engine_input
-        return engine_input(X), np.ascontiguousarray(y, dtype=np.float64), (
-            None if sample_weight is None
-            else np.ascontiguousarray(sample_weight, dtype=np.float64))
+        return (engine_input(X), np.ascontiguousarray(y, dtype=np.float64),
+                _row_weights(sample_weight))
 
     def run(self, shard, theta, t0, eta, rows):
         from .._sgd import new_state
@@ -99,14 +103,15 @@ class MLPChunks:
 
     def prepare(self, X, y, sample_weight):
         from ..mlp import _engine_X
-        return _engine_X(X), np.ascontiguousarray(y, dtype=np.float64), None
+        return (_engine_X(X), np.ascontiguousarray(y, dtype=np.float64),
+                _row_weights(sample_weight))
 
     def run(self, shard, theta, t0, eta, rows):
         from .. import _mlp
-        X, Y, _ = shard
+        X, Y, sw = shard
         w = theta.copy()
         res = _mlp.mlp_epoch(dict(self.params, lr=eta), X, Y, w, np.zeros_like(w), rows,
-                             ONE_THREAD, np.zeros(1, dtype=np.int64))
+                             ONE_THREAD, np.zeros(1, dtype=np.int64), sw)
         return w - theta, res["sumloss"], res["n_updates"], res["diverged"]
 
 
