@@ -71,6 +71,28 @@ def _check_choice(name, value, choices):
 class _BaseAsyncSGD(BaseEstimator):
     _losses = CLASSIFICATION_LOSSES
 
+    def sparsify(self):
+        """Stores coef_ as a scipy.sparse CSR matrix (one row a model), as
+        SGDClassifier / SGDRegressor do: cheaper predictions where most
+        coefficients are zero (an L1 or elastic-net penalty)."""
+        check_is_fitted(self)
+        self.coef_ = sp.csr_matrix(np.atleast_2d(self.coef_))
+        return self
+
+    def densify(self):
+        """Stores coef_ as a numpy array again (undoes `sparsify`)."""
+        check_is_fitted(self)
+        self.coef_ = self._dense_coef()
+        return self
+
+    def _dense_coef(self):
+        """coef_ as an array of its fitted shape, whether sparsified or not;
+        a fit that goes on from it (warm_start, partial_fit) starts here."""
+        if not sp.issparse(self.coef_):
+            return self.coef_
+        coef = self.coef_.toarray()
+        return coef if self._is_classifier else coef.ravel()
+
     def _validate_hyperparameters(self, for_partial_fit=False):
         _check_choice("loss", self.loss, self._losses)
         _check_choice("penalty", self.penalty, PENALTIES)
@@ -344,7 +366,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             if classes.shape[0] != self.classes_.shape[0] or \
                     np.any(classes != self.classes_):
                 raise ValueError("warm_start needs the same classes as before")
-            init = (self.coef_, self.intercept_)
+            init = (self._dense_coef(), self.intercept_)
         self._fit(X, y, sample_weight, classes, init, None, 1.0, self.max_iter, engine)
         self._warn_if_not_converged(self.max_iter)
         return self
@@ -368,7 +390,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             init = self._check_init(None, None, classes, X.shape[1])
             velocity, t = None, 1.0
         else:
-            classes, init = self.classes_, (self.coef_, self.intercept_)
+            classes, init = self.classes_, (self._dense_coef(), self.intercept_)
             velocity, t = self._velocity, self.t_
         unknown = np.setdiff1d(np.unique(y), classes)
         if unknown.size:
@@ -556,7 +578,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         engine = self._validate_hyperparameters()
         X, y = self._validate_Xy(X, y, reset=True)
         if self.warm_start and hasattr(self, "coef_"):
-            coef_init = self.coef_ if coef_init is None else coef_init
+            coef_init = self._dense_coef() if coef_init is None else coef_init
             intercept_init = self.intercept_ if intercept_init is None else intercept_init
         self._fit(X, y, sample_weight, coef_init, intercept_init, None, 1.0,
                   self.max_iter, engine)
@@ -571,7 +593,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         if first:
             self._fit(X, y, sample_weight, None, None, None, 1.0, 1, engine)
         else:
-            self._fit(X, y, sample_weight, self.coef_, self.intercept_,
+            self._fit(X, y, sample_weight, self._dense_coef(), self.intercept_,
                       self._velocity, self.t_, 1, engine)
         return self
 
@@ -621,7 +643,9 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
     def predict(self, X):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return safe_sparse_dot(X, self.coef_, dense_output=True) + self.intercept_[0]
+        # a sparsified coef_ is one CSR row
+        coef = self.coef_.T if sp.issparse(self.coef_) else self.coef_
+        return np.ravel(safe_sparse_dot(X, coef, dense_output=True)) + self.intercept_[0]
 
 
 def _r2_score(X_val, y_val, w_val):

@@ -443,6 +443,44 @@ def test_pickle_round_trip_regressor(regression):
     assert_array_equal(back.predict(Xte), reg.predict(Xte))
 
 
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regressor"])
+def test_sparsify_densify_round_trip(kind, binary, digits, regression):
+    """sparsify stores coef_ as CSR (one row a model), predictions stay the
+    same on dense and sparse input, densify restores the array, and a fit
+    that goes on from a sparsified model (partial_fit, warm_start) starts
+    from its coefficients, as from the dense ones."""
+    Xtr, Xte, ytr, _ = {"binary": binary, "multiclass": digits,
+                        "regressor": regression}[kind]
+    Est = AsyncSGDRegressor if kind == "regressor" else AsyncSGDClassifier
+    kw = dict(penalty="l1", alpha=0.01, random_state=0, n_jobs=1, max_iter=5)
+    est = Est(**kw).fit(Xtr, ytr)
+    dense_coef, predicted = est.coef_.copy(), est.predict(Xte)
+    assert est.sparsify() is est and sp.issparse(est.coef_)
+    assert est.coef_.shape == np.atleast_2d(dense_coef).shape
+    assert est.coef_.nnz == np.count_nonzero(dense_coef) < dense_coef.size
+    for X in (Xte, sp.csr_matrix(Xte)):  # the same up to the sum's order
+        assert_allclose(est.predict(X), predicted, rtol=1e-12, atol=1e-12)
+    twin = pickle.loads(pickle.dumps(est))
+    assert_array_equal(est.densify().coef_, dense_coef)
+    dense_twin = Est(**kw).fit(Xtr, ytr)
+    twin.partial_fit(Xtr, ytr)
+    dense_twin.partial_fit(Xtr, ytr)
+    assert isinstance(twin.coef_, np.ndarray)
+    assert_array_equal(twin.coef_, dense_twin.coef_)
+    warm = Est(warm_start=True, **kw).fit(Xtr, ytr).sparsify().fit(Xtr, ytr)
+    dense_warm = Est(warm_start=True, **kw).fit(Xtr, ytr).fit(Xtr, ytr)
+    assert_array_equal(warm.coef_, dense_warm.coef_)
+
+
+def test_sparsify_before_fit_raises():
+    from sklearn.exceptions import NotFittedError
+    for Est in (AsyncSGDClassifier, AsyncSGDRegressor):
+        with pytest.raises(NotFittedError):
+            Est().sparsify()
+        with pytest.raises(NotFittedError):
+            Est().densify()
+
+
 @pytest.mark.parametrize("Est", [AsyncSGDClassifier, AsyncSGDRegressor])
 def test_clone(Est, binary):
     Xtr, _, ytr, _ = binary
