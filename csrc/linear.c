@@ -121,6 +121,12 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
             }
             R[k] = c->mu / d * (1.0 + R[k + 1]);
         }
+        if (c->decay_prefix && !c->logd_prefix) {
+            double *I = c->inv_decay = prefix_alloc(max_clock);
+            if (!I) goto nomem;
+            for (int64_t k = 0; k <= max_clock; k++) I[k] = 1.0 / c->decay_prefix[k];
+        }
+        c->cheap_gaps = c->gain_table && (c->inv_decay || !c->decay_prefix);
     }
     if (c->has_l1 && c->varying) {
         double *U = c->u_prefix = prefix_alloc(max_clock);
@@ -141,8 +147,10 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c)
     free(c->logd_prefix);
     free(c->mu_pow);
     free(c->gain_table);
+    free(c->inv_decay);
     free(c->u_prefix);
     c->decay_prefix = c->logd_prefix = c->mu_pow = c->gain_table = c->u_prefix = NULL;
+    c->inv_decay = NULL;
 }
 
 void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,

@@ -32,6 +32,8 @@ typedef struct {
     double *logd_prefix;  /* log P[k], only when P underflows */
     double *mu_pow;       /* mu^g */
     double *gain_table;   /* R(a) of pa_velocity_gain, when stable */
+    double *inv_decay;    /* 1 / P[k], with momentum where P does not underflow */
+    int cheap_gaps;       /* a gap's factors are table loads: no division, no pow */
     double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
 } pa_epoch_ctx;
 
@@ -67,6 +69,7 @@ static inline double pa_ctx_D(const pa_epoch_ctx *c, int64_t a, int64_t b)
 {
     if (!c->decay_prefix) return 1.0;
     double pb = c->decay_prefix[b];
+    if (c->inv_decay) return pb * c->inv_decay[a];
     if (pb > PA_TINY) return pb / c->decay_prefix[a];
     return c->logd_prefix ? exp(c->logd_prefix[b] - c->logd_prefix[a]) : 0.0;
 }
