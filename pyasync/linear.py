@@ -100,9 +100,12 @@ class _BaseAsyncSGD(BaseEstimator):
         _check_choice("update", self.update, UPDATES)
         _check_choice("asynchrony", self.asynchrony, ASYNCHRONY)
         _check_real("alpha", self.alpha, 0.0)
-        _check_real("l1_ratio", self.l1_ratio, 0.0, 1.0)
+        if self.l1_ratio is not None:
+            _check_real("l1_ratio", self.l1_ratio, 0.0, 1.0)
+        elif self.penalty == "elasticnet":
+            raise ValueError("l1_ratio must be set when penalty is 'elasticnet'")
         _check_real("epsilon", self.epsilon, 0.0)
-        _check_real("eta0", self.eta0, 0.0)
+        _check_real("eta0", self.eta0, 0.0, low_open=True)
         _check_real("power_t", self.power_t)
         if not (isinstance(self.momentum, str) and self.momentum == "auto"):
             _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
@@ -114,7 +117,7 @@ class _BaseAsyncSGD(BaseEstimator):
         _check_int("n_iter_no_change", self.n_iter_no_change, 1)
         _check_int("verbose", self.verbose, 0)
         if self.tol is not None:
-            _check_real("tol", self.tol)
+            _check_real("tol", self.tol, 0.0)
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise ValueError("fit_intercept must be a bool")
         if not isinstance(self.shuffle, (bool, np.bool_)):
@@ -124,8 +127,6 @@ class _BaseAsyncSGD(BaseEstimator):
         if self.learning_rate == "optimal" and self.alpha == 0:
             raise ValueError("alpha must be > 0 since learning_rate is 'optimal'. "
                              "alpha is used to compute the optimal learning rate.")
-        if self.learning_rate != "optimal" and self.eta0 <= 0:
-            raise ValueError(f"eta0 must be > 0 with learning_rate={self.learning_rate!r}")
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit")
         n_jobs = resolve_n_jobs(self.n_jobs)
@@ -178,7 +179,7 @@ class _BaseAsyncSGD(BaseEstimator):
 
     def _engine_params(self, sparse):
         l2, l1 = _sgd.penalty_strengths(self.penalty, float(self.alpha),
-                                        float(self.l1_ratio))
+                                        float(self.l1_ratio or 0.0))  # None: unused
         loss_param = self._loss_param()
         return {
             "loss": self.loss, "loss_param": loss_param,
@@ -218,7 +219,9 @@ class _BaseAsyncSGD(BaseEstimator):
                 f"Splitting {n} samples with validation_fraction="
                 f"{self.validation_fraction} leaves an empty training or "
                 "validation set; change validation_fraction.")
-        return train, val
+        # the training rows in data order, as SGDClassifier skips the
+        # validation rows (shuffle=False visits them in that order)
+        return np.sort(train), val
 
     def _fit_problem(self, X, y, sample_weight, coef, intercept, velocity,
                      intercept_velocity, train_idx, score_fn, max_iter, seed,
@@ -360,13 +363,14 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             raise ValueError(
                 "The number of classes has to be greater than one; got "
                 f"{classes.shape[0]} class")
-        if not self.warm_start or not hasattr(self, "coef_"):
-            init = self._check_init(coef_init, intercept_init, classes, X.shape[1])
-        else:
+        if self.warm_start and hasattr(self, "coef_"):
             if classes.shape[0] != self.classes_.shape[0] or \
                     np.any(classes != self.classes_):
                 raise ValueError("warm_start needs the same classes as before")
-            init = (self._dense_coef(), self.intercept_)
+            # an explicit init wins over the fitted model, as in SGDClassifier
+            coef_init = self._dense_coef() if coef_init is None else coef_init
+            intercept_init = self.intercept_ if intercept_init is None else intercept_init
+        init = self._check_init(coef_init, intercept_init, classes, X.shape[1])
         self._fit(X, y, sample_weight, classes, init, None, 1.0, self.max_iter, engine)
         self._warn_if_not_converged(self.max_iter)
         return self
@@ -374,6 +378,12 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y); `classes` is required on the first call."""
         engine = self._validate_hyperparameters(for_partial_fit=True)
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit: one batch's "
+                "class frequencies are not the data's. Compute the weights once, "
+                "compute_class_weight('balanced', classes=classes, y=y) on a large "
+                "enough sample of the targets, and pass them as class_weight.")
         first = not hasattr(self, "coef_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -419,9 +429,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         """Fits every one-vs-rest problem, then commits the fitted state:
         a fit that fails (diverges, is interrupted) changes nothing."""
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if self.class_weight is not None:
-            cw = compute_class_weight(self.class_weight, classes=classes, y=y)
-            sample_weight = sample_weight * cw[np.searchsorted(classes, y)]
+        class_weight = (None if self.class_weight is None else
+                        compute_class_weight(self.class_weight, classes=classes, y=y))
         random_state = check_random_state(self.random_state)
         coef, intercept = (np.array(a, dtype=np.float64) for a in init)
         if velocity is None or velocity[0].shape != coef.shape:
@@ -434,9 +443,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         if engine["kind"] == "ray":  # one set of actors for every class
             engine = dict(engine, pool={})
         try:
-            results = self._fit_classes(X, y, sample_weight, positives, coef, intercept,
-                                        velocity, train, val, random_state, max_iter,
-                                        engine, params, t)
+            results = self._fit_classes(X, y, sample_weight, class_weight, classes,
+                                        positives, coef, intercept, velocity, train, val,
+                                        random_state, max_iter, engine, params, t)
         finally:
             if engine.get("pool", {}).get("backend") is not None:
                 engine["pool"]["backend"].close()
@@ -452,19 +461,28 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
         self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
 
-    def _fit_classes(self, X, y, sample_weight, positives, coef, intercept, velocity,
-                     train, val, random_state, max_iter, engine, params, t):
+    def _fit_classes(self, X, y, sample_weight, class_weight, classes, positives, coef,
+                     intercept, velocity, train, val, random_state, max_iter, engine,
+                     params, t):
         """Fits each one-vs-rest problem in turn, into coef, intercept and
-        velocity; returns the per-problem results."""
+        velocity; returns the per-problem results. Class weights as
+        SGDClassifier's: a binary problem weighs each row by its class's, a
+        one-vs-rest problem its positive rows by their class's and the rest
+        by 1; early stopping scores by the sample weights alone."""
         results = []
         for k, positive in enumerate(positives):
             y_pm = np.where(y == positive, 1.0, -1.0)
+            weights = sample_weight
+            if class_weight is not None and len(positives) == 1:
+                weights = sample_weight * class_weight[np.searchsorted(classes, y)]
+            elif class_weight is not None:
+                weights = sample_weight * np.where(y == positive, class_weight[k], 1.0)
             score_fn = None
             if val is not None:
                 score_fn = _binary_accuracy(X[val], y_pm[val], sample_weight[val])
             seed = random_state.randint(_sgd.MAX_INT)
             res = self._fit_problem(
-                X, y_pm, sample_weight, coef[k], intercept[k], velocity[0][k],
+                X, y_pm, weights, coef[k], intercept[k], velocity[0][k],
                 velocity[1][k], train, score_fn, max_iter, seed, engine, params, t)
             coef[k], intercept[k] = res["coef"], res["intercept"]
             if res["velocity"] is not None:

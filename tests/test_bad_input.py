@@ -175,7 +175,7 @@ def test_bad_n_jobs_raises_naming_n_jobs(Est, n_jobs, data):
 @pytest.mark.parametrize("name, value", [
     ("alpha", -1.0), ("l1_ratio", 1.5), ("eta0", -0.1), ("max_iter", 0),
     ("max_iter", 2.5), ("validation_fraction", 1.0), ("n_iter_no_change", 0),
-    ("epsilon", -1.0), ("tol", np.nan),
+    ("epsilon", -1.0), ("tol", np.nan), ("tol", -1.0), ("eta0", 0.0),
 ])
 def test_bad_numeric_hyperparameter_raises_naming_it(Est, name, value, data):
     X, y = data[0], _y(Est, data)
@@ -187,6 +187,22 @@ def test_eta0_zero_with_constant_rate_raises(data):
     X, y, _ = data
     with pytest.raises(ValueError, match="eta0"):
         AsyncSGDClassifier(learning_rate="constant", eta0=0.0).fit(X, y)
+
+
+def test_l1_ratio_none_only_without_elasticnet(data):
+    """As SGDClassifier: l1_ratio=None is fine where no elastic net uses it."""
+    X, y, _ = data
+    AsyncSGDClassifier(penalty="l2", l1_ratio=None, max_iter=2, tol=None).fit(X, y)
+    with pytest.raises(ValueError, match="l1_ratio must be set"):
+        AsyncSGDClassifier(penalty="elasticnet", l1_ratio=None).fit(X, y)
+
+
+def test_balanced_class_weight_refused_by_partial_fit(data):
+    """One batch's class frequencies are not the data's: scikit-learn
+    refuses, and says how to compute the weights once."""
+    X, y, _ = data
+    with pytest.raises(ValueError, match="compute_class_weight"):
+        AsyncSGDClassifier(class_weight="balanced").partial_fit(X, y, classes=np.unique(y))
 
 
 def test_optimal_rate_needs_positive_alpha(data):

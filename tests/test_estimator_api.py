@@ -310,6 +310,23 @@ def test_classifier_warm_start_continues_from_previous_coef(digits):
     assert not np.array_equal(warm.coef_, fresh.coef_)
 
 
+def test_explicit_init_wins_over_warm_start(binary):
+    """As SGDClassifier: fit(coef_init=...) on a warm-started model starts
+    from the init given, not from the fitted coef_."""
+    Xtr, _, ytr, _ = binary
+    kw = dict(shuffle=False, learning_rate="constant", eta0=0.01, max_iter=2, tol=None,
+              random_state=0)
+    init = np.full((1, Xtr.shape[1]), 0.3)
+    warm = AsyncSGDClassifier(warm_start=True, n_jobs=1, **kw).fit(Xtr, ytr)
+    warm.fit(Xtr, ytr, coef_init=init, intercept_init=[0.5])
+    fresh = AsyncSGDClassifier(n_jobs=1, **kw).fit(Xtr, ytr, coef_init=init,
+                                                   intercept_init=[0.5])
+    ref = SGDClassifier(warm_start=True, **kw).fit(Xtr, ytr).fit(
+        Xtr, ytr, coef_init=init, intercept_init=[0.5])
+    assert_array_equal(warm.coef_, fresh.coef_)
+    assert_allclose(warm.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+
+
 def test_classifier_warm_start_needs_same_classes(digits):
     Xtr, _, ytr, _ = digits
     clf = AsyncSGDClassifier(warm_start=True, random_state=0, max_iter=2).fit(Xtr, ytr)
@@ -385,6 +402,24 @@ def test_class_weight_and_sample_weight_multiply(imbalanced):
     product = AsyncSGDClassifier(**params).fit(
         X, y, sample_weight=sw * np.where(y == 1, 3.0, 1.0))
     assert_allclose(both.coef_, product.coef_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("class_weight", [{0: 3.0, 4: 0.5}, "balanced"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_multiclass_class_weight_equals_sklearn(digits, class_weight, early_stopping):
+    """One-vs-rest as SGDClassifier: problem k weighs its positive rows by
+    class k's weight and the others by 1 (not each row by its own class's),
+    and early stopping scores by the sample weights alone."""
+    Xtr, _, ytr, _ = digits
+    keep = ytr < 5
+    Xtr, ytr = Xtr[keep], ytr[keep]
+    sw = np.random.RandomState(0).uniform(0.5, 2.0, ytr.shape[0])
+    params = dict(shuffle=False, learning_rate="constant", eta0=0.01, max_iter=4, tol=None,
+                  class_weight=class_weight, random_state=0, early_stopping=early_stopping)
+    ours = AsyncSGDClassifier(n_jobs=1, **params).fit(Xtr, ytr, sample_weight=sw)
+    ref = SGDClassifier(**params).fit(Xtr, ytr, sample_weight=sw)
+    assert_allclose(ours.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+    assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-10, atol=1e-12)
 
 
 def test_zero_sample_weight_for_a_class_changes_predictions(digits):
