@@ -94,7 +94,9 @@ def _engine_X(X):
     """X as the engine reads it: a C-contiguous array or CSR parts."""
     if sp.issparse(X):
         X = sp.csr_matrix(X)
-        X.sum_duplicates()
+        if not X.has_canonical_format:  # on a copy: the caller's X stays as given
+            X = X.copy()
+            X.sum_duplicates()
 
         class _CSR:
             pass
@@ -473,7 +475,7 @@ _DOC_NEW = """
         of its own, about 1 - 1/M for M workers). "auto" chooses it
         before the first epoch with no update spent: the heaviest
         momentum of -0.9..0.9 under which stale SGD shrinks on a
-        quadratic direction of 0.7 of the loss's top curvature at the
+        quadratic direction of 0.5 of the loss's top curvature at the
         starting weights, its delays drawn from the fit's staleness
         law (the simulated schedule's; for threads and Ray, M = n_jobs
         (at most the cores) or n_workers exponential workers); the
@@ -491,6 +493,9 @@ _DOC_NEW = """
         ``implicit_momentum_``, ``total_momentum_``,
         ``probe_updates_`` (the minibatch updates a probe ran on
         copies; 0 for "auto").
+    beta_1, beta_2, epsilon, max_fun
+        Accepted for parameter parity with scikit-learn (its adam and
+        lbfgs solvers' settings); unused, as the solver is "sgd".
     target_momentum : float in [0, 1), default=None
         With momentum="auto" or "probe": hold explicit + measured implicit
         momentum at this total instead.
@@ -530,7 +535,8 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
+                 validation_fraction=0.1, n_iter_no_change=10, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, max_fun=15000, n_jobs=None,
                  update="racy", asynchrony="threads", n_workers=None,
                  staleness="exponential", delay=None, target_momentum=None,
                  local_steps=1, ray_address=None):
@@ -553,6 +559,7 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.beta_1, self.beta_2, self.epsilon, self.max_fun = beta_1, beta_2, epsilon, max_fun
         self.n_jobs = n_jobs
         self.update = update
         self.asynchrony = asynchrony
@@ -573,8 +580,8 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
             raise ValueError(f"Unknown label type: {target!r}; AsyncMLPClassifier "
                              "needs class labels")
         partial_classes = getattr(self, "_partial_classes", None)
-        if partial_classes is not None:
-            lb = LabelBinarizer().fit(partial_classes)
+        if partial_classes is not None:  # multi-label: the columns, as scikit-learn
+            lb = LabelBinarizer().fit(y if target == "multilabel-indicator" else partial_classes)
             unknown = np.setdiff1d(unique_labels(y), lb.classes_)
             if unknown.size:
                 raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
@@ -687,7 +694,8 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, n_jobs=None,
+                 validation_fraction=0.1, n_iter_no_change=10, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, max_fun=15000, n_jobs=None,
                  update="racy", asynchrony="threads", n_workers=None,
                  staleness="exponential", delay=None, target_momentum=None,
                  local_steps=1, ray_address=None):
@@ -711,6 +719,7 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.beta_1, self.beta_2, self.epsilon, self.max_fun = beta_1, beta_2, epsilon, max_fun
         self.n_jobs = n_jobs
         self.update = update
         self.asynchrony = asynchrony

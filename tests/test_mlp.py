@@ -424,6 +424,53 @@ def test_poisson_regressor_bad_targets_and_positive_predictions():
     assert np.corrcoef(np.log(pred), X[:, 0])[0, 1] > 0.9
 
 
+def test_multilabel_partial_fit_equals_sklearn():
+    """partial_fit on multi-label targets binarizes their columns, as
+    scikit-learn does (not the `classes` given)."""
+    from sklearn.datasets import make_multilabel_classification
+    X, Y = make_multilabel_classification(120, 6, n_classes=3, random_state=0)
+    ours = AsyncMLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    ref = MLPClassifier(solver="sgd", hidden_layer_sizes=(8,), random_state=0)
+    for est in (ours, ref):
+        est.partial_fit(X, Y, classes=[0, 1, 2]).partial_fit(X, Y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+    assert np.array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_sparse_input_is_not_written_and_may_be_read_only():
+    """A CSR with duplicate entries is summed on a copy: the caller's
+    matrix keeps its entries; read-only, unsorted CSR fits as well."""
+    X = sp.random(60, 8, density=0.3, format="csr", random_state=0)
+    rows = [X.getrow(i) for i in range(60)]  # each entry twice: X + X
+    data = np.concatenate([np.r_[r.data, r.data] for r in rows])
+    indices = np.concatenate([np.r_[r.indices, r.indices] for r in rows]).astype(np.int32)
+    indptr = np.r_[0, np.cumsum([2 * r.nnz for r in rows])]
+    dup = sp.csr_matrix((data, indices, indptr), shape=X.shape)
+    before = dup.data.copy()
+    y = np.arange(60) % 2
+    kw = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = AsyncMLPClassifier(**kw).fit(dup, y)
+        b = AsyncMLPClassifier(**kw).fit((2 * X).tocsr(), y)
+        assert np.array_equal(dup.data, before) and dup.nnz == before.size
+        np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], atol=1e-12)
+        shuffled = X[:, np.random.RandomState(1).permutation(8)]
+        for part in (shuffled.data, shuffled.indices, shuffled.indptr):
+            part.setflags(write=False)
+        AsyncMLPClassifier(**kw).fit(shuffled, y)
+
+
+def test_sklearn_parameters_all_accepted():
+    """Every MLPClassifier / MLPRegressor parameter can be set (adam's and
+    lbfgs's are accepted and unused), so set_params from a scikit-learn
+    model's get_params works."""
+    for ours, theirs in ((AsyncMLPClassifier, MLPClassifier), (AsyncMLPRegressor, MLPRegressor)):
+        params = theirs(solver="sgd", beta_1=0.8, max_fun=100).get_params()
+        est = ours().set_params(**params)
+        assert est.get_params()["beta_1"] == 0.8 and est.get_params()["max_fun"] == 100
+
+
 def test_digits_two_threads_reach_95_percent(digits):
     X_train, X_test, y_train, y_test = digits
     clf = AsyncMLPClassifier(hidden_layer_sizes=(64,), momentum=0.9,
