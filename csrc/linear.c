@@ -78,6 +78,7 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
     c->t0 = t0;
     c->eta_const = eta;
     c->varying = p->schedule == PA_OPTIMAL || p->schedule == PA_INVSCALING;
+    c->passive_aggressive = p->schedule == PA_PA1 || p->schedule == PA_PA2;
     c->l2 = p->l2;
     c->l1 = p->l1;
     c->has_l2 = c->l2 > 0.0;

@@ -24,6 +24,7 @@ typedef struct {
     int64_t t0;
     double eta_const;
     int varying;          /* learning rate changes with every update */
+    int passive_aggressive; /* PA1 / PA2 steps */
     int has_l2, has_l1, has_mom;
     int scaled, lazy;     /* how sparse rows keep untouched coordinates */
     double l2, l1, mu;    /* penalty strengths, momentum */

@@ -73,13 +73,23 @@ static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u,
     AXPB(&m->q[j], 1.0, w - z);
 }
 
-/* The step of the update, -eta * dloss * sample weight; adds the loss. */
+/* The step of the update, -eta * dloss * sample weight; adds the loss.
+ * Passive-aggressive steps go against dloss by the step that zeroes the
+ * loss, loss / |x|^2, capped at C (PA-I) or damped to loss / (|x|^2 +
+ * 1 / 2C) (PA-II); `sqnorm` = |x|^2 is read only there. */
 static inline double FN(pa_step)(const pa_epoch_ctx *c, int64_t k, double p,
-                                 double y, double sw, double *loss)
+                                 double y, double sw, double sqnorm, double *loss)
 {
     const pa_linear_params *prm = c->p;
     double dloss = pa_loss_dloss(prm->loss, prm->loss_param, y, p);
-    *loss += pa_loss_value(prm->loss, prm->loss_param, y, p);
+    double value = pa_loss_value(prm->loss, prm->loss_param, y, p);
+    *loss += value;
+    if (prm->schedule == PA_PA1 || prm->schedule == PA_PA2) {
+        const double C = c->eta_const;
+        double tau = prm->schedule == PA_PA2 ? value / (sqnorm + 0.5 / C)
+                     : sqnorm > 0.0 ? fmin(C, value / sqnorm) : 0.0;
+        return (dloss < 0.0 ? tau : dloss > 0.0 ? -tau : 0.0) * sw;
+    }
     if (dloss < -MAX_DLOSS) dloss = -MAX_DLOSS;
     else if (dloss > MAX_DLOSS) dloss = MAX_DLOSS;
     return -pa_ctx_eta(c, k) * dloss * sw;
@@ -147,7 +157,10 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
     const REAL *x = (const REAL *)ds->data + i * ds->n_features;
     int64_t n = ds->n_features;
     double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
-    double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
+    double sqnorm = 0.0;
+    if (c->passive_aggressive)
+        for (int64_t j = 0; j < n; j++) sqnorm += (double)x[j] * (double)x[j];
+    double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
     double *restrict w = m->w;
     if (c->has_mom) {
@@ -276,7 +289,10 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     const int32_t *ind = ds->indices;
     const int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1];
     double sw = ds->sample_weight ? ds->sample_weight[i] : 1.0;
-    double upd = FN(pa_step)(c, k, p, ds->y[i], sw, loss);
+    double sqnorm = 0.0;
+    if (c->passive_aggressive)
+        for (int64_t e = e0; e < e1; e++) sqnorm += (double)x[e] * (double)x[e];
+    double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale;

@@ -5,7 +5,9 @@
 #include <stdint.h>
 
 enum pa_dtype { PA_F64 = 0, PA_F32 = 1 };
-enum pa_schedule { PA_CONSTANT = 0, PA_OPTIMAL, PA_INVSCALING, PA_ADAPTIVE };
+/* PA1, PA2: passive-aggressive steps (Crammer et al. 2006), eta0 their C;
+ * their L2 decay takes eta0 as its step, as scikit-learn's. */
+enum pa_schedule { PA_CONSTANT = 0, PA_OPTIMAL, PA_INVSCALING, PA_ADAPTIVE, PA_PA1, PA_PA2 };
 /* plain: one writer at a time (one thread, or under the lock). */
 enum pa_update { PA_RACY = 0, PA_ATOMIC, PA_LOCKED, PA_PLAIN };
 enum pa_status { PA_OK = 0, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM };

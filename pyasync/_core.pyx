@@ -79,7 +79,8 @@ cdef extern from "pyasync_core.h":
 LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
           "perceptron": 4, "squared_error": 5, "huber": 6,
           "epsilon_insensitive": 7, "squared_epsilon_insensitive": 8}
-SCHEDULES = {"constant": 0, "optimal": 1, "invscaling": 2, "adaptive": 3}
+SCHEDULES = {"constant": 0, "optimal": 1, "invscaling": 2, "adaptive": 3, "pa1": 4,
+             "pa2": 5}
 UPDATES = {"racy": 0, "atomic": 1, "locked": 2}
 SIM_SCHEDULES = {"exponential": 0, "round_robin": 1, "replay": 2}
 

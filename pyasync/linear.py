@@ -28,7 +28,8 @@ CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
 REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
                      "squared_epsilon_insensitive")
 PENALTIES = ("l2", "l1", "elasticnet", None)
-LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive")
+LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive", "pa1", "pa2")
+PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
 UPDATES = ("racy", "atomic", "locked")
 ASYNCHRONY = ("threads", "simulated", "ray")
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
@@ -129,6 +130,16 @@ class _BaseAsyncSGD(BaseEstimator):
                              "alpha is used to compute the optimal learning rate.")
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit")
+        if self.learning_rate in PASSIVE_AGGRESSIVE:
+            pa_loss = "hinge" if self._is_classifier else "epsilon_insensitive"
+            if self.loss != pa_loss:
+                raise ValueError(f"Learning rate {self.learning_rate!r} only works with "
+                                 f"loss {pa_loss!r}.")
+            if self.momentum == "auto" or self.target_momentum is not None:
+                raise ValueError(
+                    f"momentum='auto' and target_momentum need a step the fit sets; "
+                    f"learning_rate={self.learning_rate!r} takes each row's own. Use a "
+                    "fixed momentum.")
         n_jobs = resolve_n_jobs(self.n_jobs)
         return self._engine(n_jobs)
 

@@ -192,6 +192,57 @@ def test_predict_proba_available_for_probabilistic_loss(loss):
     assert hasattr(AsyncSGDClassifier(loss=loss), "predict_log_proba")
 
 
+# ------------------------------------------------ passive-aggressive ----
+
+@pytest.mark.parametrize("learning_rate", ["pa1", "pa2"])
+@pytest.mark.parametrize("penalty", [None, "l2"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_passive_aggressive_rates_equal_sklearn(digits, regression, learning_rate,
+                                                penalty, sparse):
+    """learning_rate="pa1" / "pa2" (scikit-learn 1.8+): each step zeroes the
+    row's hinge or epsilon-insensitive loss, capped (PA-I) or damped
+    (PA-II) by C = eta0; equal to SGDClassifier / SGDRegressor."""
+    if not any("pa1" in getattr(c, "options", ())
+               for c in SGDClassifier._parameter_constraints["learning_rate"]):
+        pytest.skip("scikit-learn's SGD takes pa1 / pa2 from 1.8")
+    from sklearn.linear_model import SGDRegressor
+    common = dict(learning_rate=learning_rate, eta0=0.3, penalty=penalty, shuffle=False,
+                  max_iter=3, tol=None, random_state=0)
+    conv = sp.csr_matrix if sparse else np.asarray
+    Xc, _, yc, _ = digits
+    ours = AsyncSGDClassifier(loss="hinge", n_jobs=1, **common).fit(conv(Xc), yc)
+    ref = SGDClassifier(loss="hinge", **common).fit(conv(Xc), yc)
+    assert_allclose(ours.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+    assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-10, atol=1e-12)
+    Xr, _, yr, _ = regression
+    kw = dict(loss="epsilon_insensitive", epsilon=0.1, **common)
+    ours = AsyncSGDRegressor(n_jobs=1, **kw).fit(conv(Xr), yr / yr.std())
+    ref = SGDRegressor(**kw).fit(conv(Xr), yr / yr.std())
+    assert_allclose(ours.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_passive_aggressive_under_staleness(binary):
+    """The simulated workers' stale reads leave passive-aggressive steps
+    as accurate on held-out rows as one worker's."""
+    Xtr, Xte, ytr, yte = binary
+    kw = dict(loss="hinge", learning_rate="pa1", eta0=0.1, penalty=None, max_iter=10,
+              random_state=0)
+    one = AsyncSGDClassifier(n_jobs=1, **kw).fit(Xtr, ytr).score(Xte, yte)
+    stale = AsyncSGDClassifier(asynchrony="simulated", n_workers=16, **kw).fit(Xtr, ytr)
+    assert stale.staleness_.mean > 5
+    assert stale.score(Xte, yte) > one - 0.03 and one > 0.93
+
+
+def test_passive_aggressive_needs_its_loss_and_a_fixed_momentum(binary):
+    Xtr, _, ytr, _ = binary
+    with pytest.raises(ValueError, match="only works with loss 'hinge'"):
+        AsyncSGDClassifier(loss="log_loss", learning_rate="pa1").fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="only works with loss 'epsilon_insensitive'"):
+        AsyncSGDRegressor(learning_rate="pa2").fit(Xtr, ytr.astype(float))
+    with pytest.raises(ValueError, match="fixed momentum"):
+        AsyncSGDClassifier(loss="hinge", learning_rate="pa2", momentum="auto").fit(Xtr, ytr)
+
+
 # ----------------------------------------------------------- partial_fit ----
 
 def test_partial_fit_batches_matches_sklearn(digits):
