@@ -1,4 +1,4 @@
-/* Public interface of the multi-layer perceptron core: a small MLP (1 to 3
+/* Public interface of the multi-layer perceptron core: a small MLP (0 to 10
  * hidden layers) trained by minibatch SGD with momentum, on the threads
  * engine (lock-free shared weights) or the simulated engine (M virtual
  * workers, deterministic). Plain C, no Python headers.
@@ -21,13 +21,13 @@
 #include <stdint.h>
 #include "pyasync_core.h"
 
-#define PA_MLP_MAX_LAYERS 4   /* weight layers: 1 to 3 hidden + the output */
+#define PA_MLP_MAX_LAYERS 11  /* weight layers: 0 to 10 hidden + the output */
 
 enum pa_activation { PA_ACT_IDENTITY = 0, PA_ACT_LOGISTIC, PA_ACT_TANH, PA_ACT_RELU,
                      PA_ACT_SOFTMAX, PA_ACT_EXP /* the outputs' only */ };
 
 typedef struct {
-    int n_layers;                          /* weight layers L (2..4) */
+    int n_layers;                          /* weight layers L (1..11) */
     int64_t units[PA_MLP_MAX_LAYERS + 1];  /* units[0] = n_features, units[L] = n_outputs */
     int activation;                        /* hidden layers */
     int output;                            /* identity, logistic, softmax or exp */

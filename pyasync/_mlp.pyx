@@ -45,7 +45,7 @@ cdef extern from "mlp.h":
         void *poll_ctx
     ctypedef struct pa_mlp_params:
         int n_layers
-        int64_t units[5]
+        int64_t units[12]
         int activation, output
         double alpha, lr, momentum
         int nesterov
@@ -89,8 +89,8 @@ cdef void *_data(cnp.ndarray a, object dtype, str name) except NULL:
 
 cdef void _set_params(pa_mlp_params *p, dict prm) except *:
     units = list(prm["units"])
-    if not 3 <= len(units) <= PA_MLP_MAX_LAYERS + 1:
-        raise ValueError("an MLP has 1 to 3 hidden layers")
+    if not 2 <= len(units) <= PA_MLP_MAX_LAYERS + 1:
+        raise ValueError(f"an MLP has 0 to {PA_MLP_MAX_LAYERS - 1} hidden layers")
     for u in units:
         if not 1 <= u <= MAX_UNITS:
             raise ValueError(f"layer widths must be in [1, {MAX_UNITS}], got {units}")

@@ -35,7 +35,7 @@ from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
 HIST_LEN = 257
-MAX_HIDDEN_LAYERS = 3
+MAX_HIDDEN_LAYERS = 10  # the core's PA_MLP_MAX_LAYERS - 1
 MAX_UNITS = 65536
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
@@ -145,8 +145,8 @@ class _BaseAsyncMLP(BaseEstimator):
         except TypeError:
             raise ValueError(f"hidden_layer_sizes must be an int or a sequence of ints, "
                              f"got {self.hidden_layer_sizes!r}") from None
-        if not 1 <= len(h) <= MAX_HIDDEN_LAYERS:
-            raise ValueError(f"hidden_layer_sizes must hold 1 to {MAX_HIDDEN_LAYERS} "
+        if len(h) > MAX_HIDDEN_LAYERS:  # none: a linear model, as scikit-learn's
+            raise ValueError(f"hidden_layer_sizes must hold 0 to {MAX_HIDDEN_LAYERS} "
                              f"layers, got {self.hidden_layer_sizes!r}")
         for u in h:
             if isinstance(u, (bool, np.bool_)) or not isinstance(u, (Integral, np.integer)) \

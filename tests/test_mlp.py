@@ -158,8 +158,8 @@ def test_gradient_matches_finite_differences(act, out):
         assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-8), i
 
 
-@pytest.mark.parametrize("hidden", [(5,), (6, 20), (17, 3, 33)])
-def test_one_hidden_to_three_hidden_layers(hidden):
+@pytest.mark.parametrize("hidden", [(), (5,), (6, 20), (17, 3, 33), (4, 9, 3, 7, 5, 8, 3, 6, 5, 4)])
+def test_zero_to_ten_hidden_layers(hidden):
     X, Y, units = problem("softmax", hidden=hidden)
     prm = params(units, "tanh", "softmax")
     w = np.random.RandomState(2).randn(_mlp.n_params(prm)) * 0.3
@@ -280,6 +280,20 @@ def test_one_worker_equals_sklearn_mlp_classifier(digits, kw):
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
     assert ours.out_activation_ == ref.out_activation_ == "softmax"
     assert ours.n_layers_ == ref.n_layers_ and ours.n_outputs_ == ref.n_outputs_
+
+
+@pytest.mark.parametrize("hidden", [(), (6, 5, 7, 4)])
+def test_no_hidden_layer_and_deep_equal_sklearn(digits, hidden):
+    """hidden_layer_sizes=() is a linear model, as scikit-learn's; depth past
+    three hidden layers too."""
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=hidden, max_iter=3, random_state=0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = AsyncMLPClassifier(**kw).fit(X, y)
+        ref = MLPClassifier(solver="sgd", **kw).fit(X, y)
+    assert ours.n_layers_ == ref.n_layers_ == len(hidden) + 2
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
 
 
 def test_binary_uses_one_logistic_unit_as_sklearn(digits):
@@ -635,8 +649,7 @@ def test_divergence_names_the_epoch_and_keeps_the_model(digits):
 
 @pytest.mark.parametrize("param,value,match", [
     ("hidden_layer_sizes", (0,), "hidden_layer_sizes"),
-    ("hidden_layer_sizes", (), "hidden_layer_sizes"),
-    ("hidden_layer_sizes", (4, 4, 4, 4), "hidden_layer_sizes"),
+    ("hidden_layer_sizes", (4,) * 11, "hidden_layer_sizes"),
     ("hidden_layer_sizes", "big", "hidden_layer_sizes"),
     ("activation", "softplus", "activation"),
     ("solver", "adam", "solver"),
