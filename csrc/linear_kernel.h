@@ -238,10 +238,13 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
 #if MODE_PLAIN
 /* Step k's update of coordinate j, caught up to step k - 1 first, in
  * registers and without a branch on the velocity (as pa_catch_up computes
- * it, up to the sign of a zero): one writer at a time, so no claim.
- * Paired fits on RCV1-like rows: 4-11% off the simulated engine's sparse
- * momentum epochs, where each write catches up again; where a gap's
- * factors are table loads (cheap_gaps), about 10% more without the memo. */
+ * it, up to the sign of a zero): one writer at a time, so no claim. A
+ * simulated worker's write finds the rarer coordinates of its row caught
+ * up to its read's clock: one gap's factors (the memo) serve them. Where
+ * the factors are table loads (cheap_gaps), pa_apply_sparse's own loop
+ * runs instead, without the memo (paired fits on RCV1-like rows: 13-14%
+ * off the simulated engine's momentum epochs at M = 16-64, 3-5% more with
+ * the row's invariants in registers). */
 static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     int64_t j, int64_t k, double d, double g,
                                     int64_t *memo_last, pa_gap *memo)
@@ -255,18 +258,12 @@ static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
     }
     double v = c->has_mom ? m->v[j] : 0.0;
     if (last < k - 1) {
-        pa_gap f;
-        if (c->cheap_gaps) {
-            f = pa_gap_factors(c, last, k - 1, 1);
-        } else {
-            if (*memo_last != last) {
-                *memo_last = last;
-                *memo = pa_gap_factors(c, last, k - 1, c->has_mom);
-            }
-            f = *memo;
+        if (*memo_last != last) {
+            *memo_last = last;
+            *memo = pa_gap_factors(c, last, k - 1, c->has_mom);
         }
-        w = f.D * w + f.gain * v;
-        v = f.mug * v;
+        w = memo->D * w + memo->gain * v;
+        v = memo->mug * v;
     }
     if (last < k) /* the locked mode's threads write out of clock order */
         m->last[j] = k;
@@ -300,10 +297,38 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
             for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
     }
 #if MODE_PLAIN
+    else if (c->cheap_gaps) { /* pa_lazy_step with each gap's factors from the
+                                 tables and the row's invariants in registers */
+        const double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0, mu = c->mu;
+        const double Pb = c->decay_prefix ? c->decay_prefix[k - 1] : 1.0;
+        const double Rb = c->gain_table[k - 1];
+        const double *restrict inv = c->inv_decay, *restrict R = c->gain_table,
+                     *restrict mu_pow = c->mu_pow;
+        double *restrict W = m->w, *restrict V = m->v;
+        int64_t *restrict T = m->last;
+        for (int64_t e = e0; e < e1; e++) {
+            const int64_t j = ind[e], last = T[j];
+            const double g = upd * (double)x[e];
+            double w = W[j], v = V[j];
+            if (last == k) { /* a duplicate index in this row */
+                V[j] = v + g;
+                W[j] = w + g;
+                continue;
+            }
+            if (last < k - 1) {
+                const double D = inv ? Pb * inv[last] : 1.0, mug = mu_pow[k - 1 - last];
+                const double gain = D * R[last] - mug * Rb;
+                w = D * w + gain * v;
+                v = mug * v;
+            }
+            if (last < k) T[j] = k;
+            v = mu * v + g;
+            V[j] = v;
+            W[j] = d * w + v;
+        }
+    }
     else if (c->lazy) {
         double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
-        /* a simulated worker's write finds the rarer coordinates of its
-         * row caught up to its read's clock: one gap's factors serve them */
         int64_t memo_last = -1;
         pa_gap memo = {1.0, 0.0, 0.0};
         for (int64_t e = e0; e < e1; e++)
