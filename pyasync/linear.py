@@ -94,6 +94,15 @@ class _BaseAsyncSGD(BaseEstimator):
         coef = self.coef_.toarray()
         return coef if self._is_classifier else coef.ravel()
 
+    def _clock_after(self, updates, n_samples):
+        """t_ after a fit of `updates` updates: 1 + updates, as scikit-learn
+        counts; with early stopping it counts the validation rows too
+        (n_iter_ x n_samples), and a later partial_fit's schedule goes on
+        from there, as in SGDClassifier."""
+        if self.early_stopping:
+            return 1.0 + float(self.n_iter_) * n_samples
+        return float(updates + 1)
+
     def _validate_hyperparameters(self, for_partial_fit=False):
         _check_choice("loss", self.loss, self._losses)
         _check_choice("penalty", self.penalty, PENALTIES)
@@ -464,7 +473,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.coef_, self.intercept_ = coef, intercept
         self._velocity = velocity
         self.n_iter_ = max(r["n_iter"] for r in results)
-        self.t_ = float(max(r["t"] for r in results) + 1)
+        self.t_ = self._clock_after(max(r["t"] for r in results), X.shape[0])
         curves = [r["loss_curve"] for r in results]
         length = max(len(c) for c in curves)
         self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
@@ -664,7 +673,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             velocity = (res["velocity"], res["intercept_velocity"])
         self._velocity = velocity
         self.n_iter_ = res["n_iter"]
-        self.t_ = float(res["t"] + 1)
+        self.t_ = self._clock_after(res["t"], X.shape[0])
         self.loss_curve_ = res["loss_curve"]
         self.staleness_ = res["staleness"]
         self._set_momentum_attributes(res["momentum"])

@@ -715,12 +715,18 @@ def test_classifier_early_stopping(digits):
 
 
 def test_classifier_early_stopping_trains_on_the_train_split(binary):
+    """The validation rows are held out of training, as SGDClassifier holds
+    them (equal coefficients with shuffle=False); t_ counts every row, as
+    its t_ does."""
     Xtr, _, ytr, _ = binary
-    clf = AsyncSGDClassifier(early_stopping=True, validation_fraction=0.25,
-                             n_jobs=1, random_state=0, tol=None,
-                             max_iter=3).fit(Xtr, ytr)
-    n_train = Xtr.shape[0] - int(np.ceil(0.25 * Xtr.shape[0]))
-    assert clf.t_ == clf.n_iter_ * n_train + 1
+    params = dict(early_stopping=True, validation_fraction=0.25, random_state=0, tol=None,
+                  max_iter=3, shuffle=False, learning_rate="constant", eta0=0.01)
+    clf = AsyncSGDClassifier(n_jobs=1, **params).fit(Xtr, ytr)
+    ref = SGDClassifier(**params).fit(Xtr, ytr)
+    assert_allclose(clf.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
+    assert clf.t_ == ref.t_ == clf.n_iter_ * Xtr.shape[0] + 1
+    plain = AsyncSGDClassifier(n_jobs=1, **dict(params, early_stopping=False)).fit(Xtr, ytr)
+    assert np.abs(plain.coef_ - clf.coef_).max() > 1e-3
 
 
 def test_regressor_early_stopping(regression):
@@ -730,6 +736,19 @@ def test_regressor_early_stopping(regression):
     assert reg.n_iter_ < 1000
     assert len(reg.loss_curve_) == reg.n_iter_
     assert reg.score(Xte, yte) > 0.9
+
+
+def test_early_stopping_equals_sklearn_with_shuffle_off(regression):
+    """With shuffle=False the training rows are visited in data order, the
+    validation rows skipped, as SGDRegressor does; t_ counts them too."""
+    from sklearn.linear_model import SGDRegressor
+    Xtr, _, ytr, _ = regression
+    params = dict(shuffle=False, early_stopping=True, random_state=0,
+                  learning_rate="invscaling", eta0=0.01, max_iter=30, n_iter_no_change=3)
+    ours = AsyncSGDRegressor(n_jobs=1, **params).fit(Xtr, ytr / ytr.std())
+    ref = SGDRegressor(**params).fit(Xtr, ytr / ytr.std())
+    assert ours.n_iter_ == ref.n_iter_ < 30 and ours.t_ == ref.t_
+    assert_allclose(ours.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
 
 
 def test_early_stopping_with_partial_fit_raises(binary):
