@@ -91,15 +91,18 @@ def new_state(n_features, coef, intercept, velocity, intercept_velocity,
     }
 
 
-def prior_staleness_pmf(engine):
-    """The staleness law expected before any is measured."""
+def prior_staleness_pmf(engine, epoch_rows=None):
+    """The staleness law expected before any is measured; an epoch of
+    `epoch_rows` updates has no more workers than that in flight."""
     if engine["kind"] != "simulated":
         return np.ones(1)  # threads: measured from the first epoch on
     if engine["schedule"] == "replay":
         return np.diff(np.concatenate([[0.0], engine["replay_cdf"]]))
-    m = engine["n_workers"]
+    m = engine["n_workers"] if not epoch_rows else max(1, min(engine["n_workers"], epoch_rows))
     if engine["schedule"] == "round_robin":
-        return np.eye(m)[m - 1]
+        pmf = np.zeros(m)
+        pmf[m - 1] = 1.0
+        return pmf
     return staleness_pmf(m, max_staleness=int(np.ceil(7 * m)))
 
 
@@ -157,7 +160,7 @@ class AutoMomentum:
         self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
         self.rng = np.random.RandomState(seed)
-        self.pmf = prior_staleness_pmf(engine)
+        self.pmf = prior_staleness_pmf(engine, epoch_rows)
         self.choice = self.current = 0.0
         self.cap = 0.9
         self.best_loss = np.inf

@@ -20,7 +20,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
 from . import _sgd
 from .distributed.ray_backend import ray_engine
 from .momentum import fit_geometric, total_momentum
-from .staleness import StalenessStats
+from .staleness import StalenessStats, staleness_counts
 
 CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
                          "perceptron", "squared_error", "huber",
@@ -59,9 +59,11 @@ def _check_real(name, value, low=None, high=None, low_open=False,
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
 
 
-def _check_int(name, value, low):
+def _check_int(name, value, low, high=None):
     if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
 
 
 def _check_choice(name, value, choices):
@@ -154,11 +156,11 @@ class _BaseAsyncSGD(BaseEstimator):
 
     def _engine(self, n_jobs):
         """The engine description the epoch loop passes to the core."""
+        n_workers = n_jobs if self.n_workers is None else self.n_workers
+        _check_int("n_workers", n_workers, 1, _sgd.MAX_INT)  # checked where unused too
         if self.asynchrony == "threads":
             return {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                     "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
-        n_workers = n_jobs if self.n_workers is None else self.n_workers
-        _check_int("n_workers", n_workers, 1)
         if self.asynchrony == "ray":
             return ray_engine(n_workers, self.local_steps, self.ray_address)
         engine = {"kind": "simulated", "n_workers": int(n_workers),
@@ -166,21 +168,15 @@ class _BaseAsyncSGD(BaseEstimator):
         if isinstance(self.staleness, str):
             _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
             if self.staleness == "fixed":
-                _check_int("delay", self.delay, 0)
+                _check_int("delay", self.delay, 0, _sgd.MAX_INT - 1)
                 engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
             elif self.delay is not None:
                 raise ValueError("delay is only used with staleness='fixed'")
             return engine
         if self.delay is not None:
             raise ValueError("delay is only used with staleness='fixed'")
-        counts = (self.staleness.histogram if isinstance(self.staleness, StalenessStats)
-                  else self.staleness)
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.ndim != 1 or counts.size == 0 or np.any(~np.isfinite(counts)) \
-                or np.any(counts < 0) or counts.sum() <= 0:
-            raise ValueError(
-                "staleness must be one of 'exponential', 'round_robin', 'fixed', "
-                "or a histogram of non-negative counts (e.g. a fit's staleness_)")
+        # not a schedule's name: a histogram (counts, or a fit's staleness_)
+        counts = staleness_counts(self.staleness, "staleness")
         cdf = np.cumsum(counts) / counts.sum()
         cdf[-1] = 1.0
         engine.update(schedule="replay", replay_cdf=cdf)

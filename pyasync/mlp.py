@@ -60,9 +60,11 @@ def _check_real(name, value, low=None, high=None, low_open=False, high_open=Fals
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
 
 
-def _check_int(name, value, low):
+def _check_int(name, value, low, high=None):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
 
 
 def _check_choice(name, value, choices):
@@ -191,11 +193,11 @@ class _BaseAsyncMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         n_jobs = resolve_n_jobs(self.n_jobs)
+        n_workers = n_jobs if self.n_workers is None else self.n_workers
+        _check_int("n_workers", n_workers, 1, MAX_INT)  # checked where unused too
         if self.asynchrony == "threads":
             return hidden, {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                             "staleness_every": STALENESS_EVERY}
-        n_workers = n_jobs if self.n_workers is None else self.n_workers
-        _check_int("n_workers", n_workers, 1)
         if self.asynchrony == "ray":
             return hidden, ray_engine(n_workers, self.local_steps, self.ray_address)
         if not isinstance(self.staleness, str):
@@ -208,7 +210,7 @@ class _BaseAsyncMLP(BaseEstimator):
         if self.staleness == "fixed":
             if self.delay is None:
                 raise ValueError("staleness='fixed' needs delay (an integer >= 0)")
-            _check_int("delay", self.delay, 0)
+            _check_int("delay", self.delay, 0, MAX_INT - 1)
             engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
         elif self.delay is not None:
             raise ValueError("delay is only used with staleness='fixed'")

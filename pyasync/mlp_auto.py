@@ -98,7 +98,9 @@ class MLPAutoMomentum(AutoMomentum):
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
                  probe=False, sample_weight=None):
-        super().__init__(None, None, params, engine, target, seed)
+        # an epoch's updates are its minibatches
+        n_batches = -(-n_rows // params["batch_size"])
+        super().__init__(None, None, params, engine, target, seed, epoch_rows=n_batches)
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.n_rows = n_rows
         self.engine = engine

@@ -17,20 +17,22 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .staleness import staleness_counts
+
 
 def implicit_momentum(n_workers):
     """``1 - 1/M``: the momentum M asynchronous workers add."""
     n_workers = np.asarray(n_workers, dtype=np.float64)
-    if np.any(n_workers < 1):
-        raise ValueError("n_workers must be >= 1")
+    if not np.all(np.isfinite(n_workers)) or np.any(n_workers < 1):
+        raise ValueError(f"n_workers must be finite and >= 1, got {n_workers}")
     return 1.0 - 1.0 / n_workers
 
 
 def staleness_pmf(n_workers, max_staleness=None):
     """Geometric staleness distribution of M workers, ``P(tau = l)`` for
     ``l = 0..max_staleness`` (default: where the tail falls below 1e-12)."""
-    if n_workers < 1:
-        raise ValueError("n_workers must be >= 1")
+    if not np.isfinite(n_workers) or n_workers < 1:
+        raise ValueError(f"n_workers must be finite and >= 1, got {n_workers}")
     q = 1.0 - 1.0 / n_workers
     if max_staleness is None:
         max_staleness = 0 if q == 0 else int(np.ceil(np.log(1e-12) / np.log(q)))
@@ -49,10 +51,7 @@ class GeometricFit:
 def fit_geometric(histogram):
     """Maximum-likelihood geometric fit of a staleness histogram (counts by
     staleness, or a fit's ``staleness_``): M = 1 + mean staleness."""
-    counts = getattr(histogram, "histogram", histogram)
-    counts = np.asarray(counts, dtype=np.float64)
-    if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0) or counts.sum() <= 0:
-        raise ValueError("histogram must be non-negative counts with a positive total")
+    counts = staleness_counts(histogram)
     mean = float(np.arange(counts.size) @ counts / counts.sum())
     m = 1.0 + mean
     return GeometricFit(m, 1.0 - 1.0 / m, mean)
@@ -65,7 +64,10 @@ def total_momentum(explicit, implicit):
 
 def momentum_recursion(explicit, implicit):
     """Coefficients (c1, c2, g) of ``E V[t+1] = c1 E V[t] - c2 E V[t-1]
-    - a g E grad f(w[t])``."""
+    - a g E grad f(w[t])``; explicit in (-1, 1), implicit in [0, 1)."""
+    if not (np.all(np.abs(explicit) < 1) and np.all((0 <= implicit) & (implicit < 1))):
+        raise ValueError(f"momentum_recursion needs explicit momentum in (-1, 1) and "
+                         f"implicit in [0, 1), got {explicit!r} and {implicit!r}")
     return explicit + implicit, explicit * implicit, 1.0 - implicit
 
 

@@ -4,6 +4,28 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def staleness_counts(histogram, name="histogram"):
+    """The counts of a staleness histogram (an array, or a fit's
+    ``staleness_``) as float64; a ValueError naming `name` and what is
+    wrong with them otherwise."""
+    counts = getattr(histogram, "histogram", histogram)
+    try:
+        counts = np.asarray(counts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a histogram of counts by staleness, "
+                         f"got {histogram!r}") from None
+    if counts.ndim != 1 or counts.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-d histogram of counts, got "
+                         f"shape {counts.shape}")
+    if not np.all(np.isfinite(counts)):
+        raise ValueError(f"{name} holds a count that is not finite")
+    if np.any(counts < 0):
+        raise ValueError(f"{name} holds a negative count")
+    if counts.sum() <= 0:
+        raise ValueError(f"{name} holds no counts (they sum to 0)")
+    return counts
+
+
 @dataclass(frozen=True)
 class StalenessStats:
     """Histogram of update staleness: ``histogram[s]`` counts the measured

@@ -26,8 +26,8 @@ from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
 from pyasync.measure import measure_implicit_momentum
 from pyasync.momentum import (MOMENTUM_GRID, RowSample, epoch_staleness, estimate_momentum,
                               fit_geometric, growth_rates, heaviest_stable,
-                              implicit_momentum, recurrence_rate, staleness_pmf,
-                              total_momentum)
+                              implicit_momentum, momentum_recursion, recurrence_rate,
+                              staleness_pmf, total_momentum)
 from pyasync.staleness import StalenessStats
 
 
@@ -401,8 +401,26 @@ def test_staleness_pmf(M):
 
 
 def test_staleness_pmf_bad_input():
-    with pytest.raises(ValueError, match="n_workers"):
-        staleness_pmf(0)
+    for bad in (0, float("nan"), -np.inf):
+        with pytest.raises(ValueError, match="n_workers"):
+            staleness_pmf(bad)
+        with pytest.raises(ValueError, match="n_workers"):
+            implicit_momentum(bad)
+    with pytest.raises(ValueError, match="explicit momentum in"):
+        recurrence_rate(1.5, 0.5, 0.1, 1.0)
+    with pytest.raises(ValueError, match="implicit in"):
+        momentum_recursion(0.5, 1.0)
+
+
+def test_auto_with_more_workers_than_rows_is_cheap():
+    """momentum="auto" expects no more workers in flight than an epoch has
+    updates: a billion simulated workers on 200 rows cost no billion-entry
+    staleness law (the simulator runs them as 200)."""
+    X, y = make_data("clf", n=200)
+    for staleness in ("exponential", "round_robin"):
+        est = estimator("clf", asynchrony="simulated", n_workers=10**9, staleness=staleness,
+                        momentum="auto", max_iter=2).fit(X, y)
+        assert est.staleness_.max < 200
 
 
 @pytest.mark.parametrize("M", (1, 2, 4, 8, 16, 64))
@@ -415,7 +433,7 @@ def test_fit_geometric_recovers_pmf(M):
         assert fit.mean_staleness == pytest.approx(M - 1, rel=1e-4, abs=1e-6)
 
 
-@pytest.mark.parametrize("bad", ([], [0, 0], [1, -1, 3], [[1, 2]]))
+@pytest.mark.parametrize("bad", ([], [0, 0], [1, -1, 3], [[1, 2]], [1, np.nan, 2], [1, np.inf]))
 def test_fit_geometric_bad_input(bad):
     with pytest.raises(ValueError, match="histogram"):
         fit_geometric(bad)
@@ -840,12 +858,19 @@ BAD = [
     pytest.param({"staleness": "fixed"}, "delay", id="fixed-without-delay"),
     pytest.param({"staleness": "fixed", "delay": -1}, "delay", id="fixed-negative-delay"),
     pytest.param({"staleness": "fixed", "delay": 1.5}, "delay", id="fixed-float-delay"),
-    pytest.param({"staleness": [1, -1, 2]}, "staleness", id="negative-counts"),
-    pytest.param({"staleness": [0, 0]}, "staleness", id="zero-counts"),
-    pytest.param({"staleness": []}, "staleness", id="empty-counts"),
-    pytest.param({"staleness": [1.0, np.nan]}, "staleness", id="nan-counts"),
-    pytest.param({"staleness": [1.0, np.inf]}, "staleness", id="inf-counts"),
-    pytest.param({"staleness": [[1, 2], [3, 4]]}, "staleness", id="2d-counts"),
+    pytest.param({"staleness": [1, -1, 2]}, "staleness holds a negative count",
+                 id="negative-counts"),
+    pytest.param({"staleness": [0, 0]}, "staleness holds no counts", id="zero-counts"),
+    pytest.param({"staleness": []}, "staleness must be a non-empty", id="empty-counts"),
+    pytest.param({"staleness": [1.0, np.nan]}, "staleness holds a count that is not finite",
+                 id="nan-counts"),
+    pytest.param({"staleness": [1.0, np.inf]}, "not finite", id="inf-counts"),
+    pytest.param({"staleness": [[1, 2], [3, 4]]}, "staleness must be a non-empty 1-d",
+                 id="2d-counts"),
+    pytest.param({"staleness": ["a", "b"]}, "staleness must be a histogram", id="str-counts"),
+    pytest.param({"n_workers": 2**63}, "n_workers must be <=", id="n_workers-huge"),
+    pytest.param({"staleness": "fixed", "delay": 2**63 - 1}, "delay must be <=",
+                 id="delay-huge"),
     pytest.param({"staleness": "exponential", "delay": 2}, "delay", id="delay-exponential"),
     pytest.param({"staleness": "round_robin", "delay": 2}, "delay", id="delay-round_robin"),
     pytest.param({"staleness": [1, 2], "delay": 2}, "delay", id="delay-replay"),
