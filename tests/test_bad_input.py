@@ -189,6 +189,15 @@ def test_eta0_zero_with_constant_rate_raises(data):
         AsyncSGDClassifier(learning_rate="constant", eta0=0.0).fit(X, y)
 
 
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_n_workers_checked_on_the_threads_engine_too(Est, data):
+    """As scikit-learn checks every parameter, used or not: n_workers=0 is
+    refused though the threads engine takes n_jobs."""
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="n_workers"):
+        Est(n_workers=0).fit(X, y)
+
+
 def test_l1_ratio_none_only_without_elasticnet(data):
     """As SGDClassifier: l1_ratio=None is fine where no elastic net uses it."""
     X, y, _ = data
