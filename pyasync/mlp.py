@@ -588,10 +588,7 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
             if unknown.size:
                 raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
         elif not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            lb = LabelBinarizer().fit(y)
-            if target != "multilabel-indicator" and lb.classes_.shape[0] < 2:
-                raise ValueError("The number of classes has to be greater than one; "
-                                 f"got {lb.classes_.shape[0]} class")
+            lb = LabelBinarizer().fit(y)  # one class: learns to predict it, as scikit-learn
         else:
             lb = self._label_binarizer
             classes = unique_labels(y)
@@ -646,11 +643,7 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to "
                                  "partial_fit.")
-            classes = unique_labels(classes)
-            if classes.shape[0] < 2:
-                raise ValueError("The number of classes has to be greater than one; "
-                                 f"got {classes.shape[0]} class")
-            self._partial_classes = classes
+            self._partial_classes = unique_labels(classes)
         elif classes is not None and not np.array_equal(unique_labels(classes),
                                                         self.classes_):
             raise ValueError(f"`classes={classes!r}` is not the same as on the last "

@@ -475,6 +475,21 @@ def test_sparse_input_is_not_written_and_may_be_read_only():
         AsyncMLPClassifier(**kw).fit(shuffled, y)
 
 
+def test_one_class_is_learned_as_sklearn():
+    """A target of one class fits (as MLPClassifier: one logistic unit
+    that learns to say no) and predicts that class, fit or partial_fit."""
+    X = np.random.RandomState(0).randn(40, 3)
+    y = np.array(["only"] * 40)
+    kw = dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, ref = AsyncMLPClassifier(**kw).fit(X, y), MLPClassifier(solver="sgd", **kw).fit(X, y)
+        assert list(ours.classes_) == ["only"] and np.all(ours.predict(X) == "only")
+        np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+        part = AsyncMLPClassifier(**kw).partial_fit(X, y, classes=["only"])
+    assert np.all(part.predict(X) == "only")
+
+
 def test_sklearn_parameters_all_accepted():
     """Every MLPClassifier / MLPRegressor parameter can be set (adam's and
     lbfgs's are accepted and unused), so set_params from a scikit-learn
@@ -701,8 +716,6 @@ def test_bad_data():
         clf.fit(X[:, 0], y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         clf.fit(X, y[:-1])
-    with pytest.raises(ValueError, match="classes has to be greater than one"):
-        clf.fit(X, np.zeros(30))
     with pytest.raises(ValueError, match="Unknown label type"):
         clf.fit(X, rng.randn(30))
     with warnings.catch_warnings():
