@@ -1,6 +1,7 @@
 """The epoch loop of a linear model's SGD: schedules, stopping rules and
 divergence checks around the compiled engine, one epoch at a time."""
 import numpy as np
+import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from . import _core
@@ -36,6 +37,22 @@ def penalty_strengths(penalty, alpha, l1_ratio):
     if penalty == "elasticnet":
         return (1.0 - l1_ratio) * alpha, l1_ratio * alpha
     return 0.0, 0.0
+
+
+def check_sparse_structure(X):
+    """A ValueError for a sparse X whose index arrays point outside it (the
+    kernels, and scipy's own products, would read out of bounds and crash);
+    X as given otherwise. O(non-zeros)."""
+    if not sp.issparse(X) or X.format not in ("csr", "csc"):
+        return X
+    n_inner = X.shape[1] if X.format == "csr" else X.shape[0]
+    if X.indices.size and (X.indices.min() < 0 or X.indices.max() >= n_inner):
+        raise ValueError(f"X.indices holds an index outside [0, {n_inner}): the sparse "
+                         "matrix is malformed")
+    ptr = X.indptr
+    if ptr.size == 0 or ptr[0] != 0 or ptr[-1] != X.indices.size or np.any(np.diff(ptr) < 0):
+        raise ValueError("X.indptr is not a valid CSR / CSC pointer array for X.indices")
+    return X
 
 
 class EngineCSR:

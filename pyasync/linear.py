@@ -1,7 +1,6 @@
 """AsyncSGDClassifier and AsyncSGDRegressor: drop-in counterparts of
 scikit-learn's SGDClassifier and SGDRegressor trained by lock-free
 asynchronous workers."""
-import os
 import warnings
 from numbers import Integral, Real
 
@@ -18,6 +17,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
                                       validate_data)
 
 from . import _sgd
+from .benchmark import usable_cores
 from .distributed.ray_backend import ray_engine
 from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats, staleness_counts
@@ -38,13 +38,14 @@ SPARSE_INTERCEPT_DECAY = 0.01
 
 
 def resolve_n_jobs(n_jobs):
-    """Worker threads: None -> 1, -1 -> all cores, -k -> all but k-1."""
+    """Worker threads: None -> 1, -1 -> all cores this process may run on
+    (its CPU affinity), -k -> all but k-1."""
     if n_jobs is None:
         return 1
     if not isinstance(n_jobs, Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
         raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
     if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+        return max(1, usable_cores() + 1 + int(n_jobs))
     return int(n_jobs)
 
 
@@ -209,14 +210,26 @@ class _BaseAsyncSGD(BaseEstimator):
             "intercept_decay": SPARSE_INTERCEPT_DECAY if sparse else 1.0,
         }
 
+    # 64-bit sparse indices are taken (load_svmlight_file gives them) and
+    # narrowed for the engine: a column index always fits 32 bits here
     _VALIDATION = dict(accept_sparse="csr", dtype=[np.float64, np.float32],
-                       order="C", accept_large_sparse=False)
+                       order="C", accept_large_sparse=True)
 
     def _validate_X(self, X, reset=False):
-        return validate_data(self, X, reset=reset, **self._VALIDATION)
+        X = _sgd.check_sparse_structure(X)
+        return self._narrow(validate_data(self, X, reset=reset, **self._VALIDATION))
 
     def _validate_Xy(self, X, y, reset=True):
-        return validate_data(self, X, y, reset=reset, **self._VALIDATION)
+        X = _sgd.check_sparse_structure(X)
+        X, y = validate_data(self, X, y, reset=reset, **self._VALIDATION)
+        return self._narrow(X), y
+
+    @staticmethod
+    def _narrow(X):
+        if sp.issparse(X) and X.shape[1] > _sgd.MAX_INT:
+            raise ValueError(f"X has {X.shape[1]} columns; at most {_sgd.MAX_INT} are "
+                             "supported")
+        return X
 
     def _split(self, y, sample_weight, random_state):
         """Training rows and the validation rows of early stopping."""

@@ -25,7 +25,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
                                       validate_data)
 
-from . import _mlp
+from . import _mlp, _sgd
 from ._sgd import one_blas_thread
 from .distributed.ray_backend import ray_engine
 from .linear import resolve_n_jobs
@@ -454,7 +454,8 @@ class _BaseAsyncMLP(BaseEstimator):
 
     def _forward_fast(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, **self._VALIDATION)
+        X = validate_data(self, _sgd.check_sparse_structure(X), reset=False,
+                          **self._VALIDATION)
         return _forward(X, self.coefs_, self.intercepts_, self.activation,
                         self.out_activation_)
 
@@ -573,8 +574,8 @@ class AsyncMLPClassifier(ClassifierMixin, _BaseAsyncMLP):
         self.ray_address = ray_address
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, reset=reset,
-                             **self._VALIDATION)
+        X, y = validate_data(self, _sgd.check_sparse_structure(X), y, multi_output=True,
+                             reset=reset, **self._VALIDATION)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         target = type_of_target(y)
@@ -727,8 +728,8 @@ class AsyncMLPRegressor(RegressorMixin, _BaseAsyncMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         _check_choice("loss", self.loss, REGRESSION_LOSSES)
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             reset=reset, **self._VALIDATION)
+        X, y = validate_data(self, _sgd.check_sparse_structure(X), y, multi_output=True,
+                             y_numeric=True, reset=reset, **self._VALIDATION)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = np.asarray(y, dtype=np.float64)

@@ -3,12 +3,12 @@ from the network's top curvature at the starting weights and the dynamics
 of stale SGD under the staleness of the engine's epochs, with no update
 spent choosing; or, with momentum="probe", by probing momenta of the grid
 with three epochs each of the simulated engine under the fit's staleness."""
-import os
 
 import numpy as np
 
 from . import _mlp
 from ._sgd import AutoMomentum
+from .benchmark import usable_cores
 from .momentum import MOMENTUM_GRID, epoch_staleness, heaviest_stable, search_grid
 
 # Epochs each momentum is probed for (bench_mlp_momentum, three seeds: 2
@@ -123,7 +123,7 @@ class MLPAutoMomentum(AutoMomentum):
         if self.engine["kind"] == "simulated":
             return dict(self.engine, seed=seed)
         if self.engine["kind"] == "threads":
-            workers = min(self.engine["n_threads"], os.cpu_count() or 1)
+            workers = min(self.engine["n_threads"], usable_cores())
         else:
             workers = self.engine["n_workers"]
         return {"kind": "simulated", "n_workers": workers, "schedule": "exponential",

@@ -27,7 +27,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, _mlp
 from pyasync.mlp import HIST_LEN
-from pyasync.momentum import epoch_staleness, heaviest_stable, staleness_pmf
+from pyasync.momentum import epoch_staleness, heaviest_stable
 
 from child import CHILD_CWD
 
