@@ -9,6 +9,7 @@
 """
 import argparse
 import json
+import os
 import sys
 
 
@@ -20,6 +21,25 @@ def _thread_list(text):
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"--threads takes counts >= 1; got {text!r}")
     return counts
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _out_folder(command, path):
+    """Creates the output folder first: a folder that cannot be made fails
+    before the work, not after it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"pyasync {command}: cannot write to {path!r}: {exc}")
 
 
 def main(argv=None):
@@ -34,23 +54,33 @@ def main(argv=None):
     prof = sub.add_parser("profile", help="throughput on your own data")
     prof.add_argument("data", help="svmlight/libsvm file, .npy (target last column) "
                       "or .npz (X, y)")
-    prof.add_argument("--loss", default="hinge")
+    prof.add_argument("--loss", default="hinge",
+                      help="hinge, log_loss, modified_huber, ... profile AsyncSGDClassifier; "
+                      "squared_error, huber, epsilon_insensitive, "
+                      "squared_epsilon_insensitive AsyncSGDRegressor (default: hinge)")
     prof.add_argument("--threads", type=_thread_list, default=[1, 2, 4],
                       help="comma-separated thread counts (default 1,2,4)")
-    prof.add_argument("--epochs", type=int, default=3)
-    prof.add_argument("--repeats", type=int, default=3)
+    prof.add_argument("--epochs", type=_positive, default=3,
+                      help="epochs a timed fit adds (default 3)")
+    prof.add_argument("--repeats", type=_positive, default=3,
+                      help="timed repeats, their median reported (default 3)")
     prof.add_argument("--json", default=None, help="also write the results here")
     rep = sub.add_parser("reproduce", help="asynchrony begets momentum: tables and plots")
-    rep.add_argument("--out", default="reproduce", help="output folder")
+    rep.add_argument("--out", default="reproduce",
+                     help="output folder (default: reproduce)")
     rep.add_argument("--quick", action="store_true", help="fewer workers and seeds")
     demo = sub.add_parser("demo", help="fit on built-in data, compare with scikit-learn")
     demo.add_argument("--quick", action="store_true", help="smaller sparse set")
     args = parser.parse_args(argv)
     if args.command == "report":
         from . import report
+        _out_folder("report", args.out)
         report.run(out=args.out, quick=args.quick)
     elif args.command == "profile":
         from . import profile
+        if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+            print(f"pyasync profile: no folder for --json {args.json!r}", file=sys.stderr)
+            return 2
         try:
             res = profile.run(args.data, loss=args.loss, threads=args.threads,
                               epochs=args.epochs, repeats=args.repeats)
@@ -62,6 +92,7 @@ def main(argv=None):
                 json.dump(res, f, indent=1)
     elif args.command == "reproduce":
         from . import reproduce
+        _out_folder("reproduce", args.out)
         reproduce.run(out=args.out, quick=args.quick)
     elif args.command == "demo":
         from . import demo as demo_module

@@ -9,6 +9,7 @@ array whose last column is the target, or a .npz holding arrays X and y
 (X dense, or sparse as saved by scipy.sparse.save_npz with y added)."""
 import os
 import warnings
+import zipfile
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,36 +30,60 @@ def load_data(path):
     if not os.path.exists(path):
         raise ValueError(f"no such data file: {path!r}")
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        a = np.load(path, allow_pickle=False)
-        if a.ndim != 2 or a.shape[1] < 2:
-            raise ValueError(f"{path}: a .npy must be 2-D with the target as its last "
-                             f"column; got shape {a.shape}")
-        return np.ascontiguousarray(a[:, :-1]), a[:, -1]
-    if ext == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if "y" not in keys:
-                raise ValueError(f"{path}: a .npz must hold the target as 'y'; "
-                                 f"it holds {sorted(keys)}")
-            if "X" in keys:
-                X = z["X"]
-            elif {"data", "indices", "indptr", "shape"} <= keys:
-                fmt = str(z["format"]) if "format" in keys else "csr"
-                if fmt != "csr":
-                    raise ValueError(f"{path}: sparse X must be CSR, got {fmt}")
-                X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]),
-                                  shape=tuple(z["shape"]))
-            else:
-                raise ValueError(f"{path}: a .npz must hold 'X' (or a CSR matrix's "
-                                 f"data, indices, indptr, shape) and 'y'")
-            return X, z["y"]
+    if ext in (".npy", ".npz"):
+        try:
+            return _load_numpy(path, ext)
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a readable {ext} file ({exc})") from exc
     try:
         X, y = load_svmlight_file(path)
     except Exception as exc:  # the loader's own messages are terse
         raise ValueError(f"{path}: not a readable svmlight/libsvm file ({exc}); "
                          f"use .npy or .npz for dense arrays") from exc
     return X.tocsr(), y
+
+
+def _load_numpy(path, ext):
+    if ext == ".npy":
+        a = np.load(path, allow_pickle=False)
+        if a.ndim != 2 or a.shape[1] < 2:
+            raise ValueError(f"{path}: a .npy must be 2-D with the target as its last "
+                             f"column; got shape {a.shape}")
+        return np.ascontiguousarray(a[:, :-1]), a[:, -1]
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+        if "y" not in keys:
+            raise ValueError(f"{path}: a .npz must hold the target as 'y'; "
+                             f"it holds {sorted(keys)}")
+        if "X" in keys:
+            X = z["X"]
+        elif {"data", "indices", "indptr", "shape"} <= keys:
+            fmt = z["format"].item() if "format" in keys else "csr"
+            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)  # save_npz: bytes
+            if fmt != "csr":
+                raise ValueError(f"{path}: sparse X must be CSR, got {fmt}")
+            X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]),
+                              shape=tuple(z["shape"]))
+        else:
+            raise ValueError(f"{path}: a .npz must hold 'X' (or a CSR matrix's "
+                             f"data, indices, indptr, shape) and 'y'")
+        return X, z["y"]
+
+
+def check_fit(Est, common, X, y):
+    """One epoch on the data, so that a bad loss or bad data fails at once;
+    continuous targets under a classification loss get a hint."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            Est(max_iter=1, **common).fit(X, y)
+    except ValueError as exc:
+        if "Unknown label type" in str(exc):
+            raise ValueError(f"the targets are not class labels, and loss "
+                             f"{common['loss']!r} classifies; for regression use "
+                             f"--loss squared_error (or {', '.join(REGRESSION_LOSSES[1:])})"
+                             ) from exc
+        raise
 
 
 def run(path, loss="hinge", threads=(1, 2, 4), epochs=3, repeats=3, echo=print):
@@ -68,13 +93,14 @@ def run(path, loss="hinge", threads=(1, 2, 4), epochs=3, repeats=3, echo=print):
     X, y = load_data(path)
     regression = loss in REGRESSION_LOSSES
     Est = AsyncSGDRegressor if regression else AsyncSGDClassifier
+    common = dict(loss=loss, tol=None, random_state=0)
+    check_fit(Est, common, X, y)  # bad data or loss: say so before measuring
     machine = machine_info()
     tasks = len(threads) * (len(UPDATES) + 1) + 1
     progress = Progress(tasks)
     progress.step("memory bandwidth")
     bandwidth = stream_bandwidth()
     nbytes = data_bytes(X)
-    common = dict(loss=loss, tol=None, random_state=0)
     rows, recommended = [], {}
     for n_jobs in threads:
         for update in UPDATES:

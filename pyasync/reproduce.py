@@ -130,6 +130,12 @@ def loss_curves(n_workers=64, momenta=(-0.5, 0.0, 0.5), step=0.04, epochs=20):
     return curves
 
 
+def figure(out, name, draw, caption):
+    """The PNG `name` (see save_plot) and its markdown line; no line where
+    matplotlib is missing."""
+    return ["", f"![{caption}]({name})"] if save_plot(out, name, draw) else []
+
+
 def run(out="reproduce", quick=False, echo=print):
     """Runs the three experiments, writes tables (reproduce.md) and PNGs."""
     os.makedirs(out, exist_ok=True)
@@ -152,7 +158,8 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_xlabel("workers M")
         ax.set_ylabel("implicit momentum")
         ax.legend()
-    save_plot(out, "implicit_momentum.png", draw_implicit)
+    lines += figure(out, "implicit_momentum.png", draw_implicit,
+                    "implicit momentum against M")
 
     workers = (1, 4, 16, 64) if quick else (1, 2, 4, 8, 16, 32, 64)
     best = best_momentum_table(workers=workers, seeds=1 if quick else 3)
@@ -169,7 +176,7 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("workers M")
         ax.set_ylabel("best explicit momentum")
-    save_plot(out, "best_momentum.png", draw_best)
+    lines += figure(out, "best_momentum.png", draw_best, "best explicit momentum against M")
 
     m_high = 64
     curves = loss_curves(n_workers=m_high, epochs=10 if quick else 20)
@@ -187,7 +194,8 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_ylabel("training loss")
         ax.set_title(f"M = {m_high} simulated workers")
         ax.legend()
-    save_plot(out, "negative_momentum.png", draw_curves)
+    lines += figure(out, "negative_momentum.png", draw_curves,
+                    f"loss curves at M = {m_high}")
 
     mlp = mlp_best_momentum_table(workers=workers, seeds=1 if quick else 3)
     lines += ["", "## 4. The same for a small MLP", "",
@@ -212,7 +220,8 @@ def run(out="reproduce", quick=False, echo=print):
         ax.set_xlabel("workers M")
         ax.set_ylabel("best explicit momentum")
         ax.legend()
-    save_plot(out, "best_momentum_mlp.png", draw_mlp)
+    lines += figure(out, "best_momentum_mlp.png", draw_mlp,
+                    "best explicit momentum of the MLP against M")
 
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "reproduce.md"), "w") as f:

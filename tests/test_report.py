@@ -105,11 +105,15 @@ def classification_data():
     return X, y
 
 
-@pytest.mark.parametrize("fmt", ["npy", "npz", "npz-sparse", "svmlight"])
+@pytest.mark.parametrize("fmt", ["npy", "npz", "npz-sparse", "npz-save_npz", "svmlight"])
 def test_profile_reads_every_format(tmp_path, classification_data, fmt):
     X, y = classification_data
     path = tmp_path / ("data." + fmt.split("-")[0])
-    if fmt == "npy":
+    if fmt == "npz-save_npz":  # scipy's own file, y added: its format is bytes
+        sp.save_npz(path, sp.csr_matrix(X))
+        parts = dict(np.load(path))
+        np.savez(path, y=y, **parts)
+    elif fmt == "npy":
         np.save(path, np.column_stack([X, y]))
     elif fmt == "npz":
         np.savez(path, X=X, y=y)
@@ -123,6 +127,53 @@ def test_profile_reads_every_format(tmp_path, classification_data, fmt):
     assert X2.shape == X.shape and np.allclose(y2, y)
     dense = X2.toarray() if sp.issparse(X2) else X2
     assert np.allclose(dense, X, atol=1e-6)
+
+
+def test_profile_runs_on_svmlight(tmp_path, classification_data):
+    """load_svmlight_file gives 64-bit indices: the estimators take them."""
+    X, y = classification_data
+    path = tmp_path / "data.svm"
+    dump_svmlight_file(X, y, str(path))
+    res = profile.run(str(path), threads=[1], epochs=1, repeats=1, echo=lambda *_: None)
+    assert res["data"]["sparse"] and len(res["results"]) == 3
+
+
+def test_profile_says_what_is_wrong_before_measuring(tmp_path, classification_data):
+    X, _ = classification_data
+    path = tmp_path / "reg.npy"
+    np.save(path, np.column_stack([X, X @ np.arange(5.0)]))
+    with pytest.raises(ValueError, match="--loss squared_error"):
+        profile.run(str(path), threads=[1], epochs=1, repeats=1)
+    S = sp.csr_matrix(X)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, data=S.data, indices=S.indices + 100, indptr=S.indptr,
+             shape=np.array(S.shape), y=np.ones(200))
+    with pytest.raises(ValueError, match="X.indices holds an index outside"):
+        profile.run(str(bad), threads=[1], epochs=1, repeats=1)
+
+
+def test_cli_refuses_bad_counts_and_folders(tmp_path, capsys):
+    for flag in ("--epochs", "--repeats"):
+        with pytest.raises(SystemExit):
+            cli.main(["profile", "x.npz", flag, "0"])
+        assert "positive integer" in capsys.readouterr().err
+    assert cli.main(["profile", "x.npz", "--json", str(tmp_path / "no" / "p.json")]) == 2
+    assert "no folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    for command in ("report", "reproduce"):
+        with pytest.raises(SystemExit, match="cannot write"):
+            cli.main([command, "--out", str(tmp_path / "file" / "sub")])
+
+
+def test_per_epoch_time_never_from_a_negative_difference(monkeypatch):
+    """Noise can make the longer fit the faster: such a repeat is measured
+    again, and then bounded by the longer fit's time per epoch, never
+    turned into a near-zero time (a ratio of 1e7 in a report)."""
+    from pyasync import benchmark
+    times = iter([1.0, 0.5] * benchmark.RETRIES + [1.0, 1.6])
+    monkeypatch.setattr(benchmark, "fit_seconds", lambda est, X, y: next(times))
+    t = benchmark.per_epoch_seconds(lambda n: None, None, None, epochs=3, repeats=2)
+    assert t.seconds == pytest.approx(np.median([0.5 / 4, 0.6 / 3]))
 
 
 def test_profile_runs_and_recommends_momentum(tmp_path, classification_data):
@@ -157,6 +208,8 @@ def test_profile_regression_loss_uses_the_regressor(tmp_path, classification_dat
     ({"X": np.ones((3, 2))}, "noy.npz", "'y'"),
     ({"A": np.ones((3, 2)), "y": np.ones(3)}, "nox.npz", "'X'"),
     (b"this is not svmlight\n", "bad.txt", "svmlight"),
+    (b"", "empty.npy", "not a readable .npy"),
+    (b"PK\x03\x04garbage", "corrupt.npz", "not a readable .npz"),
 ])
 def test_profile_bad_data_files(tmp_path, content, name, message):
     path = tmp_path / name
