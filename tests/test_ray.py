@@ -49,6 +49,20 @@ def test_ray_parameters_checked(bad, message):
         AsyncSGDClassifier(asynchrony="ray", **bad).fit(X, y)
 
 
+def test_unreachable_address_fails_at_once():
+    """Ray retries an address nobody answers at for many minutes: the fit
+    says so within seconds instead."""
+    import socket
+    from pyasync.distributed.ray_backend import check_reachable
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(ConnectionError, match="no Ray head answers"):
+            check_reachable(address, timeout=5.0)
+    check_reachable("auto")  # Ray's to resolve
+
+
 # ---- the rest needs Ray ----
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ for all, with the explicit momentum over the global sequence of pushes:
 With local_steps=1 and a linear model, delta = -eta * gradient: the paper's
 model. The staleness of a push is the server's version when it applies the
 push minus the version the worker pulled."""
+import socket
 import uuid
 import warnings
 from numbers import Integral
@@ -49,6 +50,28 @@ def ray_engine(n_workers, local_steps, address):
             "address": address}
 
 
+# Seconds to wait for a cluster's head to accept a connection: Ray itself
+# retries an unreachable address for many minutes.
+CONNECT_TIMEOUT = 10.0
+
+
+def check_reachable(address, timeout=CONNECT_TIMEOUT):
+    """A ConnectionError, at once, where `address` ("host:port" or
+    "ray://host:port"; "auto" and local addresses are Ray's to resolve)
+    accepts no TCP connection within `timeout` seconds."""
+    host_port = address.split("://", 1)[-1]
+    host, sep, port = host_port.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"ray_address={address!r}: no Ray head answers there ({exc}). Start one "
+            "(ray start --head) or pass its address; ray_address=None starts a local "
+            "Ray.") from None
+
+
 def connect(address):
     """Connects to the Ray cluster at `address`, or starts a local Ray when
     address is None and none is running. A local Ray stays up for the next
@@ -59,6 +82,7 @@ def connect(address):
         if address is None:
             ray.init(**options)
         else:
+            check_reachable(address)
             ray.init(address=address, **options)
     return ray
 
