@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import NotFittedError
 
-from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, AsyncSGDRegressor
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
@@ -196,6 +196,35 @@ def test_n_workers_checked_on_the_threads_engine_too(Est, data):
     X, y = data[0], _y(Est, data)
     with pytest.raises(ValueError, match="n_workers"):
         Est(n_workers=0).fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS + [AsyncMLPClassifier])
+def test_malformed_sparse_input_is_refused_not_read(Est, data):
+    """Indices or row pointers outside the matrix would be read out of
+    bounds (by the kernels, and by scipy's products at predict): refused."""
+    X, y = data[0], (data[2] if Est is AsyncSGDRegressor else data[1])
+    S = sp.csr_matrix(X)
+    bad_index = sp.csr_matrix((S.data, S.indices + 100, S.indptr), shape=S.shape)
+    bad_ptr = sp.csr_matrix((S.data, S.indices, S.indptr), shape=S.shape)
+    bad_ptr.indptr = bad_ptr.indptr.copy()
+    bad_ptr.indptr[-1] += 7
+    for bad, message in ((bad_index, "X.indices"), (bad_ptr, "X.indptr")):
+        with pytest.raises(ValueError, match=message):
+            Est(max_iter=2).fit(bad, y)
+    fitted = Est(max_iter=2).fit(S, y)
+    with pytest.raises(ValueError, match="X.indices"):
+        fitted.predict(bad_index)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_64_bit_sparse_indices_fit_as_32_bit(Est, data):
+    """load_svmlight_file gives int64 indices: the same fit as int32's."""
+    X, y = data[0], _y(Est, data)
+    S = sp.csr_matrix(X)
+    wide = sp.csr_matrix((S.data, S.indices.astype(np.int64), S.indptr.astype(np.int64)),
+                         shape=S.shape)
+    kw = dict(n_jobs=1, random_state=0, max_iter=3, tol=None)
+    np.testing.assert_array_equal(Est(**kw).fit(wide, y).coef_, Est(**kw).fit(S, y).coef_)
 
 
 def test_l1_ratio_none_only_without_elasticnet(data):
