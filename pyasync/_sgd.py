@@ -286,7 +286,7 @@ def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):
                 else np.zeros_like(theta))
     pool = engine.get("pool")
     if pool is not None and pool.get("backend") is not None:
-        pool["backend"].restart(theta, velocity, y, seed)
+        pool["backend"].restart(theta, velocity, y, sample_weight, seed)
         return pool["backend"], False
     backend = RayBackend(LinearChunks(params), X, y, sample_weight, rows, theta,
                          velocity, n_workers=engine["n_workers"],

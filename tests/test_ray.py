@@ -250,3 +250,19 @@ def test_multiclass_fit_starts_the_actors_once(ray, digits, monkeypatch):
     assert len(started) == 1 and est.coef_.shape[0] == 3
     assert est.score(X_te[y_te < 3], y_te[y_te < 3]) > 0.9
     assert live_pyasync_actors(ray) == []
+
+
+def test_multiclass_class_weights_reach_every_problem(ray):
+    """One-vs-rest problem k weighs its own positives: the reused actors get
+    each problem's row weights with its targets. One Ray worker, rows in
+    order: the simulated engine's single worker, coefficient for
+    coefficient."""
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, 600)
+    X = np.array([[4.0, 0.0], [0.0, 4.0], [-4.0, -4.0]])[y] + rng.randn(600, 2)
+    common = dict(n_workers=1, class_weight={0: 50.0, 1: 1.0, 2: 2.0}, max_iter=3, tol=None,
+                  shuffle=False, learning_rate="constant", eta0=0.01, random_state=0)
+    on_ray = AsyncSGDClassifier(asynchrony="ray", **common).fit(X, y)
+    simulated = AsyncSGDClassifier(asynchrony="simulated", **common).fit(X, y)
+    np.testing.assert_allclose(on_ray.coef_, simulated.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(on_ray.intercept_, simulated.intercept_, rtol=1e-10, atol=1e-12)

@@ -151,10 +151,14 @@ class Worker:
         self.shards[shard_id] = self.chunks.prepare(*shard)
         return True
 
-    def set_targets(self, shard_id, y):
-        """A new problem on the same rows (the next one-vs-rest class)."""
-        X, _, sw = self.shards[shard_id]
-        self.shards[shard_id] = (X, np.ascontiguousarray(y, dtype=np.float64), sw)
+    def set_targets(self, shard_id, targets):
+        """A new problem on the same rows (the next one-vs-rest class):
+        targets = (y, sample weights), the weights its own (class weights
+        differ by problem)."""
+        y, sample_weight = targets
+        X = self.shards[shard_id][0]
+        self.shards[shard_id] = (X, np.ascontiguousarray(y, dtype=np.float64),
+                                 _row_weights(sample_weight))
         return True
 
     def run(self, theta, t0, eta, shard_id, rows):
@@ -321,10 +325,12 @@ class RayBackend:
             self.close()
             raise
 
-    def restart(self, theta, velocity, y, seed):
+    def restart(self, theta, velocity, y, sample_weight, seed):
         """Reuses the actors for another problem on the same rows and
-        features (the next one-vs-rest class): only the targets travel."""
-        refs = [self.ray.put(y[s]) for s in self.shards]
+        features (the next one-vs-rest class): only the targets and the
+        row weights travel."""
+        refs = [self.ray.put((y[s], None if sample_weight is None else sample_weight[s]))
+                for s in self.shards]
         self._wait(self.server.reset.remote(theta, velocity, refs, seed))
 
     def _wait(self, call):
