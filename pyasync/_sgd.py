@@ -403,9 +403,11 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                 current = -score_fn(w, b)
             else:
                 current = mean_loss
-                if params["l2"] > 0.0:
+                # passive-aggressive steps watch the loss alone, as scikit-learn's
+                penalized = params["learning_rate"] not in ("pa1", "pa2")
+                if penalized and params["l2"] > 0.0:
                     current += params["l2"] * 0.5 * float(w @ w)
-                if params["l1"] > 0.0:
+                if penalized and params["l1"] > 0.0:
                     current += params["l1"] * float(np.abs(w).sum())
             if verbose:
                 print(f"-- Epoch {epoch + 1}\nNorm: {np.linalg.norm(w):.2f}, "

@@ -80,7 +80,7 @@ class _BaseAsyncSGD(BaseEstimator):
         SGDClassifier / SGDRegressor do: cheaper predictions where most
         coefficients are zero (an L1 or elastic-net penalty)."""
         check_is_fitted(self)
-        self.coef_ = sp.csr_matrix(np.atleast_2d(self.coef_))
+        self.coef_ = sp.csr_matrix(np.atleast_2d(self._dense_coef()))  # twice: the same
         return self
 
     def densify(self):
@@ -97,12 +97,22 @@ class _BaseAsyncSGD(BaseEstimator):
         coef = self.coef_.toarray()
         return coef if self._is_classifier else coef.ravel()
 
+    def _rows_that_step(self, X, train):
+        """The training rows, less those of zero norm under PA-I: scikit-learn
+        skips them (no step, no decay, no tick of its clock)."""
+        if self.learning_rate != "pa1":
+            return train
+        squares = X.multiply(X).sum(axis=1) if sp.issparse(X) else np.einsum("ij,ij->i", X, X)
+        stepping = train[np.asarray(squares).ravel()[train] > 0]
+        return stepping if stepping.size else train
+
     def _clock_after(self, updates, n_samples):
         """t_ after a fit of `updates` updates: 1 + updates, as scikit-learn
-        counts; with early stopping it counts the validation rows too
-        (n_iter_ x n_samples), and a later partial_fit's schedule goes on
-        from there, as in SGDClassifier."""
-        if self.early_stopping:
+        counts; where rows were left out of the steps (early stopping's
+        validation rows, PA-I's zero rows) it counts them too (n_iter_ x
+        n_samples), and a later partial_fit's schedule goes on from there,
+        as in SGDClassifier."""
+        if self.early_stopping or self.learning_rate == "pa1":
             return 1.0 + float(self.n_iter_) * n_samples
         return float(updates + 1)
 
@@ -158,7 +168,8 @@ class _BaseAsyncSGD(BaseEstimator):
     def _engine(self, n_jobs):
         """The engine description the epoch loop passes to the core."""
         n_workers = n_jobs if self.n_workers is None else self.n_workers
-        _check_int("n_workers", n_workers, 1, _sgd.MAX_INT)  # checked where unused too
+        _check_int("n_workers" if self.n_workers is not None else "n_jobs", n_workers, 1,
+                   _sgd.MAX_INT)  # checked where unused too
         if self.asynchrony == "threads":
             return {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                     "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
@@ -467,6 +478,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         else:
             velocity = (velocity[0].copy(), velocity[1].copy())
         train, val = self._split(y, sample_weight, random_state)
+        train = self._rows_that_step(X, train)
         params = self._engine_params(sp.issparse(X))
         positives = classes[1:] if coef.shape[0] == 1 else classes
         if engine["kind"] == "ray":  # one set of actors for every class
@@ -668,6 +680,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             velocity = (np.zeros(n_features), 0.0)
         random_state = check_random_state(self.random_state)
         train, val = self._split(y, sample_weight, random_state)
+        train = self._rows_that_step(X, train)
         score_fn = None
         if val is not None:
             score_fn = _r2_score(X[val], y[val], sample_weight[val])

@@ -194,7 +194,8 @@ class _BaseAsyncMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         n_jobs = resolve_n_jobs(self.n_jobs)
         n_workers = n_jobs if self.n_workers is None else self.n_workers
-        _check_int("n_workers", n_workers, 1, MAX_INT)  # checked where unused too
+        _check_int("n_workers" if self.n_workers is not None else "n_jobs", n_workers, 1,
+                   MAX_INT)  # checked where unused too
         if self.asynchrony == "threads":
             return hidden, {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                             "staleness_every": STALENESS_EVERY}

@@ -221,8 +221,9 @@ def test_64_bit_sparse_indices_fit_as_32_bit(Est, data):
     """load_svmlight_file gives int64 indices: the same fit as int32's."""
     X, y = data[0], _y(Est, data)
     S = sp.csr_matrix(X)
-    wide = sp.csr_matrix((S.data, S.indices.astype(np.int64), S.indptr.astype(np.int64)),
-                         shape=S.shape)
+    wide = S.copy()  # assigned, not constructed: scipy's constructor narrows them back
+    wide.indices, wide.indptr = S.indices.astype(np.int64), S.indptr.astype(np.int64)
+    assert wide.indices.dtype == np.int64
     kw = dict(n_jobs=1, random_state=0, max_iter=3, tol=None)
     np.testing.assert_array_equal(Est(**kw).fit(wide, y).coef_, Est(**kw).fit(S, y).coef_)
 

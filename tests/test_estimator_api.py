@@ -221,6 +221,30 @@ def test_passive_aggressive_rates_equal_sklearn(digits, regression, learning_rat
     assert_allclose(ours.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_passive_aggressive_skips_empty_rows_and_watches_the_loss(digits, sparse):
+    """As scikit-learn's: PA-I leaves rows of zero norm alone (no step, no
+    decay), and with tol the stopping rule watches the loss without the
+    penalty. (Not both at once: scikit-learn's epoch loss adds the skipped
+    rows' losses over the count of the others, which ours does not.)"""
+    if not any("pa1" in getattr(c, "options", ())
+               for c in SGDClassifier._parameter_constraints["learning_rate"]):
+        pytest.skip("scikit-learn's SGD takes pa1 / pa2 from 1.8")
+    Xc, _, yc, _ = digits
+    with_empty_rows = np.array(Xc)
+    with_empty_rows[::3] = 0.0
+    conv = sp.csr_matrix if sparse else np.asarray
+    for X, learning_rate, tol, max_iter in ((with_empty_rows, "pa1", None, 4),
+                                            (Xc, "pa1", 1e-4, 300), (Xc, "pa2", 1e-3, 300)):
+        kw = dict(loss="hinge", learning_rate=learning_rate, eta0=0.1, penalty="l2",
+                  alpha=1e-3, max_iter=max_iter, tol=tol, shuffle=False, random_state=0)
+        ours = AsyncSGDClassifier(n_jobs=1, **kw).fit(conv(X), yc >= 5)
+        ref = SGDClassifier(**kw).fit(conv(X), yc >= 5)
+        assert ours.n_iter_ == ref.n_iter_ and ours.t_ == ref.t_
+        assert tol is None or ours.n_iter_ < max_iter  # the stopping rule decided
+        assert_allclose(ours.coef_, ref.coef_, rtol=1e-9, atol=1e-11)
+
+
 def test_passive_aggressive_under_staleness(binary):
     """The simulated workers' stale reads leave passive-aggressive steps
     as accurate on held-out rows as one worker's."""
@@ -542,6 +566,7 @@ def test_sparsify_densify_round_trip(kind, binary, digits, regression):
     est = Est(**kw).fit(Xtr, ytr)
     dense_coef, predicted = est.coef_.copy(), est.predict(Xte)
     assert est.sparsify() is est and sp.issparse(est.coef_)
+    assert (est.sparsify().coef_ != sp.csr_matrix(np.atleast_2d(dense_coef))).nnz == 0
     assert est.coef_.shape == np.atleast_2d(dense_coef).shape
     assert est.coef_.nnz == np.count_nonzero(dense_coef) < dense_coef.size
     for X in (Xte, sp.csr_matrix(Xte)):  # the same up to the sum's order

@@ -61,7 +61,8 @@ def check_reachable(address, timeout=CONNECT_TIMEOUT):
     accepts no TCP connection within `timeout` seconds."""
     host_port = address.split("://", 1)[-1]
     host, sep, port = host_port.rpartition(":")
-    if address == "auto" or not sep or not port.isdigit():
+    bare_ipv6 = ":" in host and not host.startswith("[")
+    if address == "auto" or not sep or not port.isdigit() or bare_ipv6:
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
