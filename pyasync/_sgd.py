@@ -10,6 +10,7 @@ from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, row_sample
 from .staleness import StalenessStats
 
 MAX_INT = np.iinfo(np.int32).max
+PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
 HIST_LEN = 257
 # One update in this many measures its staleness: reading the other threads'
 # counters costs cache misses, so measuring every update would not be free.
@@ -404,7 +405,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
             else:
                 current = mean_loss
                 # passive-aggressive steps watch the loss alone, as scikit-learn's
-                penalized = params["learning_rate"] not in ("pa1", "pa2")
+                penalized = params["learning_rate"] not in PASSIVE_AGGRESSIVE
                 if penalized and params["l2"] > 0.0:
                     current += params["l2"] * 0.5 * float(w @ w)
                 if penalized and params["l1"] > 0.0:

@@ -28,8 +28,7 @@ CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
 REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive",
                      "squared_epsilon_insensitive")
 PENALTIES = ("l2", "l1", "elasticnet", None)
-LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive", "pa1", "pa2")
-PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
+LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive") + _sgd.PASSIVE_AGGRESSIVE
 UPDATES = ("racy", "atomic", "locked")
 ASYNCHRONY = ("threads", "simulated", "ray")
 STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
@@ -152,7 +151,7 @@ class _BaseAsyncSGD(BaseEstimator):
                              "alpha is used to compute the optimal learning rate.")
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit")
-        if self.learning_rate in PASSIVE_AGGRESSIVE:
+        if self.learning_rate in _sgd.PASSIVE_AGGRESSIVE:
             pa_loss = "hinge" if self._is_classifier else "epsilon_insensitive"
             if self.loss != pa_loss:
                 raise ValueError(f"Learning rate {self.learning_rate!r} only works with "

@@ -9,7 +9,7 @@ random stream (initialisation, early-stopping split, per-epoch shuffles), the
 same learning-rate schedules and stopping rules, so that with one worker the
 fit equals scikit-learn's to rounding."""
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,7 +28,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
 from . import _mlp, _sgd
 from ._sgd import one_blas_thread
 from .distributed.ray_backend import ray_engine
-from .linear import resolve_n_jobs
+from .linear import _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats
@@ -48,23 +48,6 @@ STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # counters (one cache line each) is free next to it, so every update is
 # measured.
 STALENESS_EVERY = 1
-
-
-def _check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) \
-            or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-
-
-def _check_int(name, value, low, high=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
 
 
 def _check_choice(name, value, choices):
