@@ -6,7 +6,7 @@ the learning rate held fixed: epochs to reach a target loss at M = 1, 4,
 target_momentum=0.9 (explicit + measured implicit momentum held at 0.9,
 MLPClassifier's default momentum), the rule the probe replaced.
 
-    python bench/bench_mlp_momentum.py [--set design|...|later2|defaults|all] [--seed S] [--jobs N] [--quick]
+    python bench/bench_mlp_momentum.py [--set design|...|defaults|later3|all] [--seed S] [--jobs N] [--quick]
 
 "design" holds the problem the probe was developed on (digits, 32 hidden
 units, minibatches of 32); "check" holds six more, made after it was
@@ -29,6 +29,12 @@ overstated their staleness (120 of 210 within 1.5x, seeds 0-2). They led
 the model to the engine's own epochs (`momentum.epoch_staleness`) and the
 share to 0.5: 148 of 210 there; on the cached grids' real fits 267 -> 272
 of 340, and on "later" and "later2" (seeds 0 and 1) 149 -> 152 of 199.
+The seven sets (seeds 0-2, 1,019 cases) then led the share to follow the
+output's loss, 0.2 for the cross-entropy and 0.7 for the squared error
+(one share of 0.5: 774 within 1.5x and 122 targets missed; these 853
+and 80; `pyasync.mlp_auto.CURVATURE_SHARE`). "later3" holds eight more,
+made before that (and measured once after: 184 -> 191 of 240 within
+1.5x, 24 -> 28 targets missed).
 The target is
 FRACTION of the way from the first epoch's loss at momentum 0 to the
 lowest loss any grid value reaches in the budget;
@@ -187,6 +193,36 @@ def defaults_problems():
     yield "4 classes 30d, defaults", standard(X), y, AsyncMLPClassifier, {}, (0.01, 0.1)
 
 
+def later3_problems():
+    X, y = make_classification(3500, 24, n_informative=9, n_classes=6, n_clusters_per_class=1,
+                               random_state=61)
+    yield ("6 classes 24d, 40 hidden, batch 20", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(40,), batch_size=20), (0.01, 0.1))
+    X, y = load_digits(return_X_y=True)
+    yield ("digits, two layers 48-24, batch 48", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(48, 24), batch_size=48), (0.01, 0.1))
+    rng = np.random.RandomState(62)
+    X = rng.standard_normal((2500, 12))
+    y = np.sin(X[:, 0] * 1.5) + X[:, 1] * X[:, 2] + 0.2 * rng.standard_normal(2500)
+    yield ("sine and product regression, tanh", X, (y - y.mean()) / y.std(), AsyncMLPRegressor,
+           dict(hidden_layer_sizes=(48,), activation="tanh", batch_size=24), (0.003, 0.03))
+    X, y = make_moons(2500, noise=0.15, random_state=63)
+    yield ("moons, three layers, batch 12", X, y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(16, 16, 16), batch_size=12), (0.003, 0.03))
+    X, y = make_regression(1500, 40, n_informative=25, noise=5.0, random_state=64)
+    yield ("regression 40d, batch 40, 128 hidden", standard(X), (y - y.mean()) / y.std(),
+           AsyncMLPRegressor, dict(hidden_layer_sizes=(128,), batch_size=40), (0.003, 0.03))
+    X, y = load_wine(return_X_y=True)
+    yield ("wine, relu, batch 2", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(16,), batch_size=2), (0.001, 0.01))
+    X, y = make_blobs(4000, n_features=20, centers=8, cluster_std=4.0, random_state=65)
+    yield ("blobs 8 centers, logistic, batch 50", standard(X), y, AsyncMLPClassifier,
+           dict(hidden_layer_sizes=(32,), activation="logistic", batch_size=50), (0.03, 0.3))
+    X, y = make_friedman1(5000, noise=2.0, random_state=66)
+    yield ("friedman1, defaults", standard(X), (y - y.mean()) / y.std(), AsyncMLPRegressor,
+           {}, (0.003, 0.03))
+
+
 def problems(which):
     if which in ("design", "all"):
         yield from design_problems()
@@ -202,6 +238,8 @@ def problems(which):
         yield from later2_problems()
     if which in ("defaults", "all"):
         yield from defaults_problems()
+    if which in ("later3", "all"):
+        yield from later3_problems()
 
 
 def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
@@ -285,7 +323,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "fresh", "unseen", "later", "later2",
-                                 "defaults", "all"))
+                                 "defaults", "later3", "all"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--quick", action="store_true")

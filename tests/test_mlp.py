@@ -944,9 +944,9 @@ def dense_hessian_top(params, X, Y, w, rows):
 def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedule):
     """momentum="auto" chooses, with no update spent, the heaviest momentum
     of the grid under which stale SGD on a quadratic direction shrinks,
-    its staleness that of the engine's epochs, at CURVATURE_SHARE of the
-    top curvature of the loss at the starting weights, here checked
-    against the dense Hessian's on all rows."""
+    its staleness that of the engine's epochs, at the output's share
+    (CURVATURE_SHARE) of the top curvature of the loss at the starting
+    weights, here checked against the dense Hessian's on all rows."""
     from pyasync import mlp_auto
     monkeypatch.setattr(mlp_auto, "CURVATURE_ROWS", 10 ** 6)  # every row
     seen = {}
@@ -975,10 +975,33 @@ def test_auto_momentum_is_the_stale_dynamics_rule(monkeypatch, n_workers, schedu
     # 400 rows in minibatches of 16: epochs of 25, shared by at most 25 workers
     staleness = epoch_staleness(n_workers, 25, schedule == "round_robin")
     grid = np.round(np.arange(-0.9, 0.91, 0.1), 1)
-    expected = heaviest_stable(grid, 0.5 * mlp_auto.CURVATURE_SHARE * top, nesterov=True,
+    share = mlp_auto.CURVATURE_SHARE["softmax"]
+    expected = heaviest_stable(grid, 0.5 * share * top, nesterov=True,
                                draws=staleness)
     assert est.momentum_ == pytest.approx(expected)
     assert est.probe_updates_ == 0
+
+
+def test_auto_momentum_takes_the_share_of_the_outputs_loss(monkeypatch):
+    """The share of the top curvature the model takes is the output's: a
+    share that no momentum survives, given to the squared error alone,
+    sends the regressor to the lowest momentum and leaves the classifier's
+    choice as it was."""
+    from pyasync import mlp_auto
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    kw = dict(hidden_layer_sizes=(8,), momentum="auto", max_iter=1, batch_size=16,
+              learning_rate_init=0.01, asynchrony="simulated", n_workers=4, random_state=0)
+
+    def chosen():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return (AsyncMLPClassifier(**kw).fit(X, y).momentum_,
+                    AsyncMLPRegressor(**kw).fit(X, y / 9.0).momentum_)
+    classifier, regressor = chosen()
+    assert regressor > -0.9
+    monkeypatch.setitem(mlp_auto.CURVATURE_SHARE, "identity", 1e12)
+    assert chosen() == (classifier, -0.9)
 
 
 def test_top_curvature_of_a_quadratic_and_of_a_broken_gradient():
