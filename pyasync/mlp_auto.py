@@ -105,6 +105,12 @@ class MLPAutoMomentum(AutoMomentum):
     # 262 and 36 at 10 (4: 267 and 28; 3: 265 and 30; 7: 264 and 33). The
     # linear models keep 10: at 5 two sparse climbs that settle were undone.
     BLOW_UP = 5.0
+    # A stall lowers the cap by one step of the grid, not two: the choice
+    # is most often off by one step where it is off at all (bench_mlp_
+    # momentum, 1,019 cases: 860 within 1.5x and 71 targets missed, against
+    # 853 and 80 at 0.2; 853 at 0.05; "later3", measured once: 200 and 20
+    # of 240, against 191 and 28). The linear models keep 0.2.
+    CAP_STEP = 0.1
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
                  probe=False, sample_weight=None):
