@@ -1004,13 +1004,41 @@ def test_auto_momentum_takes_the_share_of_the_outputs_loss(monkeypatch):
     assert chosen() == (classifier, -0.9)
 
 
+def test_auto_momentum_measures_a_regressors_curvature_again(monkeypatch):
+    """The squared error's curvature does not fall as the fit goes on, so
+    the regressor's model is made again before epochs 1, 2 and 4, from the
+    weights then; the cross-entropy's share counts its fall, so the
+    classifier chooses once."""
+    from pyasync import mlp_auto
+    starts = []
+    real = mlp_auto.MLPAutoMomentum.model_choice
+
+    def spy(self, w, eta):
+        starts.append(w.copy())
+        return real(self, w, eta)
+    monkeypatch.setattr(mlp_auto.MLPAutoMomentum, "model_choice", spy)
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    kw = dict(hidden_layer_sizes=(8,), momentum="auto", max_iter=5, batch_size=16,
+              learning_rate_init=0.01, asynchrony="simulated", n_workers=4, random_state=0,
+              tol=0.0, n_iter_no_change=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        AsyncMLPClassifier(**kw).fit(X, y)
+        assert len(starts) == 1
+        starts.clear()
+        AsyncMLPRegressor(**kw).fit(X, y / 9.0)
+    assert len(starts) == 4  # before epochs 0, 1, 2 and 4
+    assert not np.array_equal(starts[0], starts[1])
+
+
 def test_auto_momentum_stalls_cap_the_mlp_momentum_one_step_lower(monkeypatch):
     """Two epochs without a new best (two-epoch mean) loss cap an MLP's
     momentum one step of the grid (0.1) lower, where its choice is most
     often off when it is off; the linear models' cap drops by 0.2."""
     from pyasync import mlp_auto
     monkeypatch.setattr(mlp_auto.MLPAutoMomentum, "model_choice", lambda self, w, eta: 0.5)
-    params = {"batch_size": 10}
+    params = {"batch_size": 10, "output": "softmax"}
     engine = {"kind": "simulated", "schedule": "exponential", "n_workers": 4}
     auto = mlp_auto.MLPAutoMomentum(None, None, params, engine, None, 0, n_rows=100)
     losses = [1.0, 0.5, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3]
