@@ -33,9 +33,11 @@ The seven sets (seeds 0-2, 1,019 cases) then led the share to follow the
 output's loss, 0.2 for the cross-entropy and 0.7 for the squared error
 (one share of 0.5: 774 within 1.5x and 122 targets missed; these 853
 and 80; `pyasync.mlp_auto.CURVATURE_SHARE`), and a stall to lower the
-cap by 0.1, not 0.2 (860 and 71). "later3" holds eight more, made
-before both (and measured once after each: 184 -> 191 -> 200 of 240
-within 1.5x, 24 -> 28 -> 20 targets missed).
+cap by 0.1, not 0.2 (860 and 71), and then the squared error's
+curvature to be measured again before epochs 1, 2, 4, 8, 16 and taken
+whole (872 and 65). "later3" holds eight more, made before all three
+(and measured once after each: 184 -> 191 -> 200 -> 205 of 240 within
+1.5x, 24 -> 28 -> 20 -> 24 targets missed).
 The target is
 FRACTION of the way from the first epoch's loss at momentum 0 to the
 lowest loss any grid value reaches in the budget;
