@@ -18,7 +18,11 @@
  * A worker reads (computes its gradient on the model as it is then, kept
  * in its own slot: M x n_params doubles) and writes later; the scheduler
  * picks who writes next: a uniformly random busy worker (exponential) or
- * workers in turn (round robin: staleness M - 1). */
+ * workers in turn (round robin: staleness M - 1); or, replaying a
+ * staleness distribution, write k's gradient is taken on the model as it
+ * was s_k writes earlier (s_k drawn from it), computed ahead when the
+ * model is in that state: at most one gradient a possible staleness is
+ * kept. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -249,6 +253,83 @@ out:
     return stats->status = status;
 }
 
+/* Draws a staleness from the cumulative distribution. */
+static int64_t draw_staleness(const pa_sim_opts *o, pa_rng *rng)
+{
+    double u = pa_rng_uniform(rng);
+    int64_t lo = 0, hi = o->replay_len - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (o->replay_cdf[mid] > u) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+}
+
+static int poll_due(const pa_sim_opts *o, int64_t *last_poll)
+{
+    if (!o->poll) return 0;
+    int64_t t = now_ns();
+    if (t - *last_poll < POLL_NS) return 0;
+    *last_poll = t;
+    return o->poll(o->poll_ctx);
+}
+
+/* The replay schedule (see the top of the file), as the linear engine's:
+ * write k (1-based) reads at state max(0, k - 1 - s_k), s_k < S; reads wait
+ * in buckets by state, a ring of S + 1 linked lists. Pending gradients are
+ * those of writes state + 1 .. drawn, at most min(S, batches) + 1 of them,
+ * each in slot k mod that. */
+static int mlp_replay(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double *vel,
+                      const pa_sim_opts *o, pa_epoch_stats *st, pa_mlp_work *work,
+                      int64_t nb)
+{
+    const int64_t B = p->batch_size, S = o->replay_len, P = work->n_params;
+    const int64_t G = (S < nb ? S : nb) + 1;
+    double *grads = malloc(sizeof(double) * (size_t)(G * P));
+    double *loss = malloc(sizeof(double) * (size_t)G);
+    int64_t *read_clock = malloc(sizeof(int64_t) * (size_t)(nb > 0 ? nb : 1));
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)(nb > 0 ? nb : 1));
+    int64_t *head = malloc(sizeof(int64_t) * (size_t)(S + 1));
+    int status = PA_OK;
+    if (!grads || !loss || !read_clock || !next || !head) { status = PA_NOMEM; goto out; }
+    for (int64_t b = 0; b <= S; b++) head[b] = -1;
+    pa_rng rng;
+    pa_rng_seed(&rng, o->seed);
+    int64_t drawn = 0, last_poll = now_ns(); /* writes 1..drawn have their read scheduled */
+    for (int64_t state = 0; state < nb && status == PA_OK; state++) {
+        for (; drawn < nb && drawn + 1 - S <= state; drawn++) {
+            int64_t read = drawn - draw_staleness(o, &rng); /* write drawn + 1 */
+            if (read < 0) read = 0;
+            read_clock[drawn] = read;
+            next[drawn] = head[read % (S + 1)];
+            head[read % (S + 1)] = drawn;
+        }
+        for (int64_t e = head[state % (S + 1)]; e >= 0 && status == PA_OK; e = next[e]) {
+            const int64_t start = e * B, n = o->n_order - start < B ? o->n_order - start : B;
+            pa_mlp_snapshot(work, w, 0);
+            if (pa_mlp_compute(work, d, o->order + start, n, &loss[e % G]) != PA_OK)
+                status = PA_DIVERGED;
+            memcpy(grads + (e % G) * P, work->grad, sizeof(double) * (size_t)P);
+        }
+        head[state % (S + 1)] = -1;
+        if (status != PA_OK) break;
+        const int64_t start = state * B, n = o->n_order - start < B ? o->n_order - start : B;
+        pa_mlp_apply(p, P, w, vel, grads + (state % G) * P, PA_PLAIN);
+        record(st->staleness_hist, st->hist_len, state - read_clock[state], &st->staleness_max,
+               &st->staleness_count, &st->staleness_sum);
+        st->sumloss += loss[state % G] * (double)n;
+        st->n_updates++;
+        if (poll_due(o, &last_poll)) status = PA_INTERRUPTED;
+    }
+out:
+    free(grads);
+    free(loss);
+    free(read_clock);
+    free(next);
+    free(head);
+    return status;
+}
+
 int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double *v,
                      const pa_sim_opts *o, pa_epoch_stats *st)
 {
@@ -259,6 +340,14 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
     if (M < 1) M = 1;
     pa_mlp_work work;
     if (pa_mlp_work_init(&work, p) != PA_OK) return st->status = PA_NOMEM;
+    if (o->schedule == PA_SIM_REPLAY) {
+        int status = o->replay_len > 0
+                         ? mlp_replay(p, d, w, p->momentum != 0.0 ? v : NULL, o, st, &work, nb)
+                         : PA_NOMEM;
+        st->clock_end = st->n_updates;
+        pa_mlp_work_free(&work);
+        return st->status = status;
+    }
     const int64_t P = work.n_params;
     double *grads = malloc(sizeof(double) * (size_t)(M * P));
     double *loss = malloc(sizeof(double) * (size_t)M);
@@ -305,13 +394,7 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
             busy--;
             if (o->schedule == PA_SIM_ROUND_ROBIN && busy > 0) turn = q % busy;
         }
-        if (o->poll) {
-            int64_t t = now_ns();
-            if (t - last_poll >= POLL_NS) {
-                last_poll = t;
-                if (o->poll(o->poll_ctx)) status = PA_INTERRUPTED;
-            }
-        }
+        if (poll_due(o, &last_poll)) status = PA_INTERRUPTED;
     }
 #undef READ
     st->clock_end = st->n_updates;

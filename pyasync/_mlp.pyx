@@ -65,7 +65,7 @@ cdef extern from "mlp.h":
 
 ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "softmax": 4, "exp": 5}
 UPDATES = {"racy": 0, "atomic": 1, "locked": 2}
-SIM_SCHEDULES = {"exponential": 0, "round_robin": 1}
+SIM_SCHEDULES = {"exponential": 0, "round_robin": 1, "replay": 2}
 MAX_UNITS = 1 << 16
 
 
@@ -193,7 +193,7 @@ def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
     """One epoch of minibatch SGD over the flat weights `w` (velocity `v`),
     updated in place, on the engine `engine` describes:
     {"kind": "threads", "n_threads", "update", "staleness_every"} or
-    {"kind": "simulated", "n_workers", "schedule", "seed"}.
+    {"kind": "simulated", "n_workers", "schedule", "replay_cdf", "seed"}.
     Staleness counts are added to `hist`; rows are weighted by
     `sample_weight`, if given. Returns epoch statistics."""
     cdef pa_mlp_params p
@@ -235,6 +235,12 @@ def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
         so.poll_ctx = NULL
         if so.n_workers < 1:
             raise ValueError("n_workers must be >= 1")
+        if so.schedule == 2:
+            cdf = engine["replay_cdf"]
+            if cdf.shape[0] < 1:
+                raise ValueError("the replayed staleness distribution is empty")
+            so.replay_cdf = <const double *>_data(cdf, np.float64, "replay_cdf")
+            so.replay_len = cdf.shape[0]
         with nogil:
             status = pa_mlp_epoch_sim(&p, &d, wp, vp, &so, &st)
     elif engine["kind"] == "threads":

@@ -20,7 +20,7 @@ from . import _sgd
 from .benchmark import usable_cores
 from .distributed.ray_backend import ray_engine
 from .momentum import fit_geometric, total_momentum
-from .staleness import StalenessStats, staleness_counts
+from .staleness import StalenessStats, replay_cdf
 
 CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
                          "perceptron", "squared_error", "huber",
@@ -187,10 +187,7 @@ class _BaseAsyncSGD(BaseEstimator):
         if self.delay is not None:
             raise ValueError("delay is only used with staleness='fixed'")
         # not a schedule's name: a histogram (counts, or a fit's staleness_)
-        counts = staleness_counts(self.staleness, "staleness")
-        cdf = np.cumsum(counts) / counts.sum()
-        cdf[-1] = 1.0
-        engine.update(schedule="replay", replay_cdf=cdf)
+        engine.update(schedule="replay", replay_cdf=replay_cdf(self.staleness, "staleness"))
         return engine
 
     def _loss_param(self):

@@ -31,7 +31,7 @@ from .distributed.ray_backend import ray_engine
 from .linear import _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
-from .staleness import StalenessStats
+from .staleness import StalenessStats, replay_cdf
 
 MAX_INT = np.iinfo(np.int32).max
 HIST_LEN = 257
@@ -184,13 +184,15 @@ class _BaseAsyncMLP(BaseEstimator):
                             "staleness_every": STALENESS_EVERY}
         if self.asynchrony == "ray":
             return hidden, ray_engine(n_workers, self.local_steps, self.ray_address)
-        if not isinstance(self.staleness, str):
-            raise ValueError("staleness must be one of 'exponential', 'round_robin', "
-                             "'fixed' for MLPs (replayed histograms are not supported "
-                             "yet)")
-        _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
         engine = {"kind": "simulated", "n_workers": int(n_workers),
-                  "schedule": self.staleness, "seed": 0}
+                  "schedule": self.staleness, "replay_cdf": None, "seed": 0}
+        if not isinstance(self.staleness, str):
+            # a histogram (counts, or a fit's staleness_) replayed
+            if self.delay is not None:
+                raise ValueError("delay is only used with staleness='fixed'")
+            engine.update(schedule="replay", replay_cdf=replay_cdf(self.staleness, "staleness"))
+            return hidden, engine
+        _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
         if self.staleness == "fixed":
             if self.delay is None:
                 raise ValueError("staleness='fixed' needs delay (an integer >= 0)")
@@ -497,8 +499,10 @@ _DOC_NEW = """
     asynchrony : {{"threads", "simulated", "ray"}}, default="threads"
     n_workers : int, default=None
         Simulated or Ray workers M (None: n_jobs).
-    staleness : {{"exponential", "round_robin", "fixed"}}, default="exponential"
-        The simulated scheduler; "fixed" uses ``delay``.
+    staleness : {{"exponential", "round_robin", "fixed"}} or histogram, default="exponential"
+        The simulated scheduler; "fixed" uses ``delay``; a staleness
+        histogram (counts by staleness, or a fit's ``staleness_``) is
+        replayed: each update's gradient is taken that many updates back.
     delay : int, default=None
     local_steps : int, default=1
         Ray: minibatches a worker runs between its pull and its push.

@@ -9,7 +9,8 @@ import numpy as np
 from . import _mlp
 from ._sgd import AutoMomentum
 from .benchmark import usable_cores
-from .momentum import MOMENTUM_GRID, epoch_staleness, heaviest_stable, search_grid
+from .momentum import (MOMENTUM_GRID, epoch_staleness, heaviest_stable,
+                       replayed_epoch_staleness, search_grid)
 
 # Epochs each momentum is probed for (bench_mlp_momentum, three seeds: 2
 # reached the targets within 1.5x in 292 of 360 cases, 3 in 314; 4 added
@@ -207,8 +208,12 @@ class MLPAutoMomentum(AutoMomentum):
         if self.staleness is None:  # the engine's epochs are the same all fit long
             engine = self.probe_engine(0)
             n_batches = -(-self.n_rows // self.params["batch_size"])
-            self.staleness = epoch_staleness(engine["n_workers"], n_batches,
-                                             engine["schedule"] == "round_robin")
+            if engine["schedule"] == "replay":
+                pmf = np.diff(np.concatenate([[0.0], engine["replay_cdf"]]))
+                self.staleness = replayed_epoch_staleness(pmf, n_batches)
+            else:
+                self.staleness = epoch_staleness(engine["n_workers"], n_batches,
+                                                 engine["schedule"] == "round_robin")
         share = CURVATURE_SHARE[self.params["output"]]
         return heaviest_stable(MOMENTUM_GRID, eta * share * curvature,
                                nesterov=self.params["nesterov"], draws=self.staleness)

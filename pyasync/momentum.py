@@ -137,6 +137,21 @@ def epoch_staleness(n_workers, n_batches, round_robin=False, n_updates=2000, rep
     return stale
 
 
+def replayed_epoch_staleness(pmf, n_batches, n_updates=2000, replicas=32, seed=0):
+    """As `epoch_staleness` for an engine replaying the staleness law
+    `pmf` (``P(tau = l)``): each update's staleness drawn from it, and no
+    more than the updates its epoch has made (an epoch reads its first
+    minibatch at its start)."""
+    pmf = np.asarray(pmf, dtype=np.float64)
+    if n_batches < 1 or pmf.ndim != 1 or pmf.size == 0 or not pmf.sum() > 0:
+        raise ValueError(f"replayed_epoch_staleness needs n_batches >= 1 and a non-empty "
+                         f"pmf, got {n_batches} and {pmf!r}")
+    rng = np.random.RandomState(seed)
+    stale = rng.choice(pmf.size, size=(n_updates, replicas), p=pmf / pmf.sum())
+    position = (np.arange(n_updates) % int(n_batches))[:, None]
+    return np.minimum(stale, position).astype(np.int64)
+
+
 def growth_rates(grid, step_curvature, pmf=None, nesterov=False, n_updates=2000, replicas=32,
                  seed=0, draws=None):
     """How fast SGD with each momentum of `grid` grows (> 0) or shrinks on

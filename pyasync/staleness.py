@@ -26,6 +26,15 @@ def staleness_counts(histogram, name="histogram"):
     return counts
 
 
+def replay_cdf(histogram, name="staleness"):
+    """The cumulative distribution ``P(staleness <= s)`` the simulated
+    engines replay from a histogram (counts, or a fit's ``staleness_``)."""
+    counts = staleness_counts(histogram, name)
+    cdf = np.cumsum(counts) / counts.sum()
+    cdf[-1] = 1.0
+    return cdf
+
+
 @dataclass(frozen=True)
 class StalenessStats:
     """Histogram of update staleness: ``histogram[s]`` counts the measured

@@ -1,6 +1,6 @@
 """Workload for scripts/sanitize.sh: multi-threaded and simulated fits over
 every write mode, dense and CSR rows, with and without momentum, L2 and
-L1 penalties. Run against a sanitizer build of pyasync (PYTHONPATH); any
+L1 penalties, linear models and MLPs. Run against a sanitizer build of pyasync (PYTHONPATH); any
 sanitizer report fails the run. `--quick` uses smaller data and fewer
 combinations (the CI subset)."""
 import argparse
@@ -14,7 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 import pyasync._core
-from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync import (AsyncMLPClassifier, AsyncMLPRegressor, AsyncSGDClassifier,
+                     AsyncSGDRegressor)
 
 
 def data(n, d, seed=0):
@@ -86,6 +87,21 @@ def main():
         AsyncSGDClassifier(asynchrony="simulated", n_workers=8, momentum="auto",
                            max_iter=2, tol=None, random_state=0).fit(XX, yy)
         cases += 2
+    # the MLP engines: threads in every write mode, the simulated schedules
+    # (a replayed histogram too), dense and CSR rows, a regressor
+    for update, (XX, yy) in itertools.product(updates, [(X, y), (Xs, ys)]):
+        AsyncMLPClassifier(hidden_layer_sizes=(8,), n_jobs=4, update=update, momentum=0.5,
+                           batch_size=16, max_iter=2, random_state=0).fit(XX, yy)
+        cases += 1
+    for sched in ["exponential", "round_robin", [3, 1, 0, 2]]:
+        AsyncMLPClassifier(hidden_layer_sizes=(8,), asynchrony="simulated", n_workers=4,
+                           staleness=sched, batch_size=16, max_iter=2,
+                           random_state=0).fit(X, y3)
+        cases += 1
+    AsyncMLPRegressor(hidden_layer_sizes=(8, 4), asynchrony="simulated", staleness=[1, 2],
+                      momentum="auto", batch_size=16, max_iter=2,
+                      random_state=0).fit(Xs, X[:, 0])
+    cases += 1
     print(f"sanitize driver: {cases} fits in {time.time() - t0:.1f} s", flush=True)
     return 0
 

@@ -27,7 +27,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, _mlp
 from pyasync.mlp import HIST_LEN
-from pyasync.momentum import epoch_staleness, heaviest_stable
+from pyasync.momentum import epoch_staleness, heaviest_stable, replayed_epoch_staleness
 
 from child import CHILD_CWD
 
@@ -611,6 +611,64 @@ def test_fixed_delay_is_round_robin_over_delay_plus_one(digits):
     assert list(a.staleness_.histogram) == [2, 2, 2 * (n_batches - 2)]
 
 
+@pytest.mark.parametrize("momentum", (0.5, "auto"))
+@pytest.mark.parametrize("delay", (0, 1, 4))
+def test_replayed_point_mass_is_the_fixed_delay(digits, delay, momentum):
+    """Replaying "always staleness k" takes each gradient on the model k
+    writes old (the first k writes of an epoch on its start): the fixed
+    delay's round robin over k + 1 workers, bit for bit; momentum="auto"
+    models the same delays and so chooses the same momenta."""
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0, learning_rate_init=0.01,
+              asynchrony="simulated", batch_size=50, momentum=momentum)
+    point_mass = np.zeros(delay + 1)
+    point_mass[delay] = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fixed = AsyncMLPClassifier(staleness="fixed", delay=delay, **kw).fit(X, y)
+        replayed = AsyncMLPClassifier(staleness=point_mass, **kw).fit(X, y)
+    for a, b in zip(fixed.coefs_ + fixed.intercepts_, replayed.coefs_ + replayed.intercepts_):
+        assert np.array_equal(a, b)
+    assert np.array_equal(fixed.staleness_.histogram, replayed.staleness_.histogram)
+    assert fixed.momentum_ == replayed.momentum_
+
+
+def test_replay_a_fit_staleness_mlp(digits):
+    """staleness=<a fit's staleness_> replays its law: a regressor's
+    simulated fit at 6 workers, replayed, measures the same histogram (to
+    sampling noise), deterministically, whatever n_workers says."""
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(4,), max_iter=30, tol=0.0, n_iter_no_change=31,
+              batch_size=4, learning_rate_init=1e-3, random_state=0, asynchrony="simulated")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = AsyncMLPRegressor(n_workers=6, **kw).fit(X, y)
+        law = first.staleness_
+        again = AsyncMLPRegressor(staleness=law, **kw).fit(X, y)
+        twice = AsyncMLPRegressor(staleness=list(law.histogram), n_workers=50, **kw).fit(X, y)
+    size = law.histogram.size
+    freq = [np.bincount(np.repeat(np.arange(h.size), h), minlength=size)[:size] / h.sum()
+            for h in (law.histogram, again.staleness_.histogram)]
+    assert np.max(np.abs(freq[0] - freq[1])) < 0.02
+    assert again.staleness_.mean == pytest.approx(law.mean, rel=0.05)
+    assert again.staleness_.max <= law.max
+    for a, b in zip(again.coefs_, twice.coefs_):
+        assert np.array_equal(a, b)
+
+
+def test_replayed_epoch_staleness():
+    """The delays momentum="auto" models under a replayed law: each drawn
+    from it, and capped by the updates its epoch has made."""
+    pmf = np.array([0.5, 0.0, 0.25, 0.25])
+    draws = replayed_epoch_staleness(pmf, n_batches=5, n_updates=4000, replicas=4)
+    position = np.arange(4000) % 5
+    assert np.all(draws <= position[:, None]) and draws.max() == 3
+    late = draws[position >= 3].ravel()
+    np.testing.assert_allclose(np.bincount(late, minlength=4) / late.size, pmf, atol=0.03)
+    with pytest.raises(ValueError, match="pmf"):
+        replayed_epoch_staleness([], n_batches=5)
+
+
 # -- the estimator contract ------------------------------------------------------
 def test_partial_fit_pickle_clone(digits):
     X, X_test, y, _ = digits
@@ -695,10 +753,14 @@ def test_bad_hyperparameters(param, value, match):
 
 def test_bad_simulated_settings():
     X, y = np.random.RandomState(0).randn(20, 3), np.arange(20) % 2
-    bad = [dict(n_workers=0), dict(staleness="fixed"), dict(staleness="lifo"),
-           dict(staleness="exponential", delay=2), dict(staleness=[1, 2, 3])]
-    for kw in bad:
-        with pytest.raises(ValueError, match="n_workers|delay|staleness"):
+    bad = [(dict(n_workers=0), "n_workers"), (dict(staleness="fixed"), "delay"),
+           (dict(staleness="lifo"), "staleness"),
+           (dict(staleness="exponential", delay=2), "delay"),
+           (dict(staleness=[1, 2], delay=2), "delay"),
+           (dict(staleness=[0, 0]), "no counts"), (dict(staleness=[1, -1]), "negative"),
+           (dict(staleness=[1, np.nan]), "not finite"), (dict(staleness=[]), "non-empty")]
+    for kw, match in bad:
+        with pytest.raises(ValueError, match=match):
             AsyncMLPClassifier(asynchrony="simulated", max_iter=1, **kw).fit(X, y)
 
 
