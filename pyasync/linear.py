@@ -279,6 +279,26 @@ class _BaseAsyncSGD(BaseEstimator):
                                    if self.staleness_.n_measured else 0.0)
         self.total_momentum_ = total_momentum(self.momentum_, self.implicit_momentum_)
 
+    def _kept_momenta(self):
+        """The momenta (one a problem) a partial_fit call keeps under
+        momentum="auto" instead of choosing: each call is an epoch, and
+        the momentum is chosen again before epochs 0, 1, 2, 4, 8, ... as
+        in fit (a choice costs a simulation: most calls of a long stream
+        are spared it). None where the call chooses."""
+        if self.momentum != "auto" or self.target_momentum is not None:
+            return None
+        epoch = getattr(self, "_epochs_done", 0)
+        if (epoch & (epoch - 1)) == 0 or len(getattr(self, "_auto_momenta", ())) == 0:
+            return None
+        return self._auto_momenta
+
+    def _remember_momenta(self, results, continued):
+        """After a fit call: its epochs (counted on from the last call's
+        where it `continued` it) and the momentum of each problem."""
+        self._epochs_done = (self._epochs_done if continued else 0) + self.n_iter_
+        self._auto_momenta = ([float(r["momentum"]) for r in results]
+                              if self.momentum == "auto" else [])
+
     def _warn_if_not_converged(self, max_iter):
         if self.tol is not None and self.n_iter_ == max_iter and max_iter > 1:
             warnings.warn("Maximum number of iteration reached before "
@@ -434,14 +454,14 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         X, y = self._validate_Xy(X, y, reset=first)
         if first:
             init = self._check_init(None, None, classes, X.shape[1])
-            velocity, t = None, 1.0
+            velocity, t, momenta = None, 1.0, None
         else:
             classes, init = self.classes_, (self._dense_coef(), self.intercept_)
-            velocity, t = self._velocity, self.t_
+            velocity, t, momenta = self._velocity, self.t_, self._kept_momenta()
         unknown = np.setdiff1d(np.unique(y), classes)
         if unknown.size:
             raise ValueError(f"y holds labels not in classes: {unknown[:5]!r}")
-        self._fit(X, y, sample_weight, classes, init, velocity, t, 1, engine)
+        self._fit(X, y, sample_weight, classes, init, velocity, t, 1, engine, momenta)
         return self
 
     def _check_init(self, coef_init, intercept_init, classes, n_features):
@@ -461,7 +481,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         return coef, intercept
 
     def _fit(self, X, y, sample_weight, classes, init, velocity, t, max_iter,
-             engine):
+             engine, momenta=None):
         """Fits every one-vs-rest problem, then commits the fitted state:
         a fit that fails (diverges, is interrupted) changes nothing."""
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -469,6 +489,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                         compute_class_weight(self.class_weight, classes=classes, y=y))
         random_state = check_random_state(self.random_state)
         coef, intercept = (np.array(a, dtype=np.float64) for a in init)
+        velocity_given = velocity is not None  # a partial_fit going on
         if velocity is None or velocity[0].shape != coef.shape:
             velocity = (np.zeros_like(coef), np.zeros_like(intercept))
         else:
@@ -482,7 +503,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         try:
             results = self._fit_classes(X, y, sample_weight, class_weight, classes,
                                         positives, coef, intercept, velocity, train, val,
-                                        random_state, max_iter, engine, params, t)
+                                        random_state, max_iter, engine, params, t, momenta)
         finally:
             if engine.get("pool", {}).get("backend") is not None:
                 engine["pool"]["backend"].close()
@@ -497,10 +518,11 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                             for i in range(length)]
         self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
         self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
+        self._remember_momenta(results, continued=velocity_given)
 
     def _fit_classes(self, X, y, sample_weight, class_weight, classes, positives, coef,
                      intercept, velocity, train, val, random_state, max_iter, engine,
-                     params, t):
+                     params, t, momenta=None):
         """Fits each one-vs-rest problem in turn, into coef, intercept and
         velocity; returns the per-problem results. Class weights as
         SGDClassifier's: a binary problem weighs each row by its class's, a
@@ -520,7 +542,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             seed = random_state.randint(_sgd.MAX_INT)
             res = self._fit_problem(
                 X, y_pm, weights, coef[k], intercept[k], velocity[0][k],
-                velocity[1][k], train, score_fn, max_iter, seed, engine, params, t)
+                velocity[1][k], train, score_fn, max_iter, seed, engine,
+                params if momenta is None else dict(params, momentum=momenta[k]), t)
             coef[k], intercept[k] = res["coef"], res["intercept"]
             if res["velocity"] is not None:
                 velocity[0][k] = res["velocity"]
@@ -649,11 +672,11 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             self._fit(X, y, sample_weight, None, None, None, 1.0, 1, engine)
         else:
             self._fit(X, y, sample_weight, self._dense_coef(), self.intercept_,
-                      self._velocity, self.t_, 1, engine)
+                      self._velocity, self.t_, 1, engine, self._kept_momenta())
         return self
 
     def _fit(self, X, y, sample_weight, coef_init, intercept_init, velocity, t,
-             max_iter, engine):
+             max_iter, engine, momenta=None):
         """Fits, then commits the fitted state: a failed fit changes nothing."""
         y = np.asarray(y, dtype=np.float64).ravel()
         if not np.all(np.isfinite(y)):
@@ -672,6 +695,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             if intercept_init.shape != (1,):
                 raise ValueError("Provided intercept_init does not match dataset.")
             intercept = float(intercept_init[0])
+        velocity_given = velocity is not None  # a partial_fit going on
         if velocity is None or velocity[0].shape != coef.shape:
             velocity = (np.zeros(n_features), 0.0)
         random_state = check_random_state(self.random_state)
@@ -681,10 +705,12 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         if val is not None:
             score_fn = _r2_score(X[val], y[val], sample_weight[val])
         seed = random_state.randint(_sgd.MAX_INT)
+        params = self._engine_params(sp.issparse(X))
+        if momenta is not None:
+            params["momentum"] = momenta[0]
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
                                 velocity[0], velocity[1], train, score_fn,
-                                max_iter, seed, engine,
-                                self._engine_params(sp.issparse(X)), t)
+                                max_iter, seed, engine, params, t)
         self.coef_ = res["coef"]
         self.intercept_ = np.array([res["intercept"]])
         if res["velocity"] is not None:
@@ -695,6 +721,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.loss_curve_ = res["loss_curve"]
         self.staleness_ = res["staleness"]
         self._set_momentum_attributes(res["momentum"])
+        self._remember_momenta([res], continued=velocity_given)
 
     def predict(self, X):
         check_is_fitted(self)

@@ -15,6 +15,7 @@ The engine's contract, from csrc/engine_sim.c and pyasync/linear.py:
   - every write's staleness is recorded (no sampling, unlike threads).
 With one worker every schedule is the sequential update, bit for bit the
 threads engine with n_jobs=1."""
+import copy
 import pickle
 
 import numpy as np
@@ -22,7 +23,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 
-from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync import AsyncSGDClassifier, AsyncSGDRegressor, _sgd
 from pyasync.measure import measure_implicit_momentum
 from pyasync.momentum import (MOMENTUM_GRID, RowSample, epoch_staleness, estimate_momentum,
                               fit_geometric, growth_rates, heaviest_stable,
@@ -658,6 +659,54 @@ def test_auto_momentum_simulated_deterministic():
     b = estimator(**kw).fit(X, y)
     assert_same_fit(a, b)
     assert a.momentum_ == b.momentum_
+
+
+@pytest.mark.parametrize("n_classes", (2, 3))
+@pytest.mark.parametrize("kind", ("clf", "reg"))
+def test_auto_momentum_partial_fit_chooses_on_the_fit_schedule(monkeypatch, kind, n_classes):
+    """Each partial_fit call is an epoch: momentum="auto" chooses (runs its
+    simulation) before calls 0, 1, 2, 4, 8 as fit before epochs 0, 1, 2, 4,
+    8, once a one-vs-rest problem, and the calls between keep each
+    problem's last choice; a partial_fit after fit counts on from its
+    epochs."""
+    if kind == "reg" and n_classes == 3:
+        pytest.skip("one problem")
+    chosen = []
+    propose = _sgd.AutoMomentum.propose
+
+    def counting(self, epoch, *args):
+        chosen.append(epoch)
+        return propose(self, epoch, *args)
+    monkeypatch.setattr(_sgd.AutoMomentum, "propose", counting)
+    X, y = make_data(kind, n=300, n_classes=n_classes)
+    problems = n_classes if kind == "clf" and n_classes > 2 else 1
+    est = estimator(kind, momentum="auto", asynchrony="simulated", n_workers=4)
+    momenta = []
+    for call in range(10):
+        before = len(chosen)
+        est.partial_fit(X, y, classes=np.unique(y)) if kind == "clf" else est.partial_fit(X, y)
+        momenta.append(est.momentum_)
+        assert len(chosen) - before == (problems if call in (0, 1, 2, 4, 8) else 0), call
+    assert momenta[5] == momenta[6] == momenta[7] == momenta[4]
+    # after a fit of 5 epochs the next calls are epochs 5, 6, 7 (kept) and 8 (chosen)
+    est.set_params(max_iter=5).fit(X, y)
+    chosen.clear()
+    for _ in range(4):
+        est.partial_fit(X, y)
+    assert len(chosen) == problems
+
+
+def test_auto_momentum_partial_fit_keeps_what_a_fixed_fit_would():
+    """A call that keeps its momentum is the fixed-momentum epoch: the same
+    model as a partial_fit at that momentum from the same state."""
+    X, y = make_data("reg", n=300)
+    est = estimator("reg", momentum="auto", asynchrony="simulated", n_workers=4)
+    for _ in range(3):
+        est.partial_fit(X, y)
+    fixed = copy.deepcopy(est).set_params(momentum=est.momentum_)
+    est.partial_fit(X, y)  # call 3: kept
+    fixed.partial_fit(X, y)
+    assert_same_fit(est, fixed)
 
 
 @pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
