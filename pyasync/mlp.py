@@ -330,11 +330,13 @@ class _BaseAsyncMLP(BaseEstimator):
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
         auto, model = None, {"w": w, "v": v}
         if self.momentum in AUTO_MOMENTA:
-            # a fit that goes on from a fitted model keeps its momentum
+            # a fit that goes on from a fitted model starts from its momentum
+            # and counts on from its epochs
             initial = None if first_pass else getattr(self, "momentum_", None)
             auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
                                    self.target_momentum, seed, n_train, initial,
-                                   probe=self.momentum == "probe", sample_weight=sw_engine)
+                                   probe=self.momentum == "probe", sample_weight=sw_engine,
+                                   epochs_before=0 if first_pass else len(self.loss_curve_))
             if backend is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:

@@ -99,7 +99,8 @@ class MLPAutoMomentum(AutoMomentum):
     (REMEASURED: the squared error, the Poisson deviance) the model is
     made again before epochs 1, 2, 4, 8, 16 from the weights then; the
     cross-entropy's share already counts its fall, so its choice is made
-    once. With
+    once. A fit that goes on from a fitted model (partial_fit after the
+    first call, warm_start) counts its epochs on from `epochs_before`. With
     `probe`, the real network's: each momentum runs PROBE_EPOCHS epochs
     of the simulated engine on copies of the weights, on the same rows
     and staleness draws, and the one whose epoch losses first come
@@ -110,8 +111,8 @@ class MLPAutoMomentum(AutoMomentum):
     weights a calmer trajectory reached, where a heavy momentum shows
     its noise within a few epochs and its progress only after, and chose
     too low. `initial`: a momentum
-    already chosen (a fit that goes on from a fitted model: partial_fit
-    after the first call, warm_start), kept without choosing again."""
+    already chosen (a fit that goes on from a fitted model), kept where
+    the schedule does not choose again."""
 
     # A network's climb is undone sooner than a linear model's: at 5 times
     # the start and the best, bench_mlp_momentum's real fits (340 cases,
@@ -127,7 +128,7 @@ class MLPAutoMomentum(AutoMomentum):
     CAP_STEP = 0.1
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
-                 probe=False, sample_weight=None):
+                 probe=False, sample_weight=None, epochs_before=0):
         # an epoch's updates are its minibatches
         n_batches = -(-n_rows // params["batch_size"])
         super().__init__(None, None, params, engine, target, seed, epoch_rows=n_batches)
@@ -135,6 +136,7 @@ class MLPAutoMomentum(AutoMomentum):
         self.n_rows = n_rows
         self.engine = engine
         self.initial = initial
+        self.epochs_before = epochs_before  # a fit that goes on: the epochs already run
         self.probe = probe
         self.probe_updates = 0  # minibatch updates the probes ran
         self.epoch_start = None  # the weights the running epoch started from
@@ -143,11 +145,10 @@ class MLPAutoMomentum(AutoMomentum):
             self.choice = initial
 
     def resamples(self, epoch):
-        if self.initial is not None:
-            return False
+        epoch += self.epochs_before
         if not self.probe and self.params["output"] in REMEASURED:
             return epoch <= LAST_REMEASURE and super().resamples(epoch)  # 0, 1, 2, 4, ...
-        return epoch == 0
+        return self.initial is None and epoch == 0
 
     def probe_engine(self, seed):
         """The fit's simulated engine; for threads and Ray workers, which

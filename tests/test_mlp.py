@@ -888,9 +888,9 @@ def test_auto_momentum_chooses_on_copies(momentum):
 
 @pytest.mark.parametrize("momentum", ["auto", "probe"])
 def test_auto_momentum_partial_fit_chooses_once(momentum):
-    """partial_fit with momentum="auto" or "probe" chooses on its first
-    call and keeps that momentum after: its second call is the fixed
-    momentum's."""
+    """partial_fit of a classifier with momentum="auto" or "probe" chooses
+    on its first call and keeps that momentum after: its second call is
+    the fixed momentum's."""
     X, y, est = auto_on_digits(momentum=momentum)
     est.partial_fit(X, y, classes=np.unique(y))
     fixed = clone(est).set_params(momentum=est.momentum_).partial_fit(X, y, classes=np.unique(y))
@@ -1092,6 +1092,23 @@ def test_auto_momentum_measures_a_regressors_curvature_again(monkeypatch):
         AsyncMLPRegressor(**kw).fit(X, y / 9.0)
     assert len(starts) == 4  # before epochs 0, 1, 2 and 4
     assert not np.array_equal(starts[0], starts[1])
+    # a fit that goes on counts on from the epochs run: partial_fit calls
+    # are epochs 0, 1, 2, ...; a warm start after 5 epochs runs 5, 6, 7, 8
+    starts.clear()
+    est = AsyncMLPRegressor(**kw)
+    chosen = []
+    for call in range(6):
+        before = len(starts)
+        est.partial_fit(X, y / 9.0)
+        chosen.append(len(starts) - before)
+    assert chosen == [1, 1, 1, 0, 1, 0]
+    starts.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = AsyncMLPRegressor(**kw).fit(X, y / 9.0)
+        starts.clear()
+        est.set_params(warm_start=True, max_iter=4).fit(X, y / 9.0)
+    assert len(starts) == 1  # before epoch 8
 
 
 def test_auto_momentum_stalls_cap_the_mlp_momentum_one_step_lower(monkeypatch):
