@@ -1,6 +1,7 @@
 """Per-epoch time of the simulated engine (M virtual workers in one thread)
 against the threads engine at 1 thread, side by side on the same data:
-dense and RCV1-like sparse rows, without and with momentum. The simulated
+dense and RCV1-like sparse rows, without and with momentum, and an MLP
+(a tenth of the rows; a replayed histogram too). The simulated
 engine's bound is 1.5x a 1-thread epoch.
 
     python bench/bench_simulated.py [--rows 200000] [--repeats 7] [--epochs 3]
@@ -17,7 +18,7 @@ import time
 
 import numpy as np
 
-from pyasync import AsyncSGDClassifier, _sgd
+from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, _sgd
 from pyasync.benchmark import fit_seconds, machine_info
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
@@ -61,7 +62,36 @@ def run(rows, repeats, epochs, workers):
                 results.append({"data": name, "momentum": momentum, "workers": m,
                                 "seconds": seconds[m], "threads_1_seconds": seconds[0],
                                 "ratio": ratio})
+    results += run_mlp(rows // 10, repeats, epochs, workers)
     return {"machine": machine, "results": results}
+
+
+def run_mlp(rows, repeats, epochs, workers):
+    """The MLPs' simulated engine (minibatches of 32, one hidden layer of
+    64, momentum 0.5) against their threads engine at 1 thread, and a
+    replayed histogram of staleness 63."""
+    X, y = make_dense_classification(rows, 100)
+    common = dict(hidden_layer_sizes=(64,), batch_size=32, learning_rate_init=0.01,
+                  momentum=0.5, tol=0.0, n_iter_no_change=10**6, random_state=0)
+    makers = {0: lambda n: AsyncMLPClassifier(max_iter=n, n_jobs=1, **common)}
+    for m in workers:
+        makers[m] = (lambda m: lambda n: AsyncMLPClassifier(
+            max_iter=n, asynchrony="simulated", n_workers=m, **common))(m)
+    replayed = np.zeros(64)
+    replayed[63] = 1.0
+    makers["replay 63"] = lambda n: AsyncMLPClassifier(
+        max_iter=n, asynchrony="simulated", staleness=replayed, **common)
+    seconds = fastest_epoch(makers, X, y, epochs, repeats)
+    print(f"\n== MLP 100-64-2, batch 32, momentum 0.5: {rows} rows; threads engine, "
+          f"1 thread: {seconds[0]:.4f} s/epoch")
+    print(f"{'M':>9} {'s/epoch':>9} {'x 1 thread':>11}")
+    results = []
+    for m in list(workers) + ["replay 63"]:
+        ratio = seconds[m] / seconds[0]
+        print(f"{m:>9} {seconds[m]:>9.4f} {ratio:>11.2f}")
+        results.append({"data": "mlp", "momentum": 0.5, "workers": m, "seconds": seconds[m],
+                        "threads_1_seconds": seconds[0], "ratio": ratio})
+    return results
 
 
 def main():

@@ -146,6 +146,11 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
     int status = pa_epoch_ctx_init(&ctx, params, data->sparse, t0, eta, opts->n_order + 1);
     if (status != PA_OK) return stats->status = status;
     pa_linear_kernel kr = pa_linear_kernel_for(data->dtype, data->sparse, PA_PLAIN);
+    /* With other workers' writes between a read and its write, the read
+     * stores no catch-up: the write catches up from the clocks it finds.
+     * One worker writes right after its read, which has done that work. */
+    if (kr.peek && (opts->schedule == PA_SIM_REPLAY || opts->n_workers > 1))
+        kr.predict = kr.peek;
     pa_rng rng;
     pa_rng_seed(&rng, opts->seed);
     if (opts->schedule == PA_SIM_REPLAY)

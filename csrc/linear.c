@@ -44,14 +44,16 @@
 #undef MODE_PLAIN
 #undef REAL
 
-#define KERNELS(sfx) \
-    { { pa_predict_dense##sfx, pa_apply_dense##sfx, pa_prefetch_dense##sfx }, \
-      { pa_predict_sparse##sfx, pa_apply_sparse##sfx, pa_prefetch_sparse##sfx } }
+#define KERNELS(sfx, peek) \
+    { { pa_predict_dense##sfx, pa_apply_dense##sfx, pa_prefetch_dense##sfx, NULL }, \
+      { pa_predict_sparse##sfx, pa_apply_sparse##sfx, pa_prefetch_sparse##sfx, peek } }
 
 /* [dtype][mode: plain, racy, atomic][sparse] */
 static const pa_linear_kernel kernels[2][3][2] = {
-    { KERNELS(_f64_plain), KERNELS(_f64_racy), KERNELS(_f64_atomic) },
-    { KERNELS(_f32_plain), KERNELS(_f32_racy), KERNELS(_f32_atomic) },
+    { KERNELS(_f64_plain, pa_peek_sparse_f64_plain), KERNELS(_f64_racy, NULL),
+      KERNELS(_f64_atomic, NULL) },
+    { KERNELS(_f32_plain, pa_peek_sparse_f32_plain), KERNELS(_f32_racy, NULL),
+      KERNELS(_f32_atomic, NULL) },
 };
 
 pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update)

@@ -22,6 +22,9 @@ typedef struct {
     pa_predict_fn predict;
     pa_apply_fn apply;
     pa_prefetch_fn prefetch;
+    /* predict's values without its stores (one writer: the simulated
+     * engine); NULL where predict stores nothing */
+    pa_predict_fn peek;
 } pa_linear_kernel;
 
 pa_linear_kernel pa_linear_kernel_for(int dtype, int sparse, int update);

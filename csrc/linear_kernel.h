@@ -219,6 +219,22 @@ static void FN(pa_prefetch_sparse)(const pa_dataset *ds, int64_t i)
     } while (0)
 #endif
 
+#if MODE_PLAIN
+/* Coordinate j's value at the end of step kt, as pa_catch_up computes it. */
+static inline double FN(pa_peek_coord)(const pa_epoch_ctx *c, const double *W,
+                                       const double *V, const int64_t *T, int64_t j,
+                                       int64_t kt)
+{
+    const int64_t last = T[j];
+    const double w = W[j];
+    if (last >= kt) return w;
+    const double v = c->has_mom ? V[j] : 0.0;
+    pa_gap f = pa_gap_factors(c, last, kt, v != 0.0);
+    if (v != 0.0) return f.D * w + f.gain * v;
+    return f.D != 1.0 ? f.D * w : w;
+}
+#endif
+
 static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     const pa_dataset *ds, int64_t i, int64_t k)
 {
@@ -236,15 +252,38 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
 }
 
 #if MODE_PLAIN
+/* pa_predict_sparse without its catch-up's stores: each coordinate's value
+ * at the end of step k - 1 computed as pa_catch_up would store it (bit for
+ * bit), the model left as it is. For the simulated engine, whose write
+ * comes about M updates after the read and catches up from each
+ * coordinate's own clock then: a read that stored its catch-up dirtied
+ * the lines twice and left the write a second gap to compute (RCV1-like
+ * rows, momentum 0.5: epochs at M = 64 and 256 1.42-1.47x and 1.51-1.57x
+ * a 1-thread epoch with it, 1.24-1.26x and 1.31-1.38x without). */
+static double FN(pa_peek_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
+                                 const pa_dataset *ds, int64_t i, int64_t k)
+{
+    if (!c->lazy) return FN(pa_predict_sparse)(c, m, ds, i, k);
+    const REAL *x = (const REAL *)ds->data;
+    const int32_t *ind = ds->indices;
+    const int64_t e0 = ds->indptr[i], e1 = ds->indptr[i + 1], kt = k - 1;
+    const double *W = m->w, *V = m->v;
+    const int64_t *T = m->last;
+    double s = 0.0;
+#define PA_TERM(e) (FN(pa_peek_coord)(c, W, V, T, ind[e], kt) * (double)x[e])
+    PA_SPARSE_DOT(s, PA_TERM);
+#undef PA_TERM
+    return s + *m->b;
+}
+
 /* Step k's update of coordinate j, caught up to step k - 1 first, in
  * registers and without a branch on the velocity (as pa_catch_up computes
- * it, up to the sign of a zero): one writer at a time, so no claim. A
- * simulated worker's write finds the rarer coordinates of its row caught
- * up to its read's clock: one gap's factors (the memo) serve them. Where
- * the factors are table loads (cheap_gaps), pa_apply_sparse's own loop
- * runs instead, without the memo (paired fits on RCV1-like rows: 13-14%
- * off the simulated engine's momentum epochs at M = 16-64, 3-5% more with
- * the row's invariants in registers). */
+ * it, up to the sign of a zero): one writer at a time, so no claim.
+ * Consecutive coordinates last written by the same update share one gap's
+ * factors (the memo). Where the factors are table loads (cheap_gaps),
+ * pa_apply_sparse's own loop runs instead, without the memo (paired fits
+ * on RCV1-like rows: 13-14% off the simulated engine's momentum epochs at
+ * M = 16-64, 3-5% more with the row's invariants in registers). */
 static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     int64_t j, int64_t k, double d, double g,
                                     int64_t *memo_last, pa_gap *memo)
