@@ -253,18 +253,6 @@ out:
     return stats->status = status;
 }
 
-/* Draws a staleness from the cumulative distribution. */
-static int64_t draw_staleness(const pa_sim_opts *o, pa_rng *rng)
-{
-    double u = pa_rng_uniform(rng);
-    int64_t lo = 0, hi = o->replay_len - 1;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (o->replay_cdf[mid] > u) hi = mid; else lo = mid + 1;
-    }
-    return lo;
-}
-
 static int poll_due(const pa_sim_opts *o, int64_t *last_poll)
 {
     if (!o->poll) return 0;
@@ -298,7 +286,8 @@ static int mlp_replay(const pa_mlp_params *p, const pa_mlp_data *d, double *w, d
     int64_t drawn = 0, last_poll = now_ns(); /* writes 1..drawn have their read scheduled */
     for (int64_t state = 0; state < nb && status == PA_OK; state++) {
         for (; drawn < nb && drawn + 1 - S <= state; drawn++) {
-            int64_t read = drawn - draw_staleness(o, &rng); /* write drawn + 1 */
+            /* write drawn + 1's read */
+            int64_t read = drawn - pa_rng_from_cdf(&rng, o->replay_cdf, o->replay_len);
             if (read < 0) read = 0;
             read_clock[drawn] = read;
             next[drawn] = head[read % (S + 1)];

@@ -84,18 +84,6 @@ static int run_workers(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
     return status;
 }
 
-/* Draws a staleness from the cumulative distribution. */
-static int64_t draw_staleness(const pa_sim_opts *o, pa_rng *rng)
-{
-    double u = pa_rng_uniform(rng);
-    int64_t lo = 0, hi = o->replay_len - 1;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (o->replay_cdf[mid] > u) hi = mid; else lo = mid + 1;
-    }
-    return lo;
-}
-
 static int run_replay(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
                       pa_linear_model *m, const pa_dataset *ds,
                       const pa_sim_opts *o, pa_rng *rng, pa_epoch_stats *st)
@@ -113,7 +101,8 @@ static int run_replay(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
     for (int64_t state = 0; state < n && status == PA_OK; state++) {
         /* schedule every write whose earliest possible read is now */
         for (; drawn < n && drawn + 1 - 1 - (S - 1) <= state; drawn++) {
-            int64_t k = drawn + 1, read = k - 1 - draw_staleness(o, rng);
+            int64_t k = drawn + 1;
+            int64_t read = k - 1 - pa_rng_from_cdf(rng, o->replay_cdf, o->replay_len);
             if (read < 0) read = 0;
             int64_t b = read % (S + 1);
             f[k - 1].read_clock = read;

@@ -39,4 +39,17 @@ static inline double pa_rng_uniform(pa_rng *r)
 {
     return (pa_rng_next(r) >> 11) * 0x1.0p-53;
 }
+
+/* A draw from the distribution whose cumulative is cdf[0..len-1] (cdf[len-1]
+ * = 1): the first s with cdf[s] > u. */
+static inline int64_t pa_rng_from_cdf(pa_rng *r, const double *cdf, int64_t len)
+{
+    double u = pa_rng_uniform(r);
+    int64_t lo = 0, hi = len - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (cdf[mid] > u) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+}
 #endif
