@@ -295,7 +295,7 @@ class _BaseAsyncSGD(BaseEstimator):
     def _remember_momenta(self, results, continued):
         """After a fit call: its epochs (counted on from the last call's
         where it `continued` it) and the momentum of each problem."""
-        self._epochs_done = (self._epochs_done if continued else 0) + self.n_iter_
+        self._epochs_done = (getattr(self, "_epochs_done", 0) if continued else 0) + self.n_iter_
         self._auto_momenta = ([float(r["momentum"]) for r in results]
                               if self.momentum == "auto" else [])
 
