@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step (--steps: others).
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|huge|huge-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|huge|huge-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3] [--partial-fit]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -36,8 +36,12 @@ forget between visits were settled, and measured once with and without them.
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
 counted at epoch granularity (the epoch whose mean training loss reaches
-the target); "auto" counts every update it makes."""
+the target); "auto" counts every update it makes. --partial-fit drives
+every fit's epochs through partial_fit, one call each, the grid's and
+auto's alike. The last column is auto's CPU time over a fixed momentum's
+(the mean of the grid's), its choices included."""
 import argparse
+import time
 import warnings
 
 import numpy as np
@@ -427,6 +431,24 @@ def sparse_moderate_problems():
         yield f"mid regression {loss} {alpha:g}", X, t / t.std(), AsyncSGDRegressor, kw
 
 
+def partial_fit_curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
+    """As `curve`, the epochs driven one partial_fit call each."""
+    est = Est(asynchrony="simulated", n_workers=M, momentum=mu, learning_rate="constant",
+              eta0=eta, max_iter=1, tol=None, random_state=seed, **kw)
+    extra = {"classes": np.unique(y)} if Est is AsyncSGDClassifier else {}
+    losses = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(epochs):
+            try:
+                est.partial_fit(X, y, **extra)
+            except ValueError:  # diverged
+                return np.full(epochs, np.inf), None
+            losses.append(est.loss_curve_[-1])
+    c = np.asarray(losses, dtype=np.float64)
+    return np.where(np.isfinite(c), c, np.inf), est
+
+
 def curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -445,18 +467,26 @@ def per_sample_curvature(X):
     return float(np.mean(sq))
 
 
-def run(quick, which="design", seed=0, steps=STEPS):
+def run(quick, which="design", seed=0, steps=STEPS, partial_fit=False):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
+    fit_curve = partial_fit_curve if partial_fit else curve
     print(f"{'problem':<30} {'M':>3} {'eta0':>7} {'best mu':>7} {'best upd':>9} "
-          f"{'auto upd':>9} {'ratio':>6} {'auto mu':>7}")
-    ratios, misses = [], 0
+          f"{'auto upd':>9} {'ratio':>6} {'auto mu':>7} {'auto s / fixed s':>16}")
+    ratios, misses, seconds = [], 0, {"auto": 0.0, "fixed": 0.0}
     for name, X, y, Est, kw in problems(which):
         r2 = per_sample_curvature(X)
         for eta in (step / r2 for step in steps):
             for M in Ms:
-                curves = {mu: curve(Est, X, y, M, mu, eta, epochs, kw, seed)[0] for mu in GRID}
-                auto_curve, auto = curve(Est, X, y, M, "auto", eta, epochs, kw, seed)
+                start_time = time.process_time()
+                curves = {mu: fit_curve(Est, X, y, M, mu, eta, epochs, kw, seed)[0]
+                          for mu in GRID}
+                fixed_seconds = (time.process_time() - start_time) / len(GRID)
+                start_time = time.process_time()
+                auto_curve, auto = fit_curve(Est, X, y, M, "auto", eta, epochs, kw, seed)
+                auto_seconds = time.process_time() - start_time
+                seconds["auto"] += auto_seconds
+                seconds["fixed"] += fixed_seconds
                 low = min(c.min() for c in curves.values())
                 if not np.isfinite(low):
                     print(f"{name:<30} {M:>3} {eta:>7.4f}  no grid value converges; "
@@ -477,10 +507,13 @@ def run(quick, which="design", seed=0, steps=STEPS):
                 misses += not np.isfinite(auto_upd)
                 print(f"{name:<30} {M:>3} {eta:>7.4f} {best:>7.1f} {grid_upd[best]:>9.0f} "
                       f"{auto_upd:>9.0f} {ratio:>6.2f} "
-                      f"{auto.momentum_ if auto is not None else float('nan'):>7.2f}")
+                      f"{auto.momentum_ if auto is not None else float('nan'):>7.2f} "
+                      f"{auto_seconds / fixed_seconds:>16.1f}")
     print(f"auto / best-grid updates: median {np.median(ratios):.2f}, worst "
           f"{max(ratios):.2f}; within 1.5x in {np.mean(np.array(ratios) <= 1.5):.0%} "
-          f"of {len(ratios)} cases; auto missed the target in {misses}")
+          f"of {len(ratios)} cases; auto missed the target in {misses}; "
+          f"{'partial_fit' if partial_fit else 'fit'} CPU time of auto / a fixed momentum "
+          f"(mean of the grid's): {seconds['auto'] / max(seconds['fixed'], 1e-12):.1f}x")
 
 
 if __name__ == "__main__":
@@ -494,5 +527,8 @@ if __name__ == "__main__":
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     parser.add_argument("--steps", default=",".join(map(str, STEPS)),
                         help="comma-separated learning rates, times 1 / mean squared row norm")
+    parser.add_argument("--partial-fit", action="store_true",
+                        help="drive every fit's epochs through partial_fit, one call each")
     args = parser.parse_args()
-    run(args.quick, args.set, args.seed, tuple(float(s) for s in args.steps.split(",")))
+    run(args.quick, args.set, args.seed, tuple(float(s) for s in args.steps.split(",")),
+        args.partial_fit)
