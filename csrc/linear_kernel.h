@@ -258,8 +258,8 @@ static double FN(pa_predict_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
  * comes about M updates after the read and catches up from each
  * coordinate's own clock then: a read that stored its catch-up dirtied
  * the lines twice and left the write a second gap to compute (RCV1-like
- * rows, momentum 0.5: epochs at M = 64 and 256 1.42-1.47x and 1.51-1.57x
- * a 1-thread epoch with it, 1.24-1.26x and 1.31-1.38x without). */
+ * rows, momentum 0.5: epochs at M = 64 and 256 1.42-1.47x and 1.49-1.57x
+ * a 1-thread epoch with it, 1.27x and 1.33x without). */
 static double FN(pa_peek_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                                  const pa_dataset *ds, int64_t i, int64_t k)
 {
