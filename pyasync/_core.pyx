@@ -99,12 +99,7 @@ cdef int _reraise() except -1:
     return -1
 
 
-cdef void *_data(cnp.ndarray a, object dtype, str name) except NULL:
-    if a.dtype != dtype or not a.flags.c_contiguous:
-        raise TypeError(f"{name} must be a C-contiguous {np.dtype(dtype)} array")
-    if a.size == 0:
-        return <void *>a  # never read: a valid non-NULL address
-    return cnp.PyArray_DATA(a)
+include "_arrays.pxi"
 
 
 cdef void _set_params(pa_linear_params *p, dict prm) except *:
@@ -313,11 +308,7 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
         if so.n_workers < 1:
             raise ValueError("n_workers must be >= 1")
         if so.schedule == 2:
-            cdf = engine["replay_cdf"]
-            if cdf.shape[0] < 1:
-                raise ValueError("the replayed staleness distribution is empty")
-            so.replay_cdf = <const double *>_data(cdf, np.float64, "replay_cdf")
-            so.replay_len = cdf.shape[0]
+            _set_replay(&so, engine)
         with nogil:
             status = pa_linear_epoch_sim(&p, &ds, &m, t0, eta_const, &so, &st)
     elif engine["kind"] == "threads":

@@ -79,12 +79,7 @@ cdef int _reraise() except -1:
     return -1
 
 
-cdef void *_data(cnp.ndarray a, object dtype, str name) except NULL:
-    if a.dtype != dtype or not a.flags.c_contiguous:
-        raise TypeError(f"{name} must be a C-contiguous {np.dtype(dtype)} array")
-    if a.size == 0:
-        return <void *>a  # never read: a valid non-NULL address
-    return cnp.PyArray_DATA(a)
+include "_arrays.pxi"
 
 
 cdef void _set_params(pa_mlp_params *p, dict prm) except *:
@@ -236,11 +231,7 @@ def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
         if so.n_workers < 1:
             raise ValueError("n_workers must be >= 1")
         if so.schedule == 2:
-            cdf = engine["replay_cdf"]
-            if cdf.shape[0] < 1:
-                raise ValueError("the replayed staleness distribution is empty")
-            so.replay_cdf = <const double *>_data(cdf, np.float64, "replay_cdf")
-            so.replay_len = cdf.shape[0]
+            _set_replay(&so, engine)
         with nogil:
             status = pa_mlp_epoch_sim(&p, &d, wp, vp, &so, &st)
     elif engine["kind"] == "threads":
