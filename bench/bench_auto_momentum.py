@@ -36,7 +36,10 @@ forget between visits were settled, and measured once with and without them.
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
 counted at epoch granularity (the epoch whose mean training loss reaches
-the target); "auto" counts every update it makes. --partial-fit drives
+the target); "auto" counts every update it makes. Where the best needs
+more than 2/3 of the budget, an auto that has not reached the target by
+then runs on, untimed, to 1.5x the best's epochs, so that a miss is one
+(the budget alone cannot tell). --partial-fit drives
 every fit's epochs through partial_fit, one call each, the grid's and
 auto's alike. The last column is auto's CPU time over a fixed momentum's
 (the mean of the grid's), its choices included."""
@@ -58,6 +61,7 @@ from pyasync.datasets import make_rcv1_like
 from pyasync.reproduce import regression_problem
 
 FRACTION = 0.05
+RATIO = 1.5  # the goal: auto within this many times the best fixed momentum's updates
 GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
 STEPS = (0.02, 0.3)  # learning rates, times 1 / mean squared row norm
 
@@ -502,6 +506,14 @@ def run(quick, which="design", seed=0, steps=STEPS, partial_fit=False):
                 grid_upd = {mu: upd(c) for mu, c in curves.items()}
                 best = min(grid_upd, key=grid_upd.get)
                 auto_upd = upd(auto_curve)
+                # a best that needs over 2/3 of the budget leaves a miss
+                # undecided: auto runs on (untimed) to 1.5x the best's epochs
+                decisive = int(np.ceil(RATIO * grid_upd[best] / X.shape[0]))
+                if not np.isfinite(auto_upd) and decisive > epochs:
+                    longer = fit_curve(Est, X, y, M, "auto", eta, decisive, kw, seed)[0]
+                    if not np.array_equal(longer[:epochs], auto_curve):
+                        raise RuntimeError(f"{name}: auto's longer fit left its first epochs")
+                    auto_upd = upd(longer)
                 ratio = auto_upd / grid_upd[best]
                 ratios.append(ratio)
                 misses += not np.isfinite(auto_upd)
@@ -510,7 +522,7 @@ def run(quick, which="design", seed=0, steps=STEPS, partial_fit=False):
                       f"{auto.momentum_ if auto is not None else float('nan'):>7.2f} "
                       f"{auto_seconds / fixed_seconds:>16.1f}")
     print(f"auto / best-grid updates: median {np.median(ratios):.2f}, worst "
-          f"{max(ratios):.2f}; within 1.5x in {np.mean(np.array(ratios) <= 1.5):.0%} "
+          f"{max(ratios):.2f}; within {RATIO:g}x in {np.mean(np.array(ratios) <= RATIO):.0%} "
           f"of {len(ratios)} cases; auto missed the target in {misses}; "
           f"{'partial_fit' if partial_fit else 'fit'} CPU time of auto / a fixed momentum "
           f"(mean of the grid's): {seconds['auto'] / max(seconds['fixed'], 1e-12):.1f}x")
