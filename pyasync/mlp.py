@@ -8,6 +8,7 @@ The epoch loop follows sklearn/neural_network/_multilayer_perceptron.py
 random stream (initialisation, early-stopping split, per-epoch shuffles), the
 same learning-rate schedules and stopping rules, so that with one worker the
 fit equals scikit-learn's to rounding."""
+import copy
 import warnings
 from numbers import Integral
 
@@ -310,7 +311,10 @@ class _BaseAsyncMLP(BaseEstimator):
         X_engine = _engine_X(X_train)
         Y_engine = np.ascontiguousarray(Y_train, dtype=np.float64)
         sw_engine = None if sw_train is None else np.ascontiguousarray(sw_train)
-        seed = rs.randint(MAX_INT) if engine["kind"] in ("simulated", "ray") else 0
+        # drawn from a copy: the shuffles then follow MLPClassifier's stream,
+        # so one simulated worker fits as scikit-learn and one thread do
+        seed = (copy.deepcopy(rs).randint(MAX_INT)
+                if engine["kind"] in ("simulated", "ray") else 0)
         params = {"units": units, "activation": self.activation,
                   "output": st["out_activation_"], "alpha": float(self.alpha),
                   "lr": lr,
