@@ -1,5 +1,7 @@
 """The epoch loop of a linear model's SGD: schedules, stopping rules and
 divergence checks around the compiled engine, one epoch at a time."""
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
@@ -19,6 +21,21 @@ STALENESS_SAMPLE_EVERY = 16
 
 class DivergenceError(ValueError):
     """The fit produced non-finite weights or predictions."""
+
+
+def unchanged_on_failure(fit_method):
+    """A fit method that fails (bad input, divergence, Ctrl-C) leaves its
+    estimator exactly as it was: validation sets n_features_in_ first."""
+    @functools.wraps(fit_method)
+    def fit(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return fit_method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+    return fit
 
 
 def optimal_init(loss, loss_param, alpha):
@@ -44,8 +61,20 @@ def check_sparse_structure(X):
     """A ValueError for a sparse X whose index arrays point outside it (the
     kernels, and scipy's own products, would read out of bounds and crash);
     X as given otherwise. O(non-zeros)."""
+    if sp.issparse(X) and X.format == "coo":
+        if not X.row.size == X.col.size == X.data.size:
+            raise ValueError("X.row, X.col and X.data differ in length: the sparse matrix "
+                             "is malformed")
+        for name, index, bound in (("row", X.row, X.shape[0]), ("col", X.col, X.shape[1])):
+            if index.size and (index.min() < 0 or index.max() >= bound):
+                raise ValueError(f"X.{name} holds an index outside [0, {bound}): the sparse "
+                                 "matrix is malformed")
+        return X
     if not sp.issparse(X) or X.format not in ("csr", "csc"):
         return X
+    if X.data.size != X.indices.size:
+        raise ValueError(f"X.data holds {X.data.size} values for {X.indices.size} indices: "
+                         "the sparse matrix is malformed")
     n_inner = X.shape[1] if X.format == "csr" else X.shape[0]
     if X.indices.size and (X.indices.min() < 0 or X.indices.max() >= n_inner):
         raise ValueError(f"X.indices holds an index outside [0, {n_inner}): the sparse "

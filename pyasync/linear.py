@@ -20,7 +20,7 @@ from . import _sgd
 from .benchmark import usable_cores
 from .distributed.ray_backend import ray_engine
 from .momentum import fit_geometric, total_momentum
-from .staleness import StalenessStats, replay_cdf
+from .staleness import StalenessStats, simulated_schedule
 
 CLASSIFICATION_LOSSES = ("hinge", "log_loss", "modified_huber", "squared_hinge",
                          "perceptron", "squared_error", "huber",
@@ -31,7 +31,6 @@ PENALTIES = ("l2", "l1", "elasticnet", None)
 LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive") + _sgd.PASSIVE_AGGRESSIVE
 UPDATES = ("racy", "atomic", "locked")
 ASYNCHRONY = ("threads", "simulated", "ray")
-STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # scikit-learn's smaller intercept step on sparse data
 SPARSE_INTERCEPT_DECAY = 0.01
 
@@ -69,6 +68,15 @@ def _check_int(name, value, low, high=None):
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _finite_init(values, name):
+    """A starting point as float64; a ValueError naming it where it holds
+    NaN or infinity (no epoch could recover from there)."""
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return values
 
 
 class _BaseAsyncSGD(BaseEstimator):
@@ -129,15 +137,24 @@ class _BaseAsyncSGD(BaseEstimator):
         _check_real("epsilon", self.epsilon, 0.0)
         _check_real("eta0", self.eta0, 0.0, low_open=True)
         _check_real("power_t", self.power_t)
-        if not (isinstance(self.momentum, str) and self.momentum == "auto"):
+        if isinstance(self.momentum, str):
+            if self.momentum != "auto":
+                raise ValueError(f"momentum must be a number in (-1, 1) or 'auto', got "
+                                 f"{self.momentum!r}")
+        else:
             _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
         if self.target_momentum is not None:
             _check_real("target_momentum", self.target_momentum, 0.0, 1.0, False, True)
+            if self.momentum != "auto":
+                raise ValueError("target_momentum is only used with momentum='auto'")
         _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
                     True, True)
         _check_int("max_iter", self.max_iter, 1)
         _check_int("n_iter_no_change", self.n_iter_no_change, 1)
-        _check_int("verbose", self.verbose, 0)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            _check_int("verbose", self.verbose, 0)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
         if self.tol is not None:
             _check_real("tol", self.tol, 0.0)
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
@@ -169,26 +186,14 @@ class _BaseAsyncSGD(BaseEstimator):
         n_workers = n_jobs if self.n_workers is None else self.n_workers
         _check_int("n_workers" if self.n_workers is not None else "n_jobs", n_workers, 1,
                    _sgd.MAX_INT)  # checked where unused too
+        schedule = simulated_schedule(self.staleness, self.delay, _sgd.MAX_INT - 1)
         if self.asynchrony == "threads":
             return {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                     "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
         if self.asynchrony == "ray":
             return ray_engine(n_workers, self.local_steps, self.ray_address)
-        engine = {"kind": "simulated", "n_workers": int(n_workers),
-                  "schedule": self.staleness, "replay_cdf": None, "seed": 0}
-        if isinstance(self.staleness, str):
-            _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
-            if self.staleness == "fixed":
-                _check_int("delay", self.delay, 0, _sgd.MAX_INT - 1)
-                engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
-            elif self.delay is not None:
-                raise ValueError("delay is only used with staleness='fixed'")
-            return engine
-        if self.delay is not None:
-            raise ValueError("delay is only used with staleness='fixed'")
-        # not a schedule's name: a histogram (counts, or a fit's staleness_)
-        engine.update(schedule="replay", replay_cdf=replay_cdf(self.staleness, "staleness"))
-        return engine
+        return {"kind": "simulated", "seed": 0, **schedule,
+                "n_workers": schedule["n_workers"] or int(n_workers)}
 
     def _loss_param(self):
         if self.loss == "hinge":
@@ -409,6 +414,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.local_steps = local_steps
         self.ray_address = ray_address
 
+    @_sgd.unchanged_on_failure
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
         """Fit the model from scratch (or from the last fit with
         warm_start=True), up to max_iter epochs."""
@@ -431,6 +437,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self._warn_if_not_converged(self.max_iter)
         return self
 
+    @_sgd.unchanged_on_failure
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y); `classes` is required on the first call."""
         engine = self._validate_hyperparameters(for_partial_fit=True)
@@ -469,12 +476,12 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         coef = np.zeros((n_models, n_features))
         intercept = np.zeros(n_models)
         if coef_init is not None:
-            coef_init = np.asarray(coef_init, dtype=np.float64).reshape(n_models, -1)
+            coef_init = _finite_init(coef_init, "coef_init").reshape(n_models, -1)
             if coef_init.shape != coef.shape:
                 raise ValueError("Provided coef_init does not match dataset.")
             coef[:] = coef_init
         if intercept_init is not None:
-            intercept_init = np.asarray(intercept_init, dtype=np.float64).ravel()
+            intercept_init = _finite_init(intercept_init, "intercept_init").ravel()
             if intercept_init.shape != intercept.shape:
                 raise ValueError("Provided intercept_init does not match dataset.")
             intercept[:] = intercept_init
@@ -650,6 +657,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.local_steps = local_steps
         self.ray_address = ray_address
 
+    @_sgd.unchanged_on_failure
     def fit(self, X, y, coef_init=None, intercept_init=None, sample_weight=None):
         """Fit the model from scratch (or from the last fit with
         warm_start=True), up to max_iter epochs."""
@@ -663,6 +671,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self._warn_if_not_converged(self.max_iter)
         return self
 
+    @_sgd.unchanged_on_failure
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current model."""
         engine = self._validate_hyperparameters(for_partial_fit=True)
@@ -686,12 +695,12 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         coef = np.zeros(n_features)
         intercept = 0.0
         if coef_init is not None:
-            coef_init = np.asarray(coef_init, dtype=np.float64).ravel()
+            coef_init = _finite_init(coef_init, "coef_init").ravel()
             if coef_init.shape != coef.shape:
                 raise ValueError("Provided coef_init does not match dataset.")
             coef[:] = coef_init
         if intercept_init is not None:
-            intercept_init = np.asarray(intercept_init, dtype=np.float64).ravel()
+            intercept_init = _finite_init(intercept_init, "intercept_init").ravel()
             if intercept_init.shape != (1,):
                 raise ValueError("Provided intercept_init does not match dataset.")
             intercept = float(intercept_init[0])

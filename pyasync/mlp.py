@@ -27,12 +27,12 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from . import _mlp, _sgd
-from ._sgd import one_blas_thread
+from ._sgd import one_blas_thread, unchanged_on_failure
 from .distributed.ray_backend import ray_engine
 from .linear import _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
-from .staleness import StalenessStats, replay_cdf
+from .staleness import StalenessStats, simulated_schedule
 
 MAX_INT = np.iinfo(np.int32).max
 HIST_LEN = 257
@@ -44,7 +44,6 @@ UPDATES = ("racy", "atomic", "locked")
 REGRESSION_LOSSES = ("squared_error", "poisson")  # poisson: half deviance, exp output
 AUTO_MOMENTA = ("auto", "probe")  # momenta chosen by the fit (pyasync.mlp_auto)
 ASYNCHRONY = ("threads", "simulated", "ray")
-STALENESS_SCHEDULES = ("exponential", "round_robin", "fixed")
 # Each update is a whole minibatch: reading the other threads' commit
 # counters (one cache line each) is free next to it, so every update is
 # measured.
@@ -168,6 +167,9 @@ class _BaseAsyncMLP(BaseEstimator):
             _check_real("momentum", self.momentum, -1.0, 1.0, True, True)
         if self.target_momentum is not None:
             _check_real("target_momentum", self.target_momentum, 0.0, 1.0, False, True)
+            if self.momentum not in AUTO_MOMENTA:
+                raise ValueError("target_momentum is only used with momentum='auto' or "
+                                 "'probe'")
         _check_bool("nesterovs_momentum", self.nesterovs_momentum)
         _check_bool("early_stopping", self.early_stopping)
         _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, True, True)
@@ -180,28 +182,14 @@ class _BaseAsyncMLP(BaseEstimator):
         n_workers = n_jobs if self.n_workers is None else self.n_workers
         _check_int("n_workers" if self.n_workers is not None else "n_jobs", n_workers, 1,
                    MAX_INT)  # checked where unused too
+        schedule = simulated_schedule(self.staleness, self.delay, MAX_INT - 1)
         if self.asynchrony == "threads":
             return hidden, {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                             "staleness_every": STALENESS_EVERY}
         if self.asynchrony == "ray":
             return hidden, ray_engine(n_workers, self.local_steps, self.ray_address)
-        engine = {"kind": "simulated", "n_workers": int(n_workers),
-                  "schedule": self.staleness, "replay_cdf": None, "seed": 0}
-        if not isinstance(self.staleness, str):
-            # a histogram (counts, or a fit's staleness_) replayed
-            if self.delay is not None:
-                raise ValueError("delay is only used with staleness='fixed'")
-            engine.update(schedule="replay", replay_cdf=replay_cdf(self.staleness, "staleness"))
-            return hidden, engine
-        _check_choice("staleness", self.staleness, STALENESS_SCHEDULES)
-        if self.staleness == "fixed":
-            if self.delay is None:
-                raise ValueError("staleness='fixed' needs delay (an integer >= 0)")
-            _check_int("delay", self.delay, 0, MAX_INT - 1)
-            engine.update(schedule="round_robin", n_workers=int(self.delay) + 1)
-        elif self.delay is not None:
-            raise ValueError("delay is only used with staleness='fixed'")
-        return hidden, engine
+        return hidden, {"kind": "simulated", "seed": 0, **schedule,
+                        "n_workers": schedule["n_workers"] or int(n_workers)}
 
     # -- fitting ----------------------------------------------------------
     def _init_coef(self, fan_in, fan_out, rs):
@@ -211,18 +199,8 @@ class _BaseAsyncMLP(BaseEstimator):
         intercept = rs.uniform(-bound, bound, fan_out)
         return coef, intercept
 
+    @unchanged_on_failure
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        """Runs the fit; a fit that fails (bad input, divergence, Ctrl-C)
-        leaves the estimator exactly as it was."""
-        saved = dict(self.__dict__)
-        try:
-            return self._fit_epochs(X, y, sample_weight, incremental)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-
-    def _fit_epochs(self, X, y, sample_weight, incremental):
         with one_blas_thread():
             return self._fit_epochs_blas1(X, y, sample_weight, incremental)
 

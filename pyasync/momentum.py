@@ -31,6 +31,8 @@ def implicit_momentum(n_workers):
 def staleness_pmf(n_workers, max_staleness=None):
     """Geometric staleness distribution of M workers, ``P(tau = l)`` for
     ``l = 0..max_staleness`` (default: where the tail falls below 1e-12)."""
+    if np.ndim(n_workers) != 0:
+        raise ValueError(f"n_workers must be one number (a law of one M), got {n_workers!r}")
     if not np.isfinite(n_workers) or n_workers < 1:
         raise ValueError(f"n_workers must be finite and >= 1, got {n_workers}")
     q = 1.0 - 1.0 / n_workers

@@ -6,13 +6,16 @@ import numpy as np
 
 def staleness_counts(histogram, name="histogram"):
     """The counts of a staleness histogram (an array, or a fit's
-    ``staleness_``) as float64; a ValueError naming `name` and what is
-    wrong with them otherwise."""
+    ``staleness_``) as float64, relative to the largest; a ValueError
+    naming `name` and what is wrong with them otherwise."""
     counts = getattr(histogram, "histogram", histogram)
     try:
-        counts = np.asarray(counts, dtype=np.float64)
+        counts = np.asarray(counts)
+        if np.iscomplexobj(counts):
+            raise TypeError
+        counts = counts.astype(np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a histogram of counts by staleness, "
+        raise ValueError(f"{name} must be a histogram of real counts by staleness, "
                          f"got {histogram!r}") from None
     if counts.ndim != 1 or counts.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-d histogram of counts, got "
@@ -21,9 +24,9 @@ def staleness_counts(histogram, name="histogram"):
         raise ValueError(f"{name} holds a count that is not finite")
     if np.any(counts < 0):
         raise ValueError(f"{name} holds a negative count")
-    if counts.sum() <= 0:
+    if not np.any(counts > 0):
         raise ValueError(f"{name} holds no counts (they sum to 0)")
-    return counts
+    return counts / counts.max()  # relative: huge counts must not overflow their sum
 
 
 def replay_cdf(histogram, name="staleness"):
@@ -33,6 +36,33 @@ def replay_cdf(histogram, name="staleness"):
     cdf = np.cumsum(counts) / counts.sum()
     cdf[-1] = 1.0
     return cdf
+
+
+SCHEDULES = ("exponential", "round_robin", "fixed")
+
+
+def simulated_schedule(staleness, delay, max_delay):
+    """The simulated engine's schedule for an estimator's `staleness` and
+    `delay` (checked whatever the engine, as every parameter is):
+    {"schedule", "replay_cdf", "n_workers"}, the last set only where the
+    schedule fixes the workers ("fixed": delay + 1 in turn)."""
+    if not isinstance(staleness, str):  # a histogram (counts, or a fit's staleness_)
+        if delay is not None:
+            raise ValueError("delay is only used with staleness='fixed'")
+        return {"schedule": "replay", "replay_cdf": replay_cdf(staleness, "staleness"),
+                "n_workers": None}
+    if staleness not in SCHEDULES:
+        raise ValueError(f"staleness must be one of {list(SCHEDULES)} or a histogram of "
+                         f"counts, got {staleness!r}")
+    if staleness != "fixed":
+        if delay is not None:
+            raise ValueError("delay is only used with staleness='fixed'")
+        return {"schedule": staleness, "replay_cdf": None, "n_workers": None}
+    if (isinstance(delay, (bool, np.bool_)) or not isinstance(delay, (int, np.integer))
+            or not 0 <= delay <= max_delay):
+        raise ValueError(f"staleness='fixed' needs delay, an integer in [0, {max_delay}], "
+                         f"got {delay!r}")
+    return {"schedule": "round_robin", "replay_cdf": None, "n_workers": int(delay) + 1}
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,28 @@ def test_n_workers_checked_on_the_threads_engine_too(Est, data):
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS + [AsyncMLPClassifier])
+def test_target_momentum_without_a_chosen_momentum_is_refused(Est, data):
+    """target_momentum steers a chosen momentum: with a fixed one it would
+    be ignored, so it is refused."""
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="target_momentum is only used with"):
+        Est(momentum=0.5, target_momentum=0.9).fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_verbose_takes_a_bool_and_warm_start_must_be_one(Est, data, capsys):
+    """As scikit-learn's SGD estimators: verbose=True prints epochs;
+    warm_start=1 is refused."""
+    X, y = data[0], _y(Est, data)
+    Est(verbose=True, max_iter=2, tol=None).fit(X, y)
+    assert "Epoch 2" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="warm_start must be a bool"):
+        Est(warm_start=1).fit(X, y)
+    with pytest.raises(ValueError, match="'auto', got 'probe'"):
+        Est(momentum="probe").fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS + [AsyncMLPClassifier])
 def test_malformed_sparse_input_is_refused_not_read(Est, data):
     """Indices or row pointers outside the matrix would be read out of
     bounds (by the kernels, and by scipy's products at predict): refused."""
@@ -214,6 +236,22 @@ def test_malformed_sparse_input_is_refused_not_read(Est, data):
     fitted = Est(max_iter=2).fit(S, y)
     with pytest.raises(ValueError, match="X.indices"):
         fitted.predict(bad_index)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS + [AsyncMLPClassifier])
+def test_malformed_coo_and_short_data_are_refused_not_read(Est, data):
+    """A COO matrix's coordinates outside it, or a CSR with fewer values
+    than indices, would be read (or written, converting) out of bounds."""
+    X, y = data[0], (data[2] if Est is AsyncSGDRegressor else data[1])
+    bad_col, bad_row = sp.coo_matrix(X), sp.coo_matrix(X)
+    bad_col.col[0], bad_row.row[0] = 10**6, -1
+    short = sp.csr_matrix(X)
+    short.data = short.data[:10].copy()
+    for bad, message in ((bad_col, "X.col"), (bad_row, "X.row"), (short, "X.data")):
+        with pytest.raises(ValueError, match=message):
+            Est(max_iter=2).fit(bad, y)
+        with pytest.raises(ValueError, match=message):
+            Est(max_iter=2).fit(X, y).predict(bad)
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
@@ -540,6 +578,36 @@ def test_divergence_on_refit_keeps_previous_model(unscaled):
         est.fit(X, y)
     assert np.all(np.isfinite(est.coef_))
     assert_array_equal(est.coef_, coef)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS + [AsyncMLPClassifier])
+def test_a_refit_refused_after_validation_keeps_the_fitted_model(Est, data):
+    """Validation sets n_features_in_ before a later check refuses the fit
+    (sample weights of the wrong length): the fitted model still predicts."""
+    X, y = data[0], (data[2] if Est is AsyncSGDRegressor else data[1])
+    est = Est(max_iter=2, random_state=0).fit(X, y)
+    before = est.predict(X)
+    with pytest.raises(ValueError):
+        est.fit(X[:, :3], y, sample_weight=np.ones(7))
+    assert est.n_features_in_ == X.shape[1]
+    assert_array_equal(est.predict(X), before)
+    with pytest.raises(ValueError):
+        est.partial_fit(X[:, :3], y)
+    assert_array_equal(est.predict(X), before)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("momentum", [0.0, "auto"])
+def test_a_non_finite_starting_point_is_refused(Est, momentum, data):
+    """NaN in coef_init would be rolled back to by momentum="auto" (the
+    start is its first safe point): refused, naming it."""
+    X, y = data[0], (data[2] if Est is AsyncSGDRegressor else data[1])
+    est = Est(momentum=momentum, max_iter=2)
+    with pytest.raises(ValueError, match="coef_init contains NaN"):
+        est.fit(X, y, coef_init=np.full(X.shape[1], np.nan))
+    with pytest.raises(ValueError, match="intercept_init contains NaN"):
+        est.fit(X, y, intercept_init=[np.inf])
+    assert not hasattr(est, "coef_")
 
 
 def test_huge_but_finite_rate_gives_finite_weights(unscaled):

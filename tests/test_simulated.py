@@ -407,6 +407,8 @@ def test_staleness_pmf_bad_input():
             staleness_pmf(bad)
         with pytest.raises(ValueError, match="n_workers"):
             implicit_momentum(bad)
+    with pytest.raises(ValueError, match="n_workers must be one number"):
+        staleness_pmf(np.array([2, 3]))
     with pytest.raises(ValueError, match="explicit momentum in"):
         recurrence_rate(1.5, 0.5, 0.1, 1.0)
     with pytest.raises(ValueError, match="implicit in"):
@@ -917,8 +919,10 @@ BAD = [
     pytest.param({"staleness": [[1, 2], [3, 4]]}, "staleness must be a non-empty 1-d",
                  id="2d-counts"),
     pytest.param({"staleness": ["a", "b"]}, "staleness must be a histogram", id="str-counts"),
+    pytest.param({"staleness": [1 + 1j, 2]}, "staleness must be a histogram of real",
+                 id="complex-counts"),
     pytest.param({"n_workers": 2**63}, "n_workers must be <=", id="n_workers-huge"),
-    pytest.param({"staleness": "fixed", "delay": 2**63 - 1}, "delay must be <=",
+    pytest.param({"staleness": "fixed", "delay": 2**63 - 1}, "delay, an integer in",
                  id="delay-huge"),
     pytest.param({"staleness": "exponential", "delay": 2}, "delay", id="delay-exponential"),
     pytest.param({"staleness": "round_robin", "delay": 2}, "delay", id="delay-round_robin"),
@@ -926,11 +930,14 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("asynchrony", ("simulated", "threads"))
 @pytest.mark.parametrize("kind", ("clf", "reg"))
 @pytest.mark.parametrize("params,name", BAD)
-def test_bad_simulated_params(params, name, kind):
+def test_bad_simulated_params(params, name, kind, asynchrony):
+    """Refused on the threads engine too, which does not use them, as
+    scikit-learn checks every parameter."""
     X, y = make_data(kind, n=50)
-    est = estimator(kind, asynchrony="simulated", **params)
+    est = estimator(kind, asynchrony=asynchrony, **params)
     with pytest.raises(ValueError, match=name):
         est.fit(X, y)
     assert not hasattr(est, "coef_")
