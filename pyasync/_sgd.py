@@ -9,11 +9,10 @@ from threadpoolctl import ThreadpoolController
 from . import _core
 from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, row_sample,
                        sample_loss, stable_grid, staleness_pmf)
-from .staleness import StalenessStats
+from .staleness import HIST_LEN, StalenessStats, staleness_law
 
 MAX_INT = np.iinfo(np.int32).max
 PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
-HIST_LEN = 257
 # One update in this many measures its staleness: reading the other threads'
 # counters costs cache misses, so measuring every update would not be free.
 STALENESS_SAMPLE_EVERY = 16
@@ -261,9 +260,11 @@ class AutoMomentum:
         """Whether the momentum is re-chosen on a new sample before `epoch`."""
         return (epoch & (epoch - 1)) == 0
 
-    def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
-        if hist.sum() > 0:
-            self.pmf = hist / hist.sum()
+    def choose(self, epoch, w, b, staleness, eta, loss_curve, memory=1.0):
+        """The momentum of the next epoch; `staleness` is what the fit has
+        measured so far (a StalenessStats, or counts by staleness)."""
+        if np.sum(getattr(staleness, "histogram", staleness)) > 0:
+            self.pmf = staleness_law(staleness)
         if self.target is not None:
             implicit = fit_geometric(self.pmf).implicit_momentum
             return float(np.clip(self.target - implicit, -0.9, 0.9))
@@ -406,7 +407,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
             if auto is not None:
                 step = _core.eta(params, eta, t + 1)
                 memory = row_memory(params, eta, t, n_train) if auto.resamples(epoch) else 1.0
-                params["momentum"] = auto.choose(epoch, state["w"], state["b"][0], hist, step,
+                measured = StalenessStats.from_counts(hist, stale_sum, stale_max)
+                params["momentum"] = auto.choose(epoch, state["w"], state["b"][0], measured, step,
                                                  loss_curve, memory)
             if backend is not None:
                 res = ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist)

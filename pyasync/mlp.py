@@ -32,10 +32,9 @@ from .distributed.ray_backend import ray_engine
 from .linear import _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
-from .staleness import StalenessStats, simulated_schedule
+from .staleness import HIST_LEN, StalenessStats, simulated_schedule
 
 MAX_INT = np.iinfo(np.int32).max
-HIST_LEN = 257
 MAX_HIDDEN_LAYERS = 10  # the core's PA_MLP_MAX_LAYERS - 1
 MAX_UNITS = 65536
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -324,7 +323,8 @@ class _BaseAsyncMLP(BaseEstimator):
         try:
             for it in range(self.max_iter):
                 if auto is not None:
-                    params["momentum"] = auto.choose(it, w, None, hist, lr,
+                    measured = StalenessStats.from_counts(hist, stale_sum, stale_max)
+                    params["momentum"] = auto.choose(it, w, None, measured, lr,
                                                      st["loss_curve_"])
                 if self.shuffle:
                     sample_idx = sk_shuffle(sample_idx, random_state=rs)

@@ -176,9 +176,9 @@ class MLPAutoMomentum(AutoMomentum):
                                     self.sample_weight)[0] * batch.size
         return total / rows.size
 
-    def choose(self, epoch, w, b, hist, eta, loss_curve, memory=1.0):
+    def choose(self, epoch, w, b, staleness, eta, loss_curve, memory=1.0):
         self.epoch_start = w.copy()
-        return super().choose(epoch, w, b, hist, eta, loss_curve, memory)
+        return super().choose(epoch, w, b, staleness, eta, loss_curve, memory)
 
     def keep_safe(self, state):
         """Keeps the weights the epoch started from, not those it ended

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .staleness import staleness_counts
+from .staleness import StalenessStats, staleness_counts
 
 
 def implicit_momentum(n_workers):
@@ -52,9 +52,11 @@ class GeometricFit:
 
 def fit_geometric(histogram):
     """Maximum-likelihood geometric fit of a staleness histogram (counts by
-    staleness, or a fit's ``staleness_``): M = 1 + mean staleness."""
+    staleness, or a fit's ``staleness_``, whose exact mean counts the
+    staleness its last bin pools): M = 1 + mean staleness."""
     counts = staleness_counts(histogram)
-    mean = float(np.arange(counts.size) @ counts / counts.sum())
+    mean = (float(histogram.mean) if isinstance(histogram, StalenessStats)
+            else float(np.arange(counts.size) @ counts / counts.sum()))
     m = 1.0 + mean
     return GeometricFit(m, 1.0 - 1.0 / m, mean)
 

@@ -3,6 +3,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+SCHEDULES = ("exponential", "round_robin", "fixed")
+# A fit's histogram holds staleness 0 .. OVERFLOW_BIN, the last bin every
+# larger one too (its mean and max are exact); a law spreads that bin over
+# at most TAIL_BINS more.
+OVERFLOW_BIN = 256
+HIST_LEN = OVERFLOW_BIN + 1
+TAIL_BINS = 1 << 14
+
 
 def staleness_counts(histogram, name="histogram"):
     """The counts of a staleness histogram (an array, or a fit's
@@ -29,16 +37,45 @@ def staleness_counts(histogram, name="histogram"):
     return counts / counts.max()  # relative: huge counts must not overflow their sum
 
 
+def staleness_law(histogram, name="histogram"):
+    """``P(staleness = s)`` for s = 0, 1, ...: a histogram's counts (or a
+    fit's ``staleness_``) normalised. A fit's last bin, OVERFLOW_BIN, also
+    counts every larger staleness (2 threads on 1 core: descheduled for a
+    time slice, thousands); its mass is spread over OVERFLOW_BIN .. the
+    largest measured (at most TAIL_BINS further) as a truncated geometric
+    tail with the mean the fit measured (the exponential schedule's own
+    tail), so that the law's mean is the fit's."""
+    counts = staleness_counts(histogram, name)
+    law = counts / counts.sum()
+    if (not isinstance(histogram, StalenessStats) or counts.size != OVERFLOW_BIN + 1
+            or histogram.max <= OVERFLOW_BIN):
+        return law
+    head = np.arange(OVERFLOW_BIN) @ law[:OVERFLOW_BIN]
+    longest = min(histogram.max - OVERFLOW_BIN, TAIL_BINS)
+    tail_mean = np.clip((histogram.mean - head) / law[-1] - OVERFLOW_BIN, 0.0, longest)
+    offsets = np.arange(longest + 1)
+
+    def tail(log_ratio):
+        z = log_ratio * offsets
+        weights = np.exp(z - z.max())
+        return weights / weights.sum()
+    low, high = -60.0, 60.0  # tail means ~0 and ~longest: bisect between
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if offsets @ tail(middle) < tail_mean:
+            low = middle
+        else:
+            high = middle
+    return np.concatenate([law[:OVERFLOW_BIN], law[-1] * tail(0.5 * (low + high))])
+
+
 def replay_cdf(histogram, name="staleness"):
     """The cumulative distribution ``P(staleness <= s)`` the simulated
-    engines replay from a histogram (counts, or a fit's ``staleness_``)."""
-    counts = staleness_counts(histogram, name)
-    cdf = np.cumsum(counts) / counts.sum()
+    engines replay from a histogram (counts, or a fit's ``staleness_``:
+    `staleness_law`)."""
+    cdf = np.cumsum(staleness_law(histogram, name))
     cdf[-1] = 1.0
     return cdf
-
-
-SCHEDULES = ("exponential", "round_robin", "fixed")
 
 
 def simulated_schedule(staleness, delay, max_delay):

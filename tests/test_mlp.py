@@ -878,7 +878,7 @@ def test_target_momentum_holds_the_total(n_workers):
     assert est.implicit_momentum_ == pytest.approx(1 - 1 / n_workers, abs=0.1)
     assert est.total_momentum_ == pytest.approx(0.9, abs=0.05)
     if n_workers == 1:  # no asynchrony: the fit of momentum 0.9 itself
-        fixed = clone(est).set_params(momentum=0.9).fit(X, y)
+        fixed = clone(est).set_params(momentum=0.9, target_momentum=None).fit(X, y)
         for a, b in zip(est.coefs_, fixed.coefs_):
             np.testing.assert_array_equal(a, b)
 

@@ -29,7 +29,7 @@ from pyasync.momentum import (MOMENTUM_GRID, RowSample, epoch_staleness, estimat
                               fit_geometric, growth_rates, heaviest_stable,
                               implicit_momentum, momentum_recursion, recurrence_rate,
                               staleness_pmf, total_momentum)
-from pyasync.staleness import StalenessStats
+from pyasync.staleness import StalenessStats, staleness_law
 
 
 # ---------------------------------------------------------------- helpers
@@ -347,6 +347,26 @@ def test_replay_a_fit_staleness():
         assert diff.max() < 0.02, diff.max()
         assert again.staleness_.mean == pytest.approx(first.staleness_.mean, rel=0.05)
         assert abs(fit_geometric(again.staleness_).n_workers - 6) < 0.6
+
+
+def test_staleness_past_the_last_bin_keeps_its_mean():
+    """At 256 workers about 37% of the staleness is 256 or more, which the
+    histogram's last bin pools: the geometric fit takes the fit's exact
+    mean, and the law replayed (and that momentum="auto" models) spreads
+    the pooled bin into a tail with that mean."""
+    X, y = make_data("reg", n=20000)
+    first = estimator("reg", asynchrony="simulated", n_workers=256, max_iter=2).fit(X, y)
+    stats = first.staleness_
+    assert stats.histogram.size == _sgd.HIST_LEN and stats.max > 256
+    assert stats.mean == pytest.approx(255, rel=0.05)
+    assert fit_geometric(stats).n_workers == pytest.approx(1 + stats.mean, rel=1e-12)
+    law = staleness_law(stats)
+    assert law.sum() == pytest.approx(1.0) and law.size == stats.max + 1
+    assert np.arange(law.size) @ law == pytest.approx(stats.mean, rel=1e-6)
+    np.testing.assert_allclose(law[:256], stats.histogram[:256] / stats.n_measured)
+    again = estimator("reg", asynchrony="simulated", staleness=stats, max_iter=2,
+                      random_state=3).fit(X, y)
+    assert again.staleness_.mean == pytest.approx(stats.mean, rel=0.05)
 
 
 def test_replay_ignores_n_workers():
