@@ -311,13 +311,15 @@ class _BaseAsyncMLP(BaseEstimator):
                                  nesterov=params["nesterov"], hist_len=HIST_LEN, seed=seed)
         auto, model = None, {"w": w, "v": v}
         if self.momentum in AUTO_MOMENTA:
-            # a fit that goes on from a fitted model starts from its momentum
-            # and counts on from its epochs
-            initial = None if first_pass else getattr(self, "momentum_", None)
+            # a fit that goes on from a model fitted with a chosen momentum
+            # starts from it and counts on from its epochs; after a fixed
+            # momentum, the choice starts afresh
+            goes_on = not first_pass and getattr(self, "_momentum_chosen", False)
             auto = MLPAutoMomentum(X_engine, Y_engine, params, engine,
-                                   self.target_momentum, seed, n_train, initial,
+                                   self.target_momentum, seed, n_train,
+                                   self.momentum_ if goes_on else None,
                                    probe=self.momentum == "probe", sample_weight=sw_engine,
-                                   epochs_before=0 if first_pass else len(self.loss_curve_))
+                                   epochs_before=len(self.loss_curve_) if goes_on else 0)
             if backend is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:
@@ -412,6 +414,7 @@ class _BaseAsyncMLP(BaseEstimator):
         self.n_iter_ = n_iter
         self.staleness_ = StalenessStats.from_counts(hist, stale_sum, stale_max)
         self.momentum_ = float(params["momentum"])
+        self._momentum_chosen = auto is not None
         self.probe_updates_ = 0 if auto is None else auto.probe_updates
         self.implicit_momentum_ = (fit_geometric(self.staleness_).implicit_momentum
                                    if self.staleness_.n_measured else 0.0)

@@ -939,6 +939,24 @@ def test_auto_momentum_warm_start_keeps_the_choice():
     assert est.momentum_ <= chosen  # the closed loop may only cap it
 
 
+def test_auto_momentum_after_a_fixed_momentum_chooses(monkeypatch):
+    """A fit that goes on (warm_start, partial_fit) from a model fitted at
+    a fixed momentum has no choice to keep: switched to "auto", it
+    chooses, as a fresh fit does."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto.MLPAutoMomentum, "propose", lambda self, *a: -0.3)
+    X, y, est = auto_on_digits(max_iter=2, momentum=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        est.set_params(momentum="auto", warm_start=True).fit(X, y)
+    assert est.momentum_ == -0.3
+    streamed = clone(est).set_params(momentum=0.5, warm_start=False)
+    streamed.partial_fit(X, y, classes=np.unique(y))
+    streamed.set_params(momentum="auto").partial_fit(X, y)
+    assert streamed.momentum_ == -0.3
+
+
 def test_auto_momentum_probes_threads_as_exponential_workers(monkeypatch):
     """Threads have measured no staleness before the first epoch: the
     probe simulates n_jobs exponential workers, no more than the cores."""
