@@ -137,11 +137,15 @@ def new_state(n_features, coef, intercept, velocity, intercept_velocity,
     }
 
 
-def prior_staleness_pmf(engine, epoch_rows=None):
-    """The staleness law expected before any is measured; an epoch of
-    `epoch_rows` updates has no more workers than that in flight."""
+def prior_staleness_pmf(engine, epoch_rows=None, measured=None):
+    """The staleness law expected before the fit measures any; an epoch of
+    `epoch_rows` updates has no more workers than that in flight. Threads
+    and Ray workers measure theirs from the first epoch on; a fit that
+    goes on (partial_fit) starts from what the calls before it `measured`."""
     if engine["kind"] != "simulated":
-        return np.ones(1)  # threads: measured from the first epoch on
+        if measured is not None and measured.n_measured:
+            return staleness_law(measured)
+        return np.ones(1)
     if engine["schedule"] == "replay":
         return np.diff(np.concatenate([[0.0], engine["replay_cdf"]]))
     m = engine["n_workers"] if not epoch_rows else max(1, min(engine["n_workers"], epoch_rows))
@@ -200,13 +204,13 @@ class AutoMomentum:
     BLOW_UP_STEP = 0.4
 
     def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
-                 sample_weight=None):
+                 sample_weight=None, measured=None):
         self.X, self.y, self.params = X, y, params
         self.sample_weight = sample_weight
         self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
         self.rng = np.random.RandomState(seed)
-        self.pmf = prior_staleness_pmf(engine, epoch_rows)
+        self.pmf = prior_staleness_pmf(engine, epoch_rows, measured)
         self.choice = self.current = 0.0
         self.cap = 0.9
         self.best_loss = np.inf
@@ -362,10 +366,12 @@ def fit_linear(*args, **kwargs):
 def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                intercept_velocity, train_idx, t0, max_iter, tol,
                n_iter_no_change, eta0, seed, shuffle, engine,
-               score_fn=None, verbose=0, target_momentum=None):
+               score_fn=None, verbose=0, target_momentum=None, measured_staleness=None):
     """Runs up to `max_iter` epochs; returns the fitted state and curves.
 
-    `engine` describes the engine (see `_core.linear_epoch`).
+    `engine` describes the engine (see `_core.linear_epoch`);
+    `measured_staleness`, the staleness a fit this one goes on from
+    measured (momentum="auto" starts from it).
     `score_fn(w, b)`, when given, is the validation score that early
     stopping watches; otherwise the training objective is watched."""
     n_features = X.shape[1]
@@ -373,7 +379,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     auto = None
     if params["momentum"] == "auto":
         auto = AutoMomentum(X, y, params, engine, target_momentum, seed,
-                            epoch_rows=len(train_idx), sample_weight=sample_weight)
+                            epoch_rows=len(train_idx), sample_weight=sample_weight,
+                            measured=measured_staleness)
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
     # unit weights would cost a cache miss a row for nothing

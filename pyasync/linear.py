@@ -266,7 +266,7 @@ class _BaseAsyncSGD(BaseEstimator):
 
     def _fit_problem(self, X, y, sample_weight, coef, intercept, velocity,
                      intercept_velocity, train_idx, score_fn, max_iter, seed,
-                     engine, params, t):
+                     engine, params, t, measured=None):
         return _sgd.fit_linear(
             X, y, sample_weight, params=params, coef=coef, intercept=intercept,
             velocity=velocity, intercept_velocity=intercept_velocity,
@@ -274,7 +274,8 @@ class _BaseAsyncSGD(BaseEstimator):
             tol=self.tol, n_iter_no_change=self.n_iter_no_change,
             eta0=float(self.eta0), seed=seed, shuffle=self.shuffle,
             engine=engine, score_fn=score_fn,
-            verbose=self.verbose, target_momentum=self.target_momentum)
+            verbose=self.verbose, target_momentum=self.target_momentum,
+            measured_staleness=measured)
 
     def _set_momentum_attributes(self, explicit):
         """momentum_ (explicit, the last chosen under "auto"), the implicit
@@ -508,9 +509,12 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         if engine["kind"] == "ray":  # one set of actors for every class
             engine = dict(engine, pool={})
         try:
+            # a partial_fit going on models the staleness the calls before measured
+            measured = getattr(self, "staleness_", None) if velocity_given else None
             results = self._fit_classes(X, y, sample_weight, class_weight, classes,
                                         positives, coef, intercept, velocity, train, val,
-                                        random_state, max_iter, engine, params, t, momenta)
+                                        random_state, max_iter, engine, params, t, momenta,
+                                        measured)
         finally:
             if engine.get("pool", {}).get("backend") is not None:
                 engine["pool"]["backend"].close()
@@ -529,7 +533,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
 
     def _fit_classes(self, X, y, sample_weight, class_weight, classes, positives, coef,
                      intercept, velocity, train, val, random_state, max_iter, engine,
-                     params, t, momenta=None):
+                     params, t, momenta=None, measured=None):
         """Fits each one-vs-rest problem in turn, into coef, intercept and
         velocity; returns the per-problem results. Class weights as
         SGDClassifier's: a binary problem weighs each row by its class's, a
@@ -550,7 +554,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             res = self._fit_problem(
                 X, y_pm, weights, coef[k], intercept[k], velocity[0][k],
                 velocity[1][k], train, score_fn, max_iter, seed, engine,
-                params if momenta is None else dict(params, momentum=momenta[k]), t)
+                params if momenta is None else dict(params, momentum=momenta[k]), t,
+                measured)
             coef[k], intercept[k] = res["coef"], res["intercept"]
             if res["velocity"] is not None:
                 velocity[0][k] = res["velocity"]
@@ -717,9 +722,10 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         params = self._engine_params(sp.issparse(X))
         if momenta is not None:
             params["momentum"] = momenta[0]
+        measured = getattr(self, "staleness_", None) if velocity_given else None
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
                                 velocity[0], velocity[1], train, score_fn,
-                                max_iter, seed, engine, params, t)
+                                max_iter, seed, engine, params, t, measured)
         self.coef_ = res["coef"]
         self.intercept_ = np.array([res["intercept"]])
         if res["velocity"] is not None:

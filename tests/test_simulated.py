@@ -731,6 +731,30 @@ def test_auto_momentum_partial_fit_keeps_what_a_fixed_fit_would():
     assert_same_fit(est, fixed)
 
 
+@pytest.mark.parametrize("kind", ("clf", "reg"))
+def test_auto_momentum_partial_fit_on_threads_starts_from_the_measured_staleness(
+        monkeypatch, kind):
+    """Threads measure their staleness as they run: a partial_fit call that
+    goes on models the staleness the calls before it measured, not none."""
+    from pyasync import _sgd
+    priors = []
+    real = _sgd.AutoMomentum.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        priors.append(self.pmf.copy())
+    monkeypatch.setattr(_sgd.AutoMomentum, "__init__", spy)
+    X, y = make_data(kind, n=2000)
+    est = estimator(kind, momentum="auto", n_jobs=4)
+    extra = {"classes": np.unique(y)} if kind == "clf" else {}
+    est.partial_fit(X, y, **extra)
+    first = copy.deepcopy(est.staleness_)
+    est.partial_fit(X, y)
+    assert np.array_equal(priors[0], [1.0])  # nothing measured yet: staleness 0
+    assert first.n_measured > 0
+    np.testing.assert_array_equal(priors[-1], staleness_law(first))
+
+
 @pytest.mark.parametrize("sparse", (False, True), ids=("dense", "csr"))
 def test_target_momentum(sparse):
     """target_momentum holds explicit + measured implicit at the target:
