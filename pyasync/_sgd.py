@@ -1,9 +1,11 @@
 """The epoch loop of a linear model's SGD: schedules, stopping rules and
 divergence checks around the compiled engine, one epoch at a time."""
 import functools
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from . import _core
@@ -20,6 +22,23 @@ STALENESS_SAMPLE_EVERY = 16
 
 class DivergenceError(ValueError):
     """The fit produced non-finite weights or predictions."""
+
+
+# A fit whose last epoch's loss is this many times its first's has climbed
+# away (a step too large for its asynchrony), though it stayed finite.
+CLIMBED = 10.0
+
+
+def warn_if_climbed(loss_curve, step_name):
+    """A ConvergenceWarning where a fit ended with its loss CLIMBED times its
+    first epoch's or more: finite, so nothing raised, but diverging."""
+    finite = [loss for loss in loss_curve if np.isfinite(loss)]
+    if len(finite) >= 2 and finite[0] > 0 and finite[-1] >= CLIMBED * finite[0]:
+        warnings.warn(
+            f"The loss climbed from {finite[0]:.4g} (first epoch) to {finite[-1]:.4g} "
+            f"(last): the fit is diverging. Lower {step_name} or the momentum "
+            "(asynchrony adds about 1 - 1/M for M workers; negative momentum is "
+            "allowed), or use momentum='auto'.", ConvergenceWarning)
 
 
 def unchanged_on_failure(fit_method):

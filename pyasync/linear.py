@@ -310,6 +310,7 @@ class _BaseAsyncSGD(BaseEstimator):
             warnings.warn("Maximum number of iteration reached before "
                           "convergence. Consider increasing max_iter to "
                           "improve the fit.", ConvergenceWarning)
+        _sgd.warn_if_climbed(self.loss_curve_, "eta0")
 
     def __sklearn_is_fitted__(self):
         # validation sets n_features_in_ before a fit can fail

@@ -27,7 +27,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from . import _mlp, _sgd
-from ._sgd import one_blas_thread, unchanged_on_failure
+from ._sgd import one_blas_thread, unchanged_on_failure, warn_if_climbed
 from .distributed.ray_backend import ray_engine
 from .linear import _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
@@ -399,6 +399,8 @@ class _BaseAsyncMLP(BaseEstimator):
                         "Stochastic Optimizer: Maximum iterations (%d) reached and the "
                         "optimization hasn't converged yet." % self.max_iter,
                         ConvergenceWarning)
+            if not incremental:
+                warn_if_climbed(st["loss_curve_"], "learning_rate_init")
         finally:
             if backend is not None:
                 backend.close()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_array_equal
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, AsyncSGDClassifier, AsyncSGDRegressor
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
@@ -608,6 +608,23 @@ def test_a_non_finite_starting_point_is_refused(Est, momentum, data):
     with pytest.raises(ValueError, match="intercept_init contains NaN"):
         est.fit(X, y, intercept_init=[np.inf])
     assert not hasattr(est, "coef_")
+
+
+@pytest.mark.parametrize("Est", [AsyncSGDRegressor, AsyncMLPRegressor])
+def test_a_fit_that_climbs_away_says_so(Est):
+    """64 simulated workers at a step one worker takes: the loss climbs
+    by orders of magnitude, finite, so nothing raises; the fit warns."""
+    from sklearn.datasets import make_regression
+    X, y = make_regression(200, 5, random_state=0)
+    y = y / y.std() if Est is AsyncMLPRegressor else y
+    step = (dict(activation="tanh", learning_rate_init=0.05, batch_size=8, momentum=0.0)
+            if Est is AsyncMLPRegressor else dict(learning_rate="constant", eta0=0.1))
+    with pytest.warns(ConvergenceWarning, match="climbed .* the fit is diverging"):
+        try:
+            Est(asynchrony="simulated", n_workers=64, random_state=0, max_iter=20,
+                **step).fit(X, y)
+        except ValueError:  # went past the floating-point range instead
+            pytest.fail("diverged to non-finite instead of climbing")
 
 
 def test_huge_but_finite_rate_gives_finite_weights(unscaled):
