@@ -1,5 +1,6 @@
 /* Losses and their derivative with respect to the prediction p, with
- * scikit-learn's definitions (sklearn/linear_model/_sgd_fast.pyx.tp). */
+ * scikit-learn's definitions (sklearn/linear_model/_sgd_fast.pyx.tp; the
+ * log loss from sklearn/_loss, which SGDClassifier uses). */
 #ifndef PA_LOSSES_H
 #define PA_LOSSES_H
 #include <math.h>
@@ -9,6 +10,16 @@ enum pa_loss {
     PA_PERCEPTRON, PA_SQUARED_ERROR, PA_HUBER, PA_EPSILON_INSENSITIVE,
     PA_SQUARED_EPSILON_INSENSITIVE
 };
+
+/* log(1 + e^x), scikit-learn's piecewise evaluation (sklearn/_loss). */
+static inline double pa_log1pexp(double x)
+{
+    if (x <= -37.0) return exp(x);
+    if (x <= -2.0) return log1p(exp(x));
+    if (x <= 18.0) return log(1.0 + exp(x));
+    if (x <= 33.3) return x + exp(-x);
+    return x;
+}
 
 /* `param` is the hinge threshold, huber's c or the epsilon. */
 static inline double pa_loss_value(int loss, double param, double y, double p)
@@ -22,10 +33,9 @@ static inline double pa_loss_value(int loss, double param, double y, double p)
         z = param - p * y;
         return z > 0.0 ? z * z : 0.0;
     case PA_LOG_LOSS:
-        z = p * y;
-        if (z > 18.0) return exp(-z);
-        if (z < -18.0) return -z;
-        return log1p(exp(-z));
+        /* scikit-learn's half binomial loss on y in {0, 1}: log(1 + e^p) - y p */
+        z = y > 0.0 ? 1.0 : 0.0;
+        return pa_log1pexp(p) - z * p;
     case PA_MODIFIED_HUBER:
         z = p * y;
         if (z >= 1.0) return 0.0;
@@ -57,10 +67,13 @@ static inline double pa_loss_dloss(int loss, double param, double y, double p)
         z = param - p * y;
         return z > 0.0 ? -2.0 * y * z : 0.0;
     case PA_LOG_LOSS:
-        z = p * y;
-        if (z > 18.0) return -y * exp(-z);
-        if (z < -18.0) return -y;
-        return -y / (exp(z) + 1.0);
+        /* expit(p) - y on y in {0, 1}, as scikit-learn computes it */
+        z = y > 0.0 ? 1.0 : 0.0;
+        if (p > -37.0) {
+            r = exp(-p);
+            return ((1.0 - z) - z * r) / (1.0 + r);
+        }
+        return exp(p) - z;
     case PA_MODIFIED_HUBER:
         z = p * y;
         if (z >= 1.0) return 0.0;

@@ -41,13 +41,12 @@ def ref_dloss(loss, param, y, p):
         if p * y <= param:
             return -y
         return 0.0
-    if loss == 1:  # log_loss
-        z = p * y
-        if z > 18.0:
-            return np.exp(-z) * -y
-        if z < -18.0:
-            return -y
-        return -y / (np.exp(z) + 1.0)
+    if loss == 1:  # log_loss: expit(p) - y on y in {0, 1} (sklearn/_loss)
+        y01 = 1.0 if y > 0.0 else 0.0
+        if p > -37.0:
+            e = np.exp(-p)
+            return ((1.0 - y01) - y01 * e) / (1.0 + e)
+        return np.exp(p) - y01
     if loss == 2:  # modified_huber
         z = p * y
         if z >= 1.0:
