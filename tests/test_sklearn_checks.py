@@ -23,10 +23,16 @@ def _expected_failed_checks(estimator):
     return SGD_EXPECTED_FAILED_CHECKS
 
 
+SIMULATED = dict(asynchrony="simulated", n_workers=4)
+
+
 @parametrize_with_checks(
     [AsyncSGDClassifier(max_iter=5), AsyncSGDRegressor(max_iter=5),
      AsyncSGDClassifier(max_iter=5, momentum="auto"),
-     AsyncSGDRegressor(max_iter=5, momentum="auto")],
+     AsyncSGDRegressor(max_iter=5, momentum="auto"),
+     AsyncSGDClassifier(max_iter=5, **SIMULATED), AsyncSGDRegressor(max_iter=5, **SIMULATED),
+     AsyncSGDClassifier(max_iter=5, momentum="auto", **SIMULATED),
+     AsyncSGDRegressor(max_iter=5, momentum="auto", **SIMULATED)],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
