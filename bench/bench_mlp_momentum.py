@@ -39,7 +39,8 @@ whole (872 and 65). "later3" holds eight more, made before all three
 (and measured once after each: 184 -> 191 -> 200 -> 205 of 240 within
 1.5x, 24 -> 28 -> 20 -> 24 targets missed). Those counts ran auto for the
 grid's 30 epochs; deciding the misses as below, the seven sets take 881
-and 48, "later3" 207 and 14.
+and 48, "later3" 207 and 14; and once one simulated worker shuffled as
+scikit-learn does, 882 and 53, "later3" 207 and 16.
 The target is
 FRACTION of the way from the first epoch's loss at momentum 0 to the
 lowest loss any grid value reaches in the budget; where the best needs
