@@ -65,6 +65,11 @@ def _check_int(name, value, low, high=None):
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -153,14 +158,11 @@ class _BaseAsyncSGD(BaseEstimator):
         _check_int("n_iter_no_change", self.n_iter_no_change, 1)
         if not isinstance(self.verbose, (bool, np.bool_)):
             _check_int("verbose", self.verbose, 0)
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
+        _check_bool("warm_start", self.warm_start)
         if self.tol is not None:
             _check_real("tol", self.tol, 0.0)
-        if not isinstance(self.fit_intercept, (bool, np.bool_)):
-            raise ValueError("fit_intercept must be a bool")
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise ValueError("shuffle must be a bool")
+        _check_bool("fit_intercept", self.fit_intercept)
+        _check_bool("shuffle", self.shuffle)
         if self.average not in (False, 0):
             raise ValueError("average (averaged SGD) is not supported; use average=False")
         if self.learning_rate == "optimal" and self.alpha == 0:

@@ -29,7 +29,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
 from . import _mlp, _sgd
 from ._sgd import one_blas_thread, unchanged_on_failure, warn_if_climbed
 from .distributed.ray_backend import ray_engine
-from .linear import _check_int, _check_real, resolve_n_jobs
+from .linear import _check_bool, _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
 from .staleness import HIST_LEN, StalenessStats, simulated_schedule
@@ -52,11 +52,6 @@ STALENESS_EVERY = 1
 def _check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
 
 
 def _pack(coefs, intercepts):

@@ -7,7 +7,7 @@ with three epochs each of the simulated engine under the fit's staleness."""
 import numpy as np
 
 from . import _mlp
-from ._sgd import AutoMomentum
+from ._sgd import AutoMomentum, prior_staleness_pmf
 from .benchmark import usable_cores
 from .momentum import (MOMENTUM_GRID, epoch_staleness, heaviest_stable,
                        replayed_epoch_staleness, search_grid)
@@ -210,8 +210,8 @@ class MLPAutoMomentum(AutoMomentum):
             engine = self.probe_engine(0)
             n_batches = -(-self.n_rows // self.params["batch_size"])
             if engine["schedule"] == "replay":
-                pmf = np.diff(np.concatenate([[0.0], engine["replay_cdf"]]))
-                self.staleness = replayed_epoch_staleness(pmf, n_batches)
+                self.staleness = replayed_epoch_staleness(prior_staleness_pmf(engine),
+                                                          n_batches)
             else:
                 self.staleness = epoch_staleness(engine["n_workers"], n_batches,
                                                  engine["schedule"] == "round_robin")
