@@ -29,6 +29,20 @@ class DivergenceError(ValueError):
 CLIMBED = 10.0
 
 
+def in_input_precision(values, dtype):
+    """The fitted `values` (computed in float64) in the input's precision,
+    as scikit-learn keeps a model; a DivergenceError where they exceed its
+    range, as a fit in that precision would have overflowed."""
+    with np.errstate(over="ignore"):
+        cast = np.asarray(values).astype(dtype)
+    if not np.all(np.isfinite(cast)):
+        raise DivergenceError(
+            f"The fitted model's weights (largest {np.max(np.abs(values)):.3g}) exceed "
+            f"{np.dtype(dtype).name}'s range. Scaling input data with StandardScaler "
+            "or MinMaxScaler, a smaller step, or float64 input might help.")
+    return cast
+
+
 def warn_if_climbed(loss_curve, step_name):
     """A ConvergenceWarning where a fit ended with its loss CLIMBED times its
     first epoch's or more: finite, so nothing raised, but diverging."""

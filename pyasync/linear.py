@@ -521,8 +521,10 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         finally:
             if engine.get("pool", {}).get("backend") is not None:
                 engine["pool"]["backend"].close()
+        fitted = (_sgd.in_input_precision(coef, X.dtype),
+                  _sgd.in_input_precision(intercept, X.dtype))
         self.classes_ = classes
-        self.coef_, self.intercept_ = coef, intercept
+        self.coef_, self.intercept_ = fitted
         self._velocity = velocity
         self.n_iter_ = max(r["n_iter"] for r in results)
         self.t_ = self._clock_after(max(r["t"] for r in results), X.shape[0])
@@ -570,7 +572,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         """Signed distance to the hyperplane of each class."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+        # scored in float64: a float32 model's products may not fit float32
+        scores = safe_sparse_dot(X, self.coef_.T.astype(np.float64), dense_output=True) \
+            + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
     def predict(self, X):
@@ -729,8 +733,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
                                 velocity[0], velocity[1], train, score_fn,
                                 max_iter, seed, engine, params, t, measured)
-        self.coef_ = res["coef"]
-        self.intercept_ = np.array([res["intercept"]])
+        self.coef_ = _sgd.in_input_precision(res["coef"], X.dtype)
+        self.intercept_ = _sgd.in_input_precision([res["intercept"]], X.dtype)
         if res["velocity"] is not None:
             velocity = (res["velocity"], res["intercept_velocity"])
         self._velocity = velocity
@@ -746,7 +750,9 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         X = self._validate_X(X, reset=False)
         # a sparsified coef_ is one CSR row
         coef = self.coef_.T if sp.issparse(self.coef_) else self.coef_
-        return np.ravel(safe_sparse_dot(X, coef, dense_output=True)) + self.intercept_[0]
+        # in float64: a float32 model's products may not fit float32
+        return np.ravel(safe_sparse_dot(X, coef.astype(np.float64), dense_output=True)) \
+            + self.intercept_[0]
 
 
 def _r2_score(X_val, y_val, w_val):

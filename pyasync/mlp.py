@@ -27,7 +27,8 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from . import _mlp, _sgd
-from ._sgd import one_blas_thread, unchanged_on_failure, warn_if_climbed
+from ._sgd import (in_input_precision, one_blas_thread, unchanged_on_failure,
+                   warn_if_climbed)
 from .distributed.ray_backend import ray_engine
 from .linear import _check_bool, _check_int, _check_real, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
@@ -400,10 +401,11 @@ class _BaseAsyncMLP(BaseEstimator):
             if backend is not None:
                 backend.close()
         final = best if self.early_stopping else w
+        coefs, intercepts = _unpack(in_input_precision(final, X.dtype), units)
         # commit
         for name, value in st.items():
             setattr(self, name, value)
-        self.coefs_, self.intercepts_ = _unpack(final, units)
+        self.coefs_, self.intercepts_ = coefs, intercepts
         self._best_w = best
         self._velocity = v
         self._learning_rate = lr

@@ -610,6 +610,22 @@ def test_a_non_finite_starting_point_is_refused(Est, momentum, data):
     assert not hasattr(est, "coef_")
 
 
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_a_float32_model_past_float32s_range_is_refused(Est, data):
+    """The model is kept in the input's precision: float32 X whose fit
+    ends with weights past float32's range (computed in float64, finite)
+    raises instead of storing inf; float64 X keeps them."""
+    X, y = data[0], (data[2] if Est is AsyncSGDRegressor else data[1])
+    huge = dict(coef_init=np.full(X.shape[1], 1e39))
+    kw = dict(max_iter=1, tol=None, alpha=0.0, learning_rate="constant", eta0=1e-300)
+    est = Est(**kw).fit(X, y, **huge)
+    assert est.coef_.dtype == np.float64 and np.all(np.isfinite(est.coef_))
+    est32 = Est(**kw)
+    with pytest.raises(ValueError, match="exceed float32's range"):
+        est32.fit(X.astype(np.float32), y, **huge)
+    assert not hasattr(est32, "coef_")
+
+
 @pytest.mark.parametrize("Est", [AsyncSGDRegressor, AsyncMLPRegressor])
 def test_a_fit_that_climbs_away_says_so(Est):
     """64 simulated workers at a step one worker takes: the loss climbs

@@ -702,7 +702,9 @@ def test_float32_classifier_not_upcast(engine_dtypes, binary, fmt):
     engine_dtypes.clear()
     clf64 = AsyncSGDClassifier(**params).fit(conv(Xtr), ytr)
     assert all(d == np.float64 for d in engine_dtypes)
-    assert clf32.coef_.dtype == np.float64  # the model itself stays float64
+    # the model keeps the input's precision, as SGDClassifier's does
+    assert clf32.coef_.dtype == clf32.intercept_.dtype == np.float32
+    assert clf64.coef_.dtype == clf64.intercept_.dtype == np.float64
     assert_allclose(clf32.coef_, clf64.coef_, rtol=1e-5, atol=1e-6)
     assert_allclose(clf32.intercept_, clf64.intercept_, rtol=1e-5, atol=1e-6)
     assert_array_equal(clf32.predict(Xte.astype(np.float32)), clf64.predict(Xte))
@@ -716,7 +718,24 @@ def test_float32_regressor_not_upcast(engine_dtypes, regression, fmt):
     reg32 = AsyncSGDRegressor(**params).fit(conv(Xtr.astype(np.float32)), ytr)
     assert engine_dtypes and all(d == np.float32 for d in engine_dtypes)
     reg64 = AsyncSGDRegressor(**params).fit(conv(Xtr), ytr)
+    assert reg32.coef_.dtype == reg32.intercept_.dtype == np.float32
+    assert reg64.coef_.dtype == reg64.intercept_.dtype == np.float64
     assert_allclose(reg32.coef_, reg64.coef_, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("Est", [AsyncSGDClassifier, AsyncSGDRegressor])
+def test_partial_fit_takes_each_call_in_its_own_precision(binary, regression, Est):
+    Xtr, _, ytr, _ = binary if Est is AsyncSGDClassifier else regression
+    extra = dict(classes=np.unique(ytr)) if Est is AsyncSGDClassifier else {}
+    est = Est(n_jobs=1, random_state=0, eta0=0.01, learning_rate="constant")
+    ref = Est(n_jobs=1, random_state=0, eta0=0.01, learning_rate="constant")
+    est.partial_fit(Xtr.astype(np.float32), ytr, **extra)
+    ref.partial_fit(Xtr.astype(np.float32).astype(np.float64), ytr, **extra)
+    assert est.coef_.dtype == np.float32
+    assert_array_equal(est.coef_, ref.coef_.astype(np.float32))
+    est.partial_fit(Xtr, ytr)  # float64 after float32 goes on, in float64
+    assert est.coef_.dtype == est.intercept_.dtype == np.float64
+    assert np.all(np.isfinite(est.coef_))
 
 
 def test_float32_with_threads_and_momentum(binary):
