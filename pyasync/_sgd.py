@@ -15,6 +15,7 @@ from .staleness import HIST_LEN, StalenessStats, staleness_law
 
 MAX_INT = np.iinfo(np.int32).max
 PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
+DECAYING_SCHEDULES = ("optimal", "invscaling")  # steps that shrink from the first update
 # One update in this many measures its staleness: reading the other threads'
 # counters costs cache misses, so measuring every update would not be free.
 STALENESS_SAMPLE_EVERY = 16
@@ -226,7 +227,8 @@ class AutoMomentum:
     up (its mean loss BLOW_UP times the start's and the best so far, or not
     finite) is rolled back (`recover`): the model goes back to the best
     epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
-    blew up (at -0.9 nothing safer is left: the epoch is kept). With
+    blew up (at -0.9 nothing safer is left: the epoch is kept; a decaying
+    schedule's first epoch, finite, is kept too: see `recover`). With
     `target`, it instead holds explicit + measured implicit momentum at
     that total."""
 
@@ -237,8 +239,11 @@ class AutoMomentum:
     BLOW_UP_STEP = 0.4
 
     def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
-                 sample_weight=None, measured=None):
+                 sample_weight=None, measured=None, t0=0):
         self.X, self.y, self.params = X, y, params
+        # the fit starts a decaying schedule at its first (largest) step
+        self.decaying_from_start = (params.get("learning_rate") in DECAYING_SCHEDULES
+                                    and t0 == 0)
         self.sample_weight = sample_weight
         self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
@@ -268,9 +273,13 @@ class AutoMomentum:
             return False
         best = self.best_loss if np.isfinite(self.best_loss) else 0.0
         # a loss that is 0 at the start (the perceptron's at w = 0) has no scale
-        # to judge by: only a diverged epoch is undone there
-        if np.isfinite(mean_loss) and not (
-                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best)):
+        # to judge by: only a diverged epoch is undone there. A decaying
+        # schedule's first epoch takes the fit's largest steps: its climb
+        # is the schedule's (a fixed momentum's climbs as far: heavy class
+        # weights under "optimal"), not the momentum's, and sets the scale.
+        schedules_climb = epoch == 0 and self.decaying_from_start
+        if np.isfinite(mean_loss) and (schedules_climb or not (
+                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best))):
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
@@ -413,7 +422,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     if params["momentum"] == "auto":
         auto = AutoMomentum(X, y, params, engine, target_momentum, seed,
                             epoch_rows=len(train_idx), sample_weight=sample_weight,
-                            measured=measured_staleness)
+                            measured=measured_staleness, t0=t0)
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
     # unit weights would cost a cache miss a row for nothing
