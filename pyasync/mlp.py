@@ -244,6 +244,13 @@ class _BaseAsyncMLP(BaseEstimator):
                          "best_validation_score_"):
                 st[name] = getattr(self, name)
             st["loss_curve_"] = list(self.loss_curve_)
+            # early_stopping switched since the last fit: start its records
+            # (scikit-learn's MLPs fail there on a None)
+            if self.early_stopping and st["validation_scores_"] is None:
+                st["validation_scores_"], st["best_validation_score_"] = [], -np.inf
+                st["best_loss_"] = None
+            if not self.early_stopping and st["best_loss_"] is None:
+                st["best_loss_"] = np.inf
             if st["validation_scores_"] is not None:
                 st["validation_scores_"] = list(st["validation_scores_"])
             coefs, intercepts = self.coefs_, self.intercepts_

@@ -727,6 +727,23 @@ def test_warm_start_continues(digits):
     assert len(clf.loss_curve_) == 4 and not np.array_equal(first, clf.coefs_[0])
 
 
+def test_early_stopping_switched_between_fits(digits):
+    """A fit with early stopping, then partial_fit without (and the other
+    way round with warm_start): the records the new setting watches start
+    there (scikit-learn's MLPs fail on a None best_loss_)."""
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = AsyncMLPClassifier(early_stopping=True, **kw).fit(X, y)
+        clf.set_params(early_stopping=False).partial_fit(X, y)
+        assert len(clf.loss_curve_) == 4 and clf.best_loss_ == clf.loss_curve_[-1]
+        clf = AsyncMLPClassifier(warm_start=True, **kw).fit(X, y)
+        clf.set_params(early_stopping=True).fit(X, y)
+    assert len(clf.validation_scores_) == 3 and clf.best_loss_ is None
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+
+
 def test_convergence_warning_at_max_iter(digits):
     X, _, y, _ = digits
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
