@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from . import _core
+from .benchmark import usable_cores
 from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, row_sample,
                        sample_loss, stable_grid, staleness_pmf)
 from .staleness import HIST_LEN, StalenessStats, staleness_law
@@ -241,6 +242,9 @@ class AutoMomentum:
     def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
                  sample_weight=None, measured=None, t0=0):
         self.X, self.y, self.params = X, y, params
+        # the fit's threads (idle while it chooses) run the simulations, no
+        # more than the cores: threads beyond them do not run at once
+        self.n_threads = min(engine.get("n_threads", engine.get("n_jobs", 1)), usable_cores())
         # the fit starts a decaying schedule at its first (largest) step
         self.decaying_from_start = (params.get("learning_rate") in DECAYING_SCHEDULES
                                     and t0 == 0)
@@ -349,7 +353,7 @@ class AutoMomentum:
         return choose_momentum(
             sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
             self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
-            epoch_updates=self.epoch_rows, l2=prm["l2"])
+            epoch_updates=self.epoch_rows, l2=prm["l2"], n_threads=self.n_threads)
 
 
 def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):

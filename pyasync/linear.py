@@ -192,10 +192,12 @@ class _BaseAsyncSGD(BaseEstimator):
         if self.asynchrony == "threads":
             return {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                     "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
+        # n_jobs: the threads momentum="auto" may simulate on
         if self.asynchrony == "ray":
-            return ray_engine(n_workers, self.local_steps, self.ray_address)
+            return dict(ray_engine(n_workers, self.local_steps, self.ray_address),
+                        n_jobs=n_jobs)
         return {"kind": "simulated", "seed": 0, **schedule,
-                "n_workers": schedule["n_workers"] or int(n_workers)}
+                "n_workers": schedule["n_workers"] or int(n_workers), "n_jobs": n_jobs}
 
     def _loss_param(self):
         if self.loss == "hinge":

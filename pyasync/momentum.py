@@ -12,6 +12,7 @@ finishes next is uniformly random, so an update's staleness tau is geometric,
 so to first order the total momentum is ``mu_L + mu_S``. On a quadratic
 with curvature h this is a linear recurrence in ``x[t]`` whose roots set the
 convergence rate (`recurrence_rate`)."""
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -436,7 +437,7 @@ def own_kick_lumps(rows, m, scale, rng):
 
 
 def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates, rng,
-                           every=10, l2=0.0):
+                           every=10, l2=0.0, n_threads=1):
     """Asynchronous SGD with each explicit momentum of `grid` on a
     `RowSample`, all momenta fed the same rows and staleness draws (an
     update's gradient is taken at the predictions of `staleness` updates
@@ -445,7 +446,8 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
     (n_updates // every x len(grid)); a diverged momentum stays infinite.
     `l2` is the penalty's L2 strength: each update decays the weights by
     1 - l2 x step, as the fit's kernels do, the intercept spared. The loop
-    runs in the compiled core."""
+    runs in the compiled core, the momenta split over `n_threads` threads
+    (each momentum's run is its own: the losses are the same bit for bit)."""
     from . import _core
     m = sample.gram.shape[0]
     grid = np.ascontiguousarray(grid, dtype=np.float64)
@@ -456,13 +458,22 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
     lumps = None
     if sample.scale < 1.0:
         lumps = own_kick_lumps(rows, m, sample.scale, rng)
-    return _core.row_sample_grid(np.ascontiguousarray(sample.gram, dtype=np.float64),
-                                 np.ascontiguousarray(sample.predictions, dtype=np.float64),
-                                 sample.targets, loss, float(loss_param), float(step),
-                                 grid, rows, stale, pmf.size, every, sample.held,
-                                 sample.held_predictions, sample.held_targets,
-                                 sample.held_weight, lumps, max(0.0, 1.0 - l2 * step),
-                                 sample.intercept, sample.intercept_rows)
+    gram = np.ascontiguousarray(sample.gram, dtype=np.float64)
+    predictions = np.ascontiguousarray(sample.predictions, dtype=np.float64)
+
+    def losses(momenta):
+        return _core.row_sample_grid(gram, predictions, sample.targets, loss,
+                                     float(loss_param), float(step),
+                                     np.ascontiguousarray(momenta), rows, stale, pmf.size,
+                                     every, sample.held, sample.held_predictions,
+                                     sample.held_targets, sample.held_weight, lumps,
+                                     max(0.0, 1.0 - l2 * step), sample.intercept,
+                                     sample.intercept_rows)
+    parts = np.array_split(grid, max(1, min(int(n_threads), grid.size)))
+    if len(parts) == 1:
+        return losses(grid)
+    with ThreadPoolExecutor(len(parts)) as pool:  # the core runs without the GIL
+        return np.concatenate(list(pool.map(losses, parts)), axis=1)
 
 
 def sample_loss(sample, loss, loss_param):
@@ -499,7 +510,8 @@ def simulation_horizon(n_updates, epoch_updates, sample):
 
 
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
-                    n_updates=5000, fraction=0.05, epoch_updates=None, l2=0.0):
+                    n_updates=5000, fraction=0.05, epoch_updates=None, l2=0.0,
+                    n_threads=1):
     """The explicit momentum whose simulated loss (the sample's, with its
     held-out rows'), averaged over windows of one epoch of the data
     (`epoch_updates`, at least one pass over the sample, as an epoch's
@@ -513,7 +525,7 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     best, all on the same rows and staleness draws. `l2`: the penalty's L2
     strength, a decay of the weights each update (see
     `simulate_momentum_grid`); an L1 part is left out, its truncation
-    leaving the rows' span."""
+    leaving the rows' span. `n_threads`: threads the simulations share."""
     grid = np.asarray(MOMENTUM_GRID if grid is None else grid, dtype=np.float64)
     m = sample.gram.shape[0]
     every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
@@ -534,7 +546,8 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     def smoothed(momenta):
         rng.set_state(draws)
         losses = simulate_momentum_grid(sample, loss, loss_param, step, pmf, momenta,
-                                        n_updates, rng, every=every, l2=l2)
+                                        n_updates, rng, every=every, l2=l2,
+                                        n_threads=n_threads)
         window = max(1, min(span // every, losses.shape[0]))
         smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
                            for col in losses.T], axis=1)

@@ -379,6 +379,45 @@ def test_a_diverging_momentum_blows_up_and_momentum_zero_does_not():
     assert mu == 0.0
 
 
+@pytest.mark.parametrize("n_threads", [2, 3, 19, 40])
+def test_momenta_split_over_threads_give_the_same_losses(n_threads):
+    """Each momentum's run is its own: the grid split over threads gives
+    the one-thread losses bit for bit, held-out rows, lumps, decay and all."""
+    rng = np.random.RandomState(4)
+    X = sp.random(300, 400, density=0.05, format="csr", random_state=rng)
+    y = np.sign(rng.standard_normal(300))
+    sample = row_sample(X, y, np.zeros(400), 0.0, "hinge", 1.0, True, 0.01, rng)
+    assert sample.scale < 1.0  # lumps in play
+    one, split = (simulate_momentum_grid(sample, "hinge", 1.0, 0.5, np.ones(8),
+                                         MOMENTUM_GRID, 3000, np.random.RandomState(5),
+                                         every=50, l2=1e-3, n_threads=k)
+                  for k in (1, n_threads))
+    assert one.shape == split.shape == (60, MOMENTUM_GRID.size)
+    assert np.array_equal(one, split)
+    dense = row_sample(X.toarray()[:, :20], y, np.zeros(20), 0.0, "log_loss", 0.0, True,
+                       1.0, rng, max_rows=100)
+    assert dense.held is not None  # held-out rows in play
+    one, split = (choose_momentum(dense, "log_loss", 0.0, 0.5, np.ones(4),
+                                  np.random.RandomState(6), n_threads=k)
+                  for k in (1, n_threads))
+    assert one == split
+
+
+def test_auto_momentum_chooses_alike_on_any_number_of_threads():
+    """n_jobs lends the simulated engine's momentum="auto" threads for its
+    simulations: the fit is the same bit for bit."""
+    from sklearn.datasets import make_classification
+    from pyasync import AsyncSGDClassifier
+    X, y = make_classification(3000, 40, random_state=0)
+    fits = [AsyncSGDClassifier(momentum="auto", asynchrony="simulated", n_workers=16,
+                               n_jobs=n_jobs, learning_rate="constant", eta0=0.003,
+                               max_iter=5, tol=None, random_state=0).fit(X, y)
+            for n_jobs in (1, 2, -1)]
+    for fit in fits[1:]:
+        assert np.array_equal(fit.coef_, fits[0].coef_)
+        assert fit.momentum_ == fits[0].momentum_
+
+
 def test_choose_momentum_never_picks_a_diverging_one():
     rng = np.random.RandomState(1)
     X = rng.standard_normal((200, 10))
