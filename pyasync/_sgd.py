@@ -16,7 +16,6 @@ from .staleness import HIST_LEN, StalenessStats, staleness_law
 
 MAX_INT = np.iinfo(np.int32).max
 PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
-DECAYING_SCHEDULES = ("optimal", "invscaling")  # steps that shrink from the first update
 # One update in this many measures its staleness: reading the other threads'
 # counters costs cache misses, so measuring every update would not be free.
 STALENESS_SAMPLE_EVERY = 16
@@ -39,9 +38,9 @@ def in_input_precision(values, dtype):
         cast = np.asarray(values).astype(dtype)
     if not np.all(np.isfinite(cast)):
         raise DivergenceError(
-            f"The fitted model's weights (largest {np.max(np.abs(values)):.3g}) exceed "
+            f"The fitted model (largest |value| {np.max(np.abs(values)):.3g}) exceeds "
             f"{np.dtype(dtype).name}'s range. Scaling input data with StandardScaler "
-            "or MinMaxScaler, a smaller step, or float64 input might help.")
+            "or MinMaxScaler, a smaller learning rate, or float64 input might help.")
     return cast
 
 
@@ -228,8 +227,8 @@ class AutoMomentum:
     up (its mean loss BLOW_UP times the start's and the best so far, or not
     finite) is rolled back (`recover`): the model goes back to the best
     epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
-    blew up (at -0.9 nothing safer is left: the epoch is kept; a decaying
-    schedule's first epoch, finite, is kept too: see `recover`). With
+    blew up (at -0.9 nothing safer is left: the epoch is kept; the
+    "optimal" schedule's first epoch, finite, is kept too: see `recover`). With
     `target`, it instead holds explicit + measured implicit momentum at
     that total."""
 
@@ -245,9 +244,8 @@ class AutoMomentum:
         # the fit's threads (idle while it chooses) run the simulations, no
         # more than the cores: threads beyond them do not run at once
         self.n_threads = min(engine.get("n_threads", engine.get("n_jobs", 1)), usable_cores())
-        # the fit starts a decaying schedule at its first (largest) step
-        self.decaying_from_start = (params.get("learning_rate") in DECAYING_SCHEDULES
-                                    and t0 == 0)
+        # the fit starts "optimal" steps at their first, largest, set by alpha
+        self.optimal_from_start = params.get("learning_rate") == "optimal" and t0 == 0
         self.sample_weight = sample_weight
         self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
@@ -277,11 +275,13 @@ class AutoMomentum:
             return False
         best = self.best_loss if np.isfinite(self.best_loss) else 0.0
         # a loss that is 0 at the start (the perceptron's at w = 0) has no scale
-        # to judge by: only a diverged epoch is undone there. A decaying
-        # schedule's first epoch takes the fit's largest steps: its climb
-        # is the schedule's (a fixed momentum's climbs as far: heavy class
-        # weights under "optimal"), not the momentum's, and sets the scale.
-        schedules_climb = epoch == 0 and self.decaying_from_start
+        # to judge by: only a diverged epoch is undone there. The "optimal"
+        # schedule's first epoch takes the fit's largest steps, 1 / (alpha t):
+        # its climb is the schedule's (a fixed momentum's climbs as far:
+        # heavy class weights), not the momentum's, and sets the scale.
+        # ("invscaling" starts from the user's eta0 and decays slowly: a
+        # climb there is undone, which on unscaled data saves many epochs.)
+        schedules_climb = epoch == 0 and self.optimal_from_start
         if np.isfinite(mean_loss) and (schedules_climb or not (
                 self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best))):
             if mean_loss < self.best_loss:

@@ -523,8 +523,11 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         finally:
             if engine.get("pool", {}).get("backend") is not None:
                 engine["pool"]["backend"].close()
+        # scikit-learn's dtypes: coef_ the input's; intercept_ too where
+        # there is one model a class, float64 for a binary problem's one
         fitted = (_sgd.in_input_precision(coef, X.dtype),
-                  _sgd.in_input_precision(intercept, X.dtype))
+                  _sgd.in_input_precision(intercept,
+                                          X.dtype if coef.shape[0] > 1 else np.float64))
         self.classes_ = classes
         self.coef_, self.intercept_ = fitted
         self._velocity = velocity
@@ -575,7 +578,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         # scored in float64: a float32 model's products may not fit float32
-        scores = safe_sparse_dot(X, self.coef_.T.astype(np.float64), dense_output=True) \
+        scores = safe_sparse_dot(X, self.coef_.T.astype(np.float64, copy=False),
+                                 dense_output=True) \
             + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
@@ -736,7 +740,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
                                 velocity[0], velocity[1], train, score_fn,
                                 max_iter, seed, engine, params, t, measured)
         self.coef_ = _sgd.in_input_precision(res["coef"], X.dtype)
-        self.intercept_ = _sgd.in_input_precision([res["intercept"]], X.dtype)
+        self.intercept_ = np.array([res["intercept"]])  # float64, as SGDRegressor's
         if res["velocity"] is not None:
             velocity = (res["velocity"], res["intercept_velocity"])
         self._velocity = velocity
@@ -753,7 +757,8 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         # a sparsified coef_ is one CSR row
         coef = self.coef_.T if sp.issparse(self.coef_) else self.coef_
         # in float64: a float32 model's products may not fit float32
-        return np.ravel(safe_sparse_dot(X, coef.astype(np.float64), dense_output=True)) \
+        return np.ravel(safe_sparse_dot(X, coef.astype(np.float64, copy=False),
+                                        dense_output=True)) \
             + self.intercept_[0]
 
 

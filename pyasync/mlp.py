@@ -244,17 +244,19 @@ class _BaseAsyncMLP(BaseEstimator):
                          "best_validation_score_"):
                 st[name] = getattr(self, name)
             st["loss_curve_"] = list(self.loss_curve_)
-            # early_stopping switched since the last fit: start its records
-            # (scikit-learn's MLPs fail there on a None)
+            # early_stopping switched since the last fit: the records the new
+            # setting watches start here, the other's are dropped (scikit-
+            # learn's MLPs fail there on a None)
             if self.early_stopping and st["validation_scores_"] is None:
                 st["validation_scores_"], st["best_validation_score_"] = [], -np.inf
                 st["best_loss_"] = None
-            if not self.early_stopping and st["best_loss_"] is None:
+            if not self.early_stopping and st["validation_scores_"] is not None:
+                st["validation_scores_"] = st["best_validation_score_"] = None
                 st["best_loss_"] = np.inf
             if st["validation_scores_"] is not None:
                 st["validation_scores_"] = list(st["validation_scores_"])
             coefs, intercepts = self.coefs_, self.intercepts_
-            best = getattr(self, "_best_w", None)
+            best = getattr(self, "_best_w", None) if self.early_stopping else None
         w = _pack(coefs, intercepts)
         if self.early_stopping and (first_pass or best is None):
             best = w.copy()
@@ -408,12 +410,14 @@ class _BaseAsyncMLP(BaseEstimator):
             if backend is not None:
                 backend.close()
         final = best if self.early_stopping else w
-        coefs, intercepts = _unpack(in_input_precision(final, X.dtype), units)
+        # a fit that goes on keeps the model's precision, as MLPClassifier's
+        precision = X.dtype if first_pass else self.coefs_[0].dtype
+        coefs, intercepts = _unpack(in_input_precision(final, precision), units)
         # commit
         for name, value in st.items():
             setattr(self, name, value)
         self.coefs_, self.intercepts_ = coefs, intercepts
-        self._best_w = best
+        self._best_w = best if self.early_stopping else None
         self._velocity = v
         self._learning_rate = lr
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None

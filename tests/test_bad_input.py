@@ -621,7 +621,7 @@ def test_a_float32_model_past_float32s_range_is_refused(Est, data):
     est = Est(**kw).fit(X, y, **huge)
     assert est.coef_.dtype == np.float64 and np.all(np.isfinite(est.coef_))
     est32 = Est(**kw)
-    with pytest.raises(ValueError, match="exceed float32's range"):
+    with pytest.raises(ValueError, match="exceeds float32's range"):
         est32.fit(X.astype(np.float32), y, **huge)
     assert not hasattr(est32, "coef_")
 

@@ -703,8 +703,7 @@ def test_float32_classifier_not_upcast(engine_dtypes, binary, fmt):
     clf64 = AsyncSGDClassifier(**params).fit(conv(Xtr), ytr)
     assert all(d == np.float64 for d in engine_dtypes)
     # the model keeps the input's precision, as SGDClassifier's does
-    assert clf32.coef_.dtype == clf32.intercept_.dtype == np.float32
-    assert clf64.coef_.dtype == clf64.intercept_.dtype == np.float64
+    assert clf32.coef_.dtype == np.float32 and clf64.coef_.dtype == np.float64
     assert_allclose(clf32.coef_, clf64.coef_, rtol=1e-5, atol=1e-6)
     assert_allclose(clf32.intercept_, clf64.intercept_, rtol=1e-5, atol=1e-6)
     assert_array_equal(clf32.predict(Xte.astype(np.float32)), clf64.predict(Xte))
@@ -718,9 +717,25 @@ def test_float32_regressor_not_upcast(engine_dtypes, regression, fmt):
     reg32 = AsyncSGDRegressor(**params).fit(conv(Xtr.astype(np.float32)), ytr)
     assert engine_dtypes and all(d == np.float32 for d in engine_dtypes)
     reg64 = AsyncSGDRegressor(**params).fit(conv(Xtr), ytr)
-    assert reg32.coef_.dtype == reg32.intercept_.dtype == np.float32
-    assert reg64.coef_.dtype == reg64.intercept_.dtype == np.float64
+    assert reg32.coef_.dtype == np.float32 and reg64.coef_.dtype == np.float64
     assert_allclose(reg32.coef_, reg64.coef_, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fitted_dtypes_are_scikit_learns(n_classes, dtype):
+    """coef_, intercept_ and the scores come in scikit-learn's dtypes
+    (intercept_ float64 for a binary problem's one model and a regressor's)."""
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((90, 4)).astype(dtype)
+    y = rng.randint(0, n_classes, 90) if n_classes else X @ np.ones(4, dtype=dtype)
+    ours, theirs = ((AsyncSGDClassifier, SGDClassifier) if n_classes
+                    else (AsyncSGDRegressor, SGDRegressor))
+    ours, theirs = ours(max_iter=3, tol=None).fit(X, y), theirs(max_iter=3, tol=None).fit(X, y)
+    assert ours.coef_.dtype == theirs.coef_.dtype
+    assert ours.intercept_.dtype == theirs.intercept_.dtype
+    assert ours.predict(X).dtype == theirs.predict(X).dtype
 
 
 @pytest.mark.parametrize("Est", [AsyncSGDClassifier, AsyncSGDRegressor])
@@ -734,7 +749,7 @@ def test_partial_fit_takes_each_call_in_its_own_precision(binary, regression, Es
     assert est.coef_.dtype == np.float32
     assert_array_equal(est.coef_, ref.coef_.astype(np.float32))
     est.partial_fit(Xtr, ytr)  # float64 after float32 goes on, in float64
-    assert est.coef_.dtype == est.intercept_.dtype == np.float64
+    assert est.coef_.dtype == np.float64
     assert np.all(np.isfinite(est.coef_))
 
 

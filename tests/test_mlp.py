@@ -738,10 +738,35 @@ def test_early_stopping_switched_between_fits(digits):
         clf = AsyncMLPClassifier(early_stopping=True, **kw).fit(X, y)
         clf.set_params(early_stopping=False).partial_fit(X, y)
         assert len(clf.loss_curve_) == 4 and clf.best_loss_ == clf.loss_curve_[-1]
+        assert clf.validation_scores_ is None and clf.best_validation_score_ is None
         clf = AsyncMLPClassifier(warm_start=True, **kw).fit(X, y)
         clf.set_params(early_stopping=True).fit(X, y)
-    assert len(clf.validation_scores_) == 3 and clf.best_loss_ is None
-    assert clf.best_validation_score_ == max(clf.validation_scores_)
+        assert len(clf.validation_scores_) == 3 and clf.best_loss_ is None
+        assert clf.best_validation_score_ == max(clf.validation_scores_)
+        # on, off, on: the third fit is judged by its own records, not the
+        # first's (whose better model it would have gone back to)
+        clf = AsyncMLPClassifier(warm_start=True, early_stopping=True, **kw).fit(X, y)
+        first = clf.coefs_[0].copy()
+        clf.set_params(early_stopping=False).fit(X, y)
+        clf.set_params(early_stopping=True, max_iter=1, learning_rate_init=5.0).fit(X, y)
+    assert len(clf.validation_scores_) == 1
+    assert not np.array_equal(clf.coefs_[0], first)
+
+
+def test_a_fit_that_goes_on_keeps_the_models_precision(digits):
+    """As MLPClassifier's: warm_start and partial_fit keep the dtype of the
+    first fit's model, whatever the later calls' X."""
+    X, _, y, _ = digits
+    kw = dict(hidden_layer_sizes=(16,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = AsyncMLPClassifier(warm_start=True, **kw).fit(X.astype(np.float32), y)
+        clf.fit(X, y)
+        assert all(c.dtype == np.float32 for c in clf.coefs_ + clf.intercepts_)
+        clf.partial_fit(X, y)
+        assert all(c.dtype == np.float32 for c in clf.coefs_ + clf.intercepts_)
+        clf.set_params(warm_start=False).fit(X, y)  # a new model: the input's
+        assert all(c.dtype == np.float64 for c in clf.coefs_ + clf.intercepts_)
 
 
 def test_convergence_warning_at_max_iter(digits):

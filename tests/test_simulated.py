@@ -1009,7 +1009,7 @@ def test_auto_momentum_sees_class_weights():
     assert lowest("auto") <= 1.02 * best_fixed
 
 
-def test_auto_momentum_rides_out_a_decaying_schedules_first_climb():
+def test_auto_momentum_rides_out_the_optimal_schedules_first_climb():
     """scikit-learn's class-weight check (weights 1000 : 1e-4 on noisy blobs,
     "optimal" steps): the first epoch's huge steps climb the loss a
     hundred-thousandfold under any momentum. Judged a blow-up, it was
@@ -1025,3 +1025,14 @@ def test_auto_momentum_rides_out_a_decaying_schedules_first_climb():
                                  n_iter_no_change=20, momentum="auto", n_jobs=1,
                                  random_state=seed).fit(X_train, y_train)
         assert np.mean(est.predict(X_test) == 0) > 0.87, seed
+
+
+def test_auto_momentum_undoes_an_invscaling_first_climb():
+    """"invscaling" starts at the user's eta0 and decays slowly: a first
+    epoch that climbs on unscaled data is the step's, and undoing it (the
+    momentum lower) is what brings the fit down within a few epochs."""
+    from sklearn.datasets import make_regression
+    X, y = make_regression(1000, 10, random_state=0)
+    est = AsyncSGDRegressor(momentum="auto", max_iter=10, random_state=0,
+                            n_jobs=1).fit(10 * X, y)
+    assert est.score(10 * X, y) > 0.99
