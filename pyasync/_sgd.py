@@ -227,8 +227,8 @@ class AutoMomentum:
     up (its mean loss BLOW_UP times the start's and the best so far, or not
     finite) is rolled back (`recover`): the model goes back to the best
     epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
-    blew up (at -0.9 nothing safer is left: the epoch is kept; the
-    "optimal" schedule's first epoch, finite, is kept too: see `recover`). With
+    blew up (at -0.9 nothing safer is left: the epoch is kept; a climb the
+    simulation showed under every momentum goes back but keeps the cap). With
     `target`, it instead holds explicit + measured implicit momentum at
     that total."""
 
@@ -239,13 +239,11 @@ class AutoMomentum:
     BLOW_UP_STEP = 0.4
 
     def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
-                 sample_weight=None, measured=None, t0=0):
+                 sample_weight=None, measured=None):
         self.X, self.y, self.params = X, y, params
         # the fit's threads (idle while it chooses) run the simulations, no
         # more than the cores: threads beyond them do not run at once
         self.n_threads = min(engine.get("n_threads", engine.get("n_jobs", 1)), usable_cores())
-        # the fit starts "optimal" steps at their first, largest, set by alpha
-        self.optimal_from_start = params.get("learning_rate") == "optimal" and t0 == 0
         self.sample_weight = sample_weight
         self.epoch_rows = epoch_rows   # updates an epoch makes (its mean loss is watched)
         self.target = target
@@ -258,6 +256,9 @@ class AutoMomentum:
         self.undo = None       # the cap before a drop that has not paid yet
         self.settled = False   # a drop did not pay: no more drops
         self.start_loss = np.inf   # the sample's loss at the starting weights
+        # the least any momentum's simulated loss climbed to, from the last
+        # choice's weights: a climb the step makes, whatever the momentum
+        self.expected_climb = 0.0
         self.safe = None           # the model after the best epoch (or at the start)
         self.rolled_back = set()   # epochs undone: their losses say nothing of the model
 
@@ -275,18 +276,16 @@ class AutoMomentum:
             return False
         best = self.best_loss if np.isfinite(self.best_loss) else 0.0
         # a loss that is 0 at the start (the perceptron's at w = 0) has no scale
-        # to judge by: only a diverged epoch is undone there. The "optimal"
-        # schedule's first epoch takes the fit's largest steps, 1 / (alpha t):
-        # its climb is the schedule's (a fixed momentum's climbs as far:
-        # heavy class weights), not the momentum's, and sets the scale.
-        # ("invscaling" starts from the user's eta0 and decays slowly: a
-        # climb there is undone, which on unscaled data saves many epochs.)
-        schedules_climb = epoch == 0 and self.optimal_from_start
-        if np.isfinite(mean_loss) and (schedules_climb or not (
-                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best))):
+        # to judge by: only a diverged epoch is undone there
+        if np.isfinite(mean_loss) and not (
+                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best)):
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
+        # a climb the simulation showed under every momentum is the step's
+        # (heavy class weights: a thousandfold), not the momentum's: the
+        # model goes back (a decaying step has shrunk since), the cap stays
+        steps_climb = np.isfinite(mean_loss) and mean_loss <= self.BLOW_UP * self.expected_climb
         if self.current <= -0.9:
             # at the lowest momentum there is nothing safer to try: going
             # back would rerun the same epoch for good (a finite climb there
@@ -300,7 +299,8 @@ class AutoMomentum:
         for key in ("v", "vb"):
             if state.get(key) is not None:
                 state[key].fill(0.0)
-        self.cap = max(-0.9, min(self.cap, self.current) - self.BLOW_UP_STEP)
+        if not steps_climb:
+            self.cap = max(-0.9, min(self.cap, self.current) - self.BLOW_UP_STEP)
         self.undo, self.stalled = None, 0
         self.rolled_back.add(epoch)
         return True
@@ -350,10 +350,15 @@ class AutoMomentum:
                             sample_weight=self.sample_weight, memory=memory)
         if epoch == 0:  # the reference a blow-up is judged by
             self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
-        return choose_momentum(
+        peaks = []
+        choice = choose_momentum(
             sample, prm["loss"], prm["loss_param"], eta, np.trim_zeros(self.pmf, "b"),
             self.rng, grid=stable_grid(MOMENTUM_GRID, eta, sample.kick),
-            epoch_updates=self.epoch_rows, l2=prm["l2"], n_threads=self.n_threads)
+            epoch_updates=self.epoch_rows, l2=prm["l2"], n_threads=self.n_threads,
+            peaks=peaks)
+        finite = [peak for peak in peaks if np.isfinite(peak)]
+        self.expected_climb = min(finite) if finite else 0.0
+        return choice
 
 
 def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):
@@ -426,7 +431,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     if params["momentum"] == "auto":
         auto = AutoMomentum(X, y, params, engine, target_momentum, seed,
                             epoch_rows=len(train_idx), sample_weight=sample_weight,
-                            measured=measured_staleness, t0=t0)
+                            measured=measured_staleness)
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
     # unit weights would cost a cache miss a row for nothing

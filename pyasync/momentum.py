@@ -511,7 +511,7 @@ def simulation_horizon(n_updates, epoch_updates, sample):
 
 def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
                     n_updates=5000, fraction=0.05, epoch_updates=None, l2=0.0,
-                    n_threads=1):
+                    n_threads=1, peaks=None):
     """The explicit momentum whose simulated loss (the sample's, with its
     held-out rows'), averaged over windows of one epoch of the data
     (`epoch_updates`, at least one pass over the sample, as an epoch's
@@ -525,7 +525,9 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
     best, all on the same rows and staleness draws. `l2`: the penalty's L2
     strength, a decay of the weights each update (see
     `simulate_momentum_grid`); an L1 part is left out, its truncation
-    leaving the rows' span. `n_threads`: threads the simulations share."""
+    leaving the rows' span. `n_threads`: threads the simulations share.
+    `peaks` (a list), where given, gets each simulated momentum's highest
+    windowed loss (inf where it diverged)."""
     grid = np.asarray(MOMENTUM_GRID if grid is None else grid, dtype=np.float64)
     m = sample.gram.shape[0]
     every = max(8, m // 8)  # a loss costs about as much as m / 8 updates
@@ -551,7 +553,10 @@ def choose_momentum(sample, loss, loss_param, step, pmf, rng, grid=None,
         window = max(1, min(span // every, losses.shape[0]))
         smooth = np.stack([np.convolve(col, np.ones(window) / window, mode="valid")
                            for col in losses.T], axis=1)
-        return np.where(np.isfinite(smooth), smooth, np.inf)
+        smooth = np.where(np.isfinite(smooth), smooth, np.inf)
+        if peaks is not None:
+            peaks.extend(np.max(smooth, axis=0))
+        return smooth
 
     return search_grid(grid, smoothed, sample_loss(sample, loss, loss_param), fraction)
 
