@@ -228,7 +228,8 @@ class AutoMomentum:
     finite) is rolled back (`recover`): the model goes back to the best
     epoch's, at rest, and the cap to BLOW_UP_STEP below the momentum that
     blew up (at -0.9 nothing safer is left: the epoch is kept; a climb the
-    simulation showed under every momentum goes back but keeps the cap). With
+    simulation showed under every momentum goes back once, keeping the
+    cap, and is kept after). With
     `target`, it instead holds explicit + measured implicit momentum at
     that total."""
 
@@ -259,6 +260,7 @@ class AutoMomentum:
         # the least any momentum's simulated loss climbed to, from the last
         # choice's weights: a climb the step makes, whatever the momentum
         self.expected_climb = 0.0
+        self.step_climb_undone = False
         self.safe = None           # the model after the best epoch (or at the start)
         self.rolled_back = set()   # epochs undone: their losses say nothing of the model
 
@@ -277,15 +279,16 @@ class AutoMomentum:
         best = self.best_loss if np.isfinite(self.best_loss) else 0.0
         # a loss that is 0 at the start (the perceptron's at w = 0) has no scale
         # to judge by: only a diverged epoch is undone there
-        if np.isfinite(mean_loss) and not (
-                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best)):
+        # a climb the simulation showed under every momentum is the step's
+        # (heavy class weights: a thousandfold), not the momentum's: the
+        # model goes back once (a decaying step has shrunk since), the cap
+        # staying; a climb that comes back is the data's scale, and kept
+        steps_climb = np.isfinite(mean_loss) and mean_loss <= self.BLOW_UP * self.expected_climb
+        if np.isfinite(mean_loss) and (self.step_climb_undone and steps_climb or not (
+                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best))):
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
-        # a climb the simulation showed under every momentum is the step's
-        # (heavy class weights: a thousandfold), not the momentum's: the
-        # model goes back (a decaying step has shrunk since), the cap stays
-        steps_climb = np.isfinite(mean_loss) and mean_loss <= self.BLOW_UP * self.expected_climb
         if self.current <= -0.9:
             # at the lowest momentum there is nothing safer to try: going
             # back would rerun the same epoch for good (a finite climb there
@@ -299,7 +302,9 @@ class AutoMomentum:
         for key in ("v", "vb"):
             if state.get(key) is not None:
                 state[key].fill(0.0)
-        if not steps_climb:
+        if steps_climb:
+            self.step_climb_undone = True
+        else:
             self.cap = max(-0.9, min(self.cap, self.current) - self.BLOW_UP_STEP)
         self.undo, self.stalled = None, 0
         self.rolled_back.add(epoch)
