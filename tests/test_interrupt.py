@@ -118,10 +118,11 @@ def interrupt(engine, prefit, delay=0.5):
 
 def interrupt_mid_epoch(engine, prefit):
     """The signal must land inside the compiled epoch (`linear_epoch` in the
-    traceback); in the rare case it lands in the Python code between two
-    epochs, try again."""
-    for _ in range(5):
-        res = interrupt(engine, prefit)
+    traceback); in the rare case it lands in the Python code around the
+    epochs, try again, later each time: on a loaded machine the checks
+    before the first epoch can outlast the first delay."""
+    for attempt in range(5):
+        res = interrupt(engine, prefit, delay=0.5 * 2 ** attempt)
         if any("linear_epoch" in f for f in res["frames"]):
             return res
     pytest.fail(f"the signal never landed mid-epoch: {res['frames']}")
