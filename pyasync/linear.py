@@ -340,7 +340,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         under the measured staleness (see ``pyasync._sgd.AutoMomentum``);
         an epoch that blows up (not finite, or ten times the loss at the
         start and at the best epoch) is undone with a lower momentum, its
-        loss still in ``loss_curve_``.
+        loss still in ``loss_curve_`` (a climb the simulation showed under
+        every momentum is the step's: undone once, the momentum kept). Its
+        simulations run on ``n_jobs`` threads, with the same result.
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold the total momentum (explicit + measured
         implicit) at this value instead of the model-based choice.
