@@ -251,6 +251,7 @@ class AutoMomentum:
         self.rng = np.random.RandomState(seed)
         self.pmf = prior_staleness_pmf(engine, epoch_rows, measured)
         self.choice = self.current = 0.0
+        self.target_unreachable = False   # warned that the clip keeps the target out of reach
         self.cap = 0.9
         self.best_loss = np.inf
         self.stalled = 0
@@ -284,8 +285,10 @@ class AutoMomentum:
         # model goes back once (a decaying step has shrunk since), the cap
         # staying; a climb that comes back is the data's scale, and kept
         steps_climb = np.isfinite(mean_loss) and mean_loss <= self.BLOW_UP * self.expected_climb
-        if np.isfinite(mean_loss) and (self.step_climb_undone and steps_climb or not (
-                self.start_loss > 0.0 and mean_loss > self.BLOW_UP * max(self.start_loss, best))):
+        if np.isfinite(mean_loss) and not self.collapsed(mean_loss) and (
+                self.step_climb_undone and steps_climb or not (
+                    self.start_loss > 0.0
+                    and mean_loss > self.BLOW_UP * max(self.start_loss, best))):
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
@@ -310,6 +313,11 @@ class AutoMomentum:
         self.rolled_back.add(epoch)
         return True
 
+    def collapsed(self, mean_loss):
+        """Whether an epoch of mean loss `mean_loss` undid what the fit had
+        learnt, however small its climb (no such test here: see the MLPs')."""
+        return False
+
     @staticmethod
     def resamples(epoch):
         """Whether the momentum is re-chosen on a new sample before `epoch`."""
@@ -318,11 +326,21 @@ class AutoMomentum:
     def choose(self, epoch, w, b, staleness, eta, loss_curve, memory=1.0):
         """The momentum of the next epoch; `staleness` is what the fit has
         measured so far (a StalenessStats, or counts by staleness)."""
-        if np.sum(getattr(staleness, "histogram", staleness)) > 0:
+        measured = np.sum(getattr(staleness, "histogram", staleness)) > 0
+        if measured:
             self.pmf = staleness_law(staleness)
         if self.target is not None:
-            implicit = fit_geometric(self.pmf).implicit_momentum
-            return float(np.clip(self.target - implicit, -0.9, 0.9))
+            # the measured mean is exact; a law's tail stops at TAIL_BINS
+            implicit = fit_geometric(staleness if measured else self.pmf).implicit_momentum
+            explicit = float(np.clip(self.target - implicit, -0.9, 0.9))
+            if explicit != self.target - implicit and not self.target_unreachable:
+                self.target_unreachable = True
+                warnings.warn(
+                    f"target_momentum={self.target:g} needs explicit momentum "
+                    f"{self.target - implicit:.3g} under the measured implicit momentum "
+                    f"{implicit:.3g}; explicit momentum stays within [-0.9, 0.9], so the "
+                    f"total is {explicit + implicit:.3g}", UserWarning, stacklevel=2)
+            return explicit
         if loss_curve and len(loss_curve) - 1 not in self.rolled_back:
             kept = [loss for i, loss in enumerate(loss_curve) if i not in self.rolled_back]
             latest = float(np.mean(kept[-2:]))

@@ -18,7 +18,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
 
 from . import _sgd
 from .benchmark import usable_cores
-from .distributed.ray_backend import ray_engine
+from .distributed.ray_backend import check_ray_params, ray_engine
 from .momentum import fit_geometric, total_momentum
 from .staleness import StalenessStats, simulated_schedule
 
@@ -45,6 +45,18 @@ def resolve_n_jobs(n_jobs):
     if n_jobs < 0:
         return max(1, usable_cores() + 1 + int(n_jobs))
     return int(n_jobs)
+
+
+MAX_THREADS = 4096  # OS threads a threads fit starts (beyond: memory, not staleness)
+
+
+def check_threads(n_jobs):
+    """A ValueError where the threads engine would start more than
+    MAX_THREADS threads."""
+    if n_jobs > MAX_THREADS:
+        raise ValueError(f"n_jobs must be at most {MAX_THREADS} threads for "
+                         f"asynchrony='threads', got {n_jobs} (more workers: "
+                         f"asynchrony='simulated' with n_workers)")
 
 
 def _check_real(name, value, low=None, high=None, low_open=False,
@@ -118,14 +130,15 @@ class _BaseAsyncSGD(BaseEstimator):
         stepping = train[np.asarray(squares).ravel()[train] > 0]
         return stepping if stepping.size else train
 
-    def _clock_after(self, updates, n_samples):
-        """t_ after a fit of `updates` updates: 1 + updates, as scikit-learn
-        counts; where rows were left out of the steps (early stopping's
-        validation rows, PA-I's zero rows) it counts them too (n_iter_ x
-        n_samples), and a later partial_fit's schedule goes on from there,
-        as in SGDClassifier."""
+    def _clock_after(self, updates, n_samples, t_start):
+        """t_ after a fit that started at `t_start` and ends after `updates`
+        updates in all: 1 + updates, as scikit-learn counts; where rows were
+        left out of the steps (early stopping's validation rows, PA-I's
+        zero rows) it counts them too (t_start + n_iter_ x n_samples), and
+        a later partial_fit's schedule goes on from there, as in
+        SGDClassifier."""
         if self.early_stopping or self.learning_rate == "pa1":
-            return 1.0 + float(self.n_iter_) * n_samples
+            return float(t_start) + float(self.n_iter_) * n_samples
         return float(updates + 1)
 
     def _validate_hyperparameters(self, for_partial_fit=False):
@@ -163,6 +176,11 @@ class _BaseAsyncSGD(BaseEstimator):
             _check_real("tol", self.tol, 0.0)
         _check_bool("fit_intercept", self.fit_intercept)
         _check_bool("shuffle", self.shuffle)
+        class_weight = getattr(self, "class_weight", None)  # the classifier's
+        if not (class_weight is None or isinstance(class_weight, dict)
+                or isinstance(class_weight, str) and class_weight == "balanced"):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict of weights "
+                             f"by class, got {class_weight!r}")
         if self.average not in (False, 0):
             raise ValueError("average (averaged SGD) is not supported; use average=False")
         if self.learning_rate == "optimal" and self.alpha == 0:
@@ -188,8 +206,11 @@ class _BaseAsyncSGD(BaseEstimator):
         n_workers = n_jobs if self.n_workers is None else self.n_workers
         _check_int("n_workers" if self.n_workers is not None else "n_jobs", n_workers, 1,
                    _sgd.MAX_INT)  # checked where unused too
-        schedule = simulated_schedule(self.staleness, self.delay, _sgd.MAX_INT - 1)
+        schedule = simulated_schedule(self.staleness, self.delay, _sgd.MAX_INT - 1,
+                                      self.asynchrony == "simulated")
+        check_ray_params(self.local_steps, self.ray_address)
         if self.asynchrony == "threads":
+            check_threads(n_jobs)
             return {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                     "staleness_every": _sgd.STALENESS_SAMPLE_EVERY}
         # n_jobs: the threads momentum="auto" may simulate on
@@ -264,6 +285,9 @@ class _BaseAsyncSGD(BaseEstimator):
                 f"Splitting {n} samples with validation_fraction="
                 f"{self.validation_fraction} leaves an empty training or "
                 "validation set; change validation_fraction.")
+        if sample_weight is not None and not np.any(sample_weight[val] > 0):
+            raise ValueError("The sample weights for validation set are all zero, "
+                             "consider using a different random state.")
         # the training rows in data order, as SGDClassifier skips the
         # validation rows (shuffle=False visits them in that order)
         return np.sort(train), val
@@ -345,7 +369,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         simulations run on ``n_jobs`` threads, with the same result.
     target_momentum : float in [0, 1), default=None
         With momentum="auto": hold the total momentum (explicit + measured
-        implicit) at this value instead of the model-based choice.
+        implicit) at this value instead of the model-based choice, as far
+        as explicit momentum in [-0.9, 0.9] reaches (a UserWarning gives
+        the total held where it does not).
     update : {"racy", "atomic", "locked"}, default="racy"
         How workers write the shared model: racy (Hogwild, a concurrent
         write may be lost), atomic (compare-and-swap, none is lost) or
@@ -484,8 +510,10 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         coef = np.zeros((n_models, n_features))
         intercept = np.zeros(n_models)
         if coef_init is not None:
-            coef_init = _finite_init(coef_init, "coef_init").reshape(n_models, -1)
-            if coef_init.shape != coef.shape:
+            coef_init = _finite_init(coef_init, "coef_init")
+            if n_models == 1:  # binary: any shape of n_features values, as scikit-learn
+                coef_init = coef_init.reshape(1, -1)
+            if coef_init.shape != coef.shape:  # one row a class, never reshaped into it
                 raise ValueError("Provided coef_init does not match dataset.")
             coef[:] = coef_init
         if intercept_init is not None:
@@ -534,7 +562,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self.coef_, self.intercept_ = fitted
         self._velocity = velocity
         self.n_iter_ = max(r["n_iter"] for r in results)
-        self.t_ = self._clock_after(max(r["t"] for r in results), X.shape[0])
+        self.t_ = self._clock_after(max(r["t"] for r in results), X.shape[0], t)
         curves = [r["loss_curve"] for r in results]
         length = max(len(c) for c in curves)
         self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
@@ -747,7 +775,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             velocity = (res["velocity"], res["intercept_velocity"])
         self._velocity = velocity
         self.n_iter_ = res["n_iter"]
-        self.t_ = self._clock_after(res["t"], X.shape[0])
+        self.t_ = self._clock_after(res["t"], X.shape[0], t)
         self.loss_curve_ = res["loss_curve"]
         self.staleness_ = res["staleness"]
         self._set_momentum_attributes(res["momentum"])

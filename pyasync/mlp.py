@@ -10,7 +10,7 @@ same learning-rate schedules and stopping rules, so that with one worker the
 fit equals scikit-learn's to rounding."""
 import copy
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,8 +29,8 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
 from . import _mlp, _sgd
 from ._sgd import (in_input_precision, one_blas_thread, unchanged_on_failure,
                    warn_if_climbed)
-from .distributed.ray_backend import ray_engine
-from .linear import _check_bool, _check_int, _check_real, resolve_n_jobs
+from .distributed.ray_backend import check_ray_params, ray_engine
+from .linear import _check_bool, _check_int, _check_real, check_threads, resolve_n_jobs
 from .mlp_auto import MLPAutoMomentum
 from .momentum import fit_geometric, total_momentum
 from .staleness import HIST_LEN, StalenessStats, simulated_schedule
@@ -147,12 +147,12 @@ class _BaseAsyncMLP(BaseEstimator):
             _check_int("batch_size", self.batch_size, 1)
         _check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
         _check_real("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
-        _check_real("power_t", self.power_t)
+        _check_real("power_t", self.power_t, 0.0)
         _check_int("max_iter", self.max_iter, 1)
         _check_bool("shuffle", self.shuffle)
         _check_real("tol", self.tol, 0.0)
-        if not isinstance(self.verbose, (bool, np.bool_, Integral)):
-            raise ValueError(f"verbose must be a bool or an int, got {self.verbose!r}")
+        if not isinstance(self.verbose, (bool, np.bool_, Integral)) or self.verbose < 0:
+            raise ValueError(f"verbose must be a bool or an int >= 0, got {self.verbose!r}")
         _check_bool("warm_start", self.warm_start)
         if isinstance(self.momentum, str):
             if self.momentum not in AUTO_MOMENTA:
@@ -167,8 +167,18 @@ class _BaseAsyncMLP(BaseEstimator):
                                  "'probe'")
         _check_bool("nesterovs_momentum", self.nesterovs_momentum)
         _check_bool("early_stopping", self.early_stopping)
-        _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, True, True)
-        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        # as MLPClassifier's: 0 is allowed (without early stopping), and
+        # n_iter_no_change=inf never stops for want of progress
+        _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, False, True)
+        if self.early_stopping and self.validation_fraction == 0.0:
+            raise ValueError("early_stopping needs validation_fraction > 0")
+        if not (isinstance(self.n_iter_no_change, Real) and self.n_iter_no_change == np.inf):
+            _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        # unused by the "sgd" solver; checked as MLPClassifier checks them
+        _check_real("beta_1", self.beta_1, 0.0, 1.0, False, True)
+        _check_real("beta_2", self.beta_2, 0.0, 1.0, False, True)
+        _check_real("epsilon", self.epsilon, 0.0, low_open=True)
+        _check_int("max_fun", self.max_fun, 1)
         _check_choice("update", self.update, UPDATES)
         _check_choice("asynchrony", self.asynchrony, ASYNCHRONY)
         if self.early_stopping and incremental:
@@ -177,8 +187,11 @@ class _BaseAsyncMLP(BaseEstimator):
         n_workers = n_jobs if self.n_workers is None else self.n_workers
         _check_int("n_workers" if self.n_workers is not None else "n_jobs", n_workers, 1,
                    MAX_INT)  # checked where unused too
-        schedule = simulated_schedule(self.staleness, self.delay, MAX_INT - 1)
+        schedule = simulated_schedule(self.staleness, self.delay, MAX_INT - 1,
+                                      self.asynchrony == "simulated")
+        check_ray_params(self.local_steps, self.ray_address)
         if self.asynchrony == "threads":
+            check_threads(n_jobs)
             return hidden, {"kind": "threads", "n_threads": n_jobs, "update": self.update,
                             "staleness_every": STALENESS_EVERY}
         if self.asynchrony == "ray":
@@ -207,6 +220,12 @@ class _BaseAsyncMLP(BaseEstimator):
         if sample_weight is not None:  # None keeps scikit-learn's unweighted rounding
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         n_samples, n_features = X.shape
+        for what, width in (("input features", n_features), ("outputs", Y.shape[1])):
+            if width > MAX_UNITS:  # each worker keeps a dense minibatch of every layer
+                raise ValueError(f"the asynchronous MLPs take at most {MAX_UNITS} {what}, "
+                                 f"got {width}" + (" (hash or select features: e.g. "
+                                 "HashingVectorizer(n_features=2**16))"
+                                 if what == "input features" else ""))
         units = [n_features] + hidden + [Y.shape[1]]
         rs = check_random_state(self.random_state)
         # everything below is local until the fit succeeds
@@ -461,8 +480,11 @@ _DOC_NEW = """
         of its own, about 1 - 1/M for M workers). "auto" chooses it
         before the first epoch with no update spent: the heaviest
         momentum of -0.9..0.9 under which stale SGD shrinks on a
-        quadratic direction of 0.5 of the loss's top curvature at the
-        starting weights, its delays drawn from the fit's staleness
+        quadratic direction of a share of the loss's top curvature at
+        the starting weights (0.2 for the classifiers, whose curvature
+        falls as the margins grow; the whole of it for the regressors,
+        measured again before epochs 1, 2, 4, 8, 16), its delays drawn
+        from the fit's staleness
         law (the simulated schedule's; for threads and Ray, M = n_jobs
         (at most the cores) or n_workers exponential workers); the
         curvature from Lanczos on gradient differences over 512 rows.
@@ -472,8 +494,9 @@ _DOC_NEW = """
         loss soonest: closer to the best in the fit's own epochs, at
         the cost of 27-33 epochs of updates. With either, epochs that
         stop lowering the loss then cap the momentum lower, and an
-        epoch that blows up is undone, its loss kept as inf in
-        loss_curve_ (see ``pyasync.mlp_auto``). A fit that goes on
+        epoch that blows up is undone (the model goes back to the best
+        epoch's; the epoch's loss stays in loss_curve_, inf where it
+        diverged; see ``pyasync.mlp_auto``). A fit that goes on
         from a fitted model (partial_fit after its first call,
         warm_start) keeps the momentum it had. Fitted: ``momentum_``,
         ``implicit_momentum_``, ``total_momentum_``,
@@ -484,7 +507,9 @@ _DOC_NEW = """
         lbfgs solvers' settings); unused, as the solver is "sgd".
     target_momentum : float in [0, 1), default=None
         With momentum="auto" or "probe": hold explicit + measured implicit
-        momentum at this total instead.
+        momentum at this total instead, as far as explicit momentum in
+        [-0.9, 0.9] reaches (a UserWarning gives the total held where it
+        does not).
     n_jobs : int, default=None
         Worker threads (None: 1, -1: all cores). Each takes the next
         minibatch of the epoch, computes its gradient on a snapshot of the

@@ -29,6 +29,9 @@ def implicit_momentum(n_workers):
     return 1.0 - 1.0 / n_workers
 
 
+MAX_PMF_LENGTH = 2 ** 26  # a law's staleness values (512 MB of float64)
+
+
 def staleness_pmf(n_workers, max_staleness=None):
     """Geometric staleness distribution of M workers, ``P(tau = l)`` for
     ``l = 0..max_staleness`` (default: where the tail falls below 1e-12)."""
@@ -39,6 +42,13 @@ def staleness_pmf(n_workers, max_staleness=None):
     q = 1.0 - 1.0 / n_workers
     if max_staleness is None:
         max_staleness = 0 if q == 0 else int(np.ceil(np.log(1e-12) / np.log(q)))
+        if max_staleness > MAX_PMF_LENGTH:
+            raise ValueError(f"the law of {n_workers:g} workers reaches past {MAX_PMF_LENGTH} "
+                             f"updates: pass max_staleness")
+    elif (isinstance(max_staleness, bool) or not isinstance(max_staleness, (int, np.integer))
+            or not 0 <= max_staleness <= MAX_PMF_LENGTH):
+        raise ValueError(f"max_staleness must be an integer in [0, {MAX_PMF_LENGTH}], "
+                         f"got {max_staleness!r}")
     return (1.0 / n_workers) * q ** np.arange(max_staleness + 1)
 
 
@@ -64,7 +74,12 @@ def fit_geometric(histogram):
 
 def total_momentum(explicit, implicit):
     """First-order total momentum: explicit + implicit."""
-    return explicit + implicit
+    try:
+        return np.asarray(explicit, dtype=np.float64)[()] + np.asarray(
+            implicit, dtype=np.float64)[()]
+    except (TypeError, ValueError):
+        raise ValueError(f"total_momentum needs numbers, got {explicit!r} and "
+                         f"{implicit!r}") from None
 
 
 def momentum_recursion(explicit, implicit):
@@ -92,6 +107,9 @@ def best_explicit_momentum(implicit, step, curvatures, grid=None):
     fastest under the expected dynamics (negative values included)."""
     grid = np.linspace(-0.9, 0.9, 181) if grid is None else np.asarray(grid)
     curvatures = np.atleast_1d(np.asarray(curvatures, dtype=np.float64))
+    if curvatures.size == 0 or grid.size == 0:
+        raise ValueError("best_explicit_momentum needs at least one curvature and "
+                         "one momentum")
     worst = [max(recurrence_rate(mu, implicit, step, h) for h in curvatures)
              for mu in grid]
     return float(grid[int(np.argmin(worst))])
@@ -238,9 +256,15 @@ def estimate_momentum(trajectory, gradients, step=None):
     if step is not None:
         num = (delta[1:] + step * g[1:-1]).ravel()
         den = (delta[:-1] + step * g[1:-1]).ravel()
+        if not den @ den > 0.0:
+            raise ValueError("the trajectory neither moves nor has a gradient: no "
+                             "momentum to estimate")
         mu = float(num @ den / (den @ den))
         return mu, step * (1.0 - mu)
     A = np.column_stack([delta[:-1].ravel(), -g[1:-1].ravel()])
+    if not np.any(A):
+        raise ValueError("the trajectory neither moves nor has a gradient: no "
+                         "momentum to estimate")
     coef, *_ = np.linalg.lstsq(A, delta[1:].ravel(), rcond=None)
     return float(coef[0]), float(coef[1])
 
@@ -275,6 +299,7 @@ MOMENTUM_GRID = np.round(np.linspace(-0.9, 0.9, 19), 10)
 # small sample fits its own noise (a sample of 256 rows in 30 dimensions of
 # nearly separable data is separable, the full data is not).
 SPARSE_ROWS = 256
+SPARSE_DENSITY = 0.1
 DENSE_ROWS = (256, 1024)
 GRAM_FLOPS = 2 ** 30
 SAMPLE_BYTES = 2 ** 28
@@ -310,10 +335,19 @@ class RowSample(NamedTuple):
     independent_rows: bool = False       # sparse rows, or as many features as rows
 
 
+def sparse_rows(X):
+    """Whether X's rows are sparse: stored so, with at most SPARSE_DENSITY
+    of the entries set, in as many features as a sparse sample has rows
+    (two such rows share few features). Dense data stored sparse is
+    sampled as dense data is, and gets the same momentum."""
+    return (hasattr(X, "indptr") and X.shape[1] >= SPARSE_ROWS
+            and X.nnz <= SPARSE_DENSITY * X.shape[0] * X.shape[1])
+
+
 def sample_size(X):
     """How many rows `row_sample` takes from X (dense: also no more than
     SAMPLE_BYTES of rows, at least 32)."""
-    if hasattr(X, "indptr"):
+    if sparse_rows(X):
         return SPARSE_ROWS
     d = max(X.shape[1], 1)
     rows = int(np.clip(np.sqrt(GRAM_FLOPS / d), *DENSE_ROWS))
@@ -364,7 +398,7 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     products is scaled by it, the row the simulation's update reads."""
     n, d = X.shape
     m = sample_size(X) if max_rows is None else max_rows
-    independent = hasattr(X, "indptr") or d >= m
+    independent = sparse_rows(X) or d >= m
     rescaled = n > m and independent and memory >= MEMORY_KEPT
     held = 0 if rescaled or n <= m else min(n - m, int(HELD_FRACTION * m))
     rows = rng.choice(n, m + held, replace=False) if n > m else np.arange(n)

@@ -1,4 +1,5 @@
 """Staleness statistics: what a fit measured about its asynchrony."""
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,22 @@ def staleness_law(histogram, name="histogram"):
     return np.concatenate([law[:OVERFLOW_BIN], law[-1] * tail(0.5 * (low + high))])
 
 
+def replayed_mean_falls_short(histogram):
+    """Warns where a fit's staleness ran past what a law holds
+    (OVERFLOW_BIN + TAIL_BINS): the replayed mean is then below the one
+    the fit measured."""
+    if not isinstance(histogram, StalenessStats) or histogram.n_measured == 0:
+        return
+    law = staleness_law(histogram, "staleness")
+    replayed = float(np.arange(law.size) @ law)
+    if replayed < 0.99 * histogram.mean:
+        warnings.warn(
+            f"staleness: the replayed law's mean staleness is {replayed:.3g}, the fit "
+            f"measured {histogram.mean:.3g}: a staleness past {OVERFLOW_BIN + TAIL_BINS} "
+            f"(the fit's longest was {histogram.max}) is replayed as at most that",
+            UserWarning, stacklevel=3)
+
+
 def replay_cdf(histogram, name="staleness"):
     """The cumulative distribution ``P(staleness <= s)`` the simulated
     engines replay from a histogram (counts, or a fit's ``staleness_``:
@@ -80,14 +97,18 @@ def replay_cdf(histogram, name="staleness"):
     return cdf
 
 
-def simulated_schedule(staleness, delay, max_delay):
+def simulated_schedule(staleness, delay, max_delay, simulated=True):
     """The simulated engine's schedule for an estimator's `staleness` and
     `delay` (checked whatever the engine, as every parameter is):
     {"schedule", "replay_cdf", "n_workers"}, the last set only where the
-    schedule fixes the workers ("fixed": delay + 1 in turn)."""
+    schedule fixes the workers ("fixed": delay + 1 in turn). `simulated`:
+    whether the engine replays it (a replay short of the measured mean
+    then warns)."""
     if not isinstance(staleness, str):  # a histogram (counts, or a fit's staleness_)
         if delay is not None:
             raise ValueError("delay is only used with staleness='fixed'")
+        if simulated:
+            replayed_mean_falls_short(staleness)
         return {"schedule": "replay", "replay_cdf": replay_cdf(staleness, "staleness"),
                 "n_workers": None}
     if staleness not in SCHEDULES:

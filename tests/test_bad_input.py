@@ -656,3 +656,48 @@ def test_huge_but_finite_rate_gives_finite_weights(unscaled):
     else:
         assert np.all(np.isfinite(est.coef_))
         assert np.all(np.isfinite(est.intercept_))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_early_stopping_with_all_zero_validation_weights_raises(Est, data):
+    """As scikit-learn: refused before any epoch, not a ZeroDivisionError."""
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+    X, y = data[0], _y(Est, data)
+    split = (StratifiedShuffleSplit if Est is AsyncSGDClassifier else ShuffleSplit)(
+        test_size=0.1, random_state=0)
+    _, val = next(split.split(X, y))
+    weights = np.ones(len(y))
+    weights[val] = 0.0
+    with pytest.raises(ValueError, match="validation set are all zero"):
+        Est(early_stopping=True, random_state=0).fit(X, y, sample_weight=weights)
+
+
+def test_multiclass_coef_init_must_have_a_row_a_class():
+    """A transposed or flat coef_init is refused, not reshaped into rows."""
+    rng = np.random.RandomState(0)
+    X, y = rng.standard_normal((60, 4)), np.arange(60) % 3
+    for bad in (np.ones((4, 3)), np.ones(12), np.ones((2, 4))):
+        with pytest.raises(ValueError, match="coef_init does not match"):
+            AsyncSGDClassifier(max_iter=1, tol=None).fit(X, y, coef_init=bad)
+    binary = (y == 0).astype(int)
+    for shape in ((4,), (1, 4)):  # binary: n_features values, as scikit-learn takes them
+        AsyncSGDClassifier(max_iter=1, tol=None).fit(X, binary, coef_init=np.ones(shape))
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_more_threads_than_the_engine_starts_raise(Est, data):
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match="n_jobs must be at most 4096"):
+        Est(n_jobs=5000).fit(X, y)
+    Est(n_jobs=5000, asynchrony="simulated", max_iter=1, tol=None).fit(X, y)
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+@pytest.mark.parametrize("name, value", [("local_steps", 0), ("ray_address", 3),
+                                         ("class_weight", "foo")])
+def test_parameters_of_other_settings_are_checked_too(Est, name, value, data):
+    if name == "class_weight" and Est is AsyncSGDRegressor:
+        pytest.skip("the regressor has no class_weight")
+    X, y = data[0], _y(Est, data)
+    with pytest.raises(ValueError, match=name):
+        Est(**{name: value}).fit(X, y)

@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import SGDClassifier
+from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
@@ -908,3 +908,21 @@ def test_unfitted_raises():
         AsyncSGDClassifier().predict(np.zeros((2, 3)))
     with pytest.raises(NotFittedError):
         AsyncSGDRegressor().predict(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("Est, Ref, loss", [
+    (AsyncSGDClassifier, SGDClassifier, "hinge"),
+    (AsyncSGDRegressor, SGDRegressor, "epsilon_insensitive")])
+def test_pa1_clock_goes_on_across_partial_fit_calls(Est, Ref, loss):
+    """PA-I counts every row (its zero rows too): t_ grows by n_samples a
+    call, as scikit-learn's, so a later schedule goes on from there."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((50, 4))
+    y = (X[:, 0] > 0).astype(int) if Est is AsyncSGDClassifier else X @ np.ones(4)
+    ours = Est(learning_rate="pa1", loss=loss, random_state=0, shuffle=False)
+    ref = Ref(learning_rate="pa1", loss=loss, random_state=0, shuffle=False)
+    kw = {"classes": [0, 1]} if Est is AsyncSGDClassifier else {}
+    for _ in range(3):
+        ours.partial_fit(X, y, **kw)
+        ref.partial_fit(X, y, **kw)
+    assert ours.t_ == ref.t_ == 3 * 50 + 1

@@ -17,6 +17,7 @@ With one worker every schedule is the sequential update, bit for bit the
 threads engine with n_jobs=1."""
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ from sklearn.base import clone
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor, _sgd
 from pyasync.measure import measure_implicit_momentum
-from pyasync.momentum import (MOMENTUM_GRID, RowSample, epoch_staleness, estimate_momentum,
+from pyasync.momentum import (MOMENTUM_GRID, RowSample, best_explicit_momentum,
+                              epoch_staleness, estimate_momentum,
                               fit_geometric, growth_rates, heaviest_stable,
                               implicit_momentum, momentum_recursion, recurrence_rate,
                               staleness_pmf, total_momentum)
@@ -370,6 +372,25 @@ def test_staleness_past_the_last_bin_keeps_its_mean():
     assert again.staleness_.mean == pytest.approx(stats.mean, rel=0.05)
 
 
+def test_a_replay_short_of_the_measured_mean_warns():
+    """A thread descheduled for a time slice leaves staleness in the
+    thousands, which a replayed law (up to 1,024) cannot hold: its mean
+    falls short of the fit's, and the replay says so; a law that holds it
+    replays without a word."""
+    X, y = make_data("reg", n=2000)
+    counts = np.zeros(_sgd.HIST_LEN, dtype=np.int64)
+    counts[0], counts[-1] = 9990, 10
+    long_tail = StalenessStats(counts, 30.0, 40000, 10000)
+    with pytest.warns(UserWarning, match="replayed law's mean staleness is 1.*measured 30"):
+        estimator("reg", asynchrony="simulated", staleness=long_tail, max_iter=1).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        held = StalenessStats(counts, 0.3, 400, 10000)  # a tail mean of 300
+        estimator("reg", asynchrony="simulated", staleness=held, max_iter=1).fit(X, y)
+        # the threads engine does not replay it
+        estimator("reg", staleness=long_tail, max_iter=1).fit(X, y)
+
+
 def test_replay_ignores_n_workers():
     """The replayed law alone sets the staleness; n_workers plays no part."""
     X, y = make_data("reg")
@@ -434,6 +455,16 @@ def test_staleness_pmf_bad_input():
         recurrence_rate(1.5, 0.5, 0.1, 1.0)
     with pytest.raises(ValueError, match="implicit in"):
         momentum_recursion(0.5, 1.0)
+    with pytest.raises(ValueError, match="pass max_staleness"):
+        staleness_pmf(1e9)  # its default tail would be billions of values
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="max_staleness"):
+            staleness_pmf(4, bad)
+    assert staleness_pmf(1e9, 3).size == 4
+    with pytest.raises(ValueError, match="at least one curvature"):
+        best_explicit_momentum(0.75, 1.0, [])
+    with pytest.raises(ValueError, match="needs numbers"):
+        total_momentum("a", "b")
 
 
 def test_auto_with_more_workers_than_rows_is_cheap():
@@ -608,6 +639,12 @@ def test_estimate_momentum_short_trajectory():
         estimate_momentum(np.zeros((2, 3)), np.zeros((2, 3)))
 
 
+@pytest.mark.parametrize("step", [None, 0.1])
+def test_estimate_momentum_of_a_run_that_never_moved(step):
+    with pytest.raises(ValueError, match="neither moves nor has a gradient"):
+        estimate_momentum(np.zeros((5, 2)), np.zeros((5, 2)), step=step)
+
+
 # -------------------------------------- staleness-aware fits: theory on data
 
 def test_fit_geometric_of_simulated_fit():
@@ -767,6 +804,18 @@ def test_target_momentum(sparse):
     assert abs(est.total_momentum_ - 0.5) < 0.05, est.total_momentum_
 
 
+def test_target_momentum_out_of_reach_warns_with_the_total_held():
+    """At 16 workers (implicit about 0.94) a total of 0 needs explicit
+    momentum -0.94, past the -0.9 the fit allows: it warns, runs at -0.9,
+    and the total it reports is the one the warning gives."""
+    X, y = make_data("reg", n=1000)
+    with pytest.warns(UserWarning, match="target_momentum=0 needs explicit momentum") as got:
+        est = estimator("reg", momentum="auto", target_momentum=0.0, max_iter=3,
+                        asynchrony="simulated", n_workers=16).fit(X, y)
+    assert est.momentum_ == -0.9
+    assert f"the total is {est.total_momentum_:.3g}" in str(got[0].message)
+
+
 def test_target_momentum_one_worker():
     """No asynchrony, no implicit momentum: the explicit one is the target."""
     X, y = make_data("reg", n=300)
@@ -862,6 +911,23 @@ def test_auto_momentum_on_a_strongly_penalized_sparse_problem():
     auto, zero = fit("auto"), fit(0.0)
     assert np.mean(auto.loss_curve_) <= 1.05 * np.mean(zero.loss_curve_)
     assert auto.momentum_ <= 0.3
+
+
+@pytest.mark.parametrize("n_workers", [1, 16])
+def test_auto_momentum_is_the_same_for_dense_data_stored_sparse(n_workers):
+    """Dense rows in a CSR matrix are sampled as dense rows: not as
+    independent sparse rows (whose rescaled simulation chose +0.9 here,
+    where the dense data's chose -0.9, at a higher loss)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(5000, 20)
+    y = X @ rng.randn(20) + 0.1 * rng.randn(5000)
+
+    def fit(data):
+        return AsyncSGDRegressor(momentum="auto", asynchrony="simulated", n_workers=n_workers,
+                                 max_iter=4, tol=None, random_state=0).fit(data, y)
+    dense, stored_sparse = fit(X), fit(sp.csr_matrix(X))
+    assert stored_sparse.momentum_ == dense.momentum_
+    assert stored_sparse.loss_curve_[-1] == pytest.approx(dense.loss_curve_[-1], rel=0.02)
 
 
 @pytest.mark.parametrize("n_workers", [4, 32])

@@ -491,7 +491,10 @@ def test_dense_sample_size_follows_the_gram_cost():
     assert sample_size(np.zeros((10, 4096))) == 512
     assert sample_size(np.zeros((1, 10 ** 5))) == 256
     assert sample_size(np.zeros((1, 10 ** 6))) == 33  # 256 MB of rows at most
-    assert sample_size(sp.csr_matrix((10, 30))) == 256
+    assert sample_size(sp.random(10, 5000, density=0.01, format="csr")) == 256
+    # dense data stored sparse is sampled as dense data
+    assert sample_size(sp.csr_matrix(np.ones((10, 30)))) == 1024
+    assert sample_size(sp.csr_matrix(np.ones((10, 4096)))) == 512
 
 
 def test_sparse_rows_are_revisited_rarely_and_their_kick_bounds_momentum():

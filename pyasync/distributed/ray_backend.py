@@ -37,14 +37,20 @@ def require_ray():
     return ray
 
 
-def ray_engine(n_workers, local_steps, address):
-    """The engine description of asynchrony="ray", its parameters checked
-    (and Ray's presence, so that a missing Ray fails before any work)."""
+def check_ray_params(local_steps, address):
+    """ValueErrors for bad Ray parameters (checked on every engine, as
+    scikit-learn checks every parameter, used or not)."""
     if isinstance(local_steps, bool) or not isinstance(local_steps, Integral) \
             or local_steps < 1:
         raise ValueError(f"local_steps must be an integer >= 1, got {local_steps!r}")
     if address is not None and not isinstance(address, str):
         raise ValueError(f"ray_address must be None or a string, got {address!r}")
+
+
+def ray_engine(n_workers, local_steps, address):
+    """The engine description of asynchrony="ray", its parameters checked
+    (and Ray's presence, so that a missing Ray fails before any work)."""
+    check_ray_params(local_steps, address)
     require_ray()
     return {"kind": "ray", "n_workers": int(n_workers), "local_steps": int(local_steps),
             "address": address}
