@@ -49,16 +49,16 @@ PROBE_ROWS = 4096
 # at 1: 852); "later3", measured once: 205 and 24 of 240 against 200 and
 # 20; heavy ball (seed 0, 340 cases): 287 and 23 against 285 and 26.
 CURVATURE_ROWS = 512
+LANCZOS_STEPS = 20
+CURVATURE_SHARE = {"softmax": 0.2, "logistic": 0.2, "identity": 1.0, "exp": 1.0}
+REMEASURED = ("identity", "exp")
+LAST_REMEASURE = 16
 # An epoch at a constant prediction's loss collapsed the fit (`collapsed`)
 # where the best epochs were below this share of it. bench_mlp_momentum
 # --set all, seeds 0-2 (1,259 cases): 1,099 within 1.5x and 72 targets
 # missed, against 1,089 and 69 without the rule; two such epochs in a row
 # (one is sometimes a transient the next undoes): 1,092 and 76.
 COLLAPSE_SHARE = 0.9
-LANCZOS_STEPS = 20
-CURVATURE_SHARE = {"softmax": 0.2, "logistic": 0.2, "identity": 1.0, "exp": 1.0}
-REMEASURED = ("identity", "exp")
-LAST_REMEASURE = 16
 
 
 def top_curvature(gradient, w, steps, rng):
