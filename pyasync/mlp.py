@@ -220,12 +220,14 @@ class _BaseAsyncMLP(BaseEstimator):
         if sample_weight is not None:  # None keeps scikit-learn's unweighted rounding
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         n_samples, n_features = X.shape
-        for what, width in (("input features", n_features), ("outputs", Y.shape[1])):
-            if width > MAX_UNITS:  # each worker keeps a dense minibatch of every layer
-                raise ValueError(f"the asynchronous MLPs take at most {MAX_UNITS} {what}, "
-                                 f"got {width}" + (" (hash or select features: e.g. "
-                                 "HashingVectorizer(n_features=2**16))"
-                                 if what == "input features" else ""))
+        # each worker keeps a dense minibatch of every layer, inputs and outputs too
+        if n_features > MAX_UNITS:
+            raise ValueError(f"the asynchronous MLPs take at most {MAX_UNITS} input features, "
+                             f"got {n_features} (hash or select features: e.g. "
+                             "HashingVectorizer(n_features=2**16))")
+        if Y.shape[1] > MAX_UNITS:
+            raise ValueError(f"the asynchronous MLPs take at most {MAX_UNITS} outputs, "
+                             f"got {Y.shape[1]}")
         units = [n_features] + hidden + [Y.shape[1]]
         rs = check_random_state(self.random_state)
         # everything below is local until the fit succeeds

@@ -72,13 +72,12 @@ def staleness_law(histogram, name="histogram"):
     return np.concatenate([law[:OVERFLOW_BIN], law[-1] * tail(0.5 * (low + high))])
 
 
-def replayed_mean_falls_short(histogram):
-    """Warns where a fit's staleness ran past what a law holds
+def replayed_mean_falls_short(histogram, law):
+    """Warns where a fit's staleness ran past what its `law` holds
     (OVERFLOW_BIN + TAIL_BINS): the replayed mean is then below the one
     the fit measured."""
     if not isinstance(histogram, StalenessStats) or histogram.n_measured == 0:
         return
-    law = staleness_law(histogram, "staleness")
     replayed = float(np.arange(law.size) @ law)
     if replayed < 0.99 * histogram.mean:
         warnings.warn(
@@ -88,11 +87,11 @@ def replayed_mean_falls_short(histogram):
             UserWarning, stacklevel=3)
 
 
-def replay_cdf(histogram, name="staleness"):
+def replay_cdf(law):
     """The cumulative distribution ``P(staleness <= s)`` the simulated
-    engines replay from a histogram (counts, or a fit's ``staleness_``:
-    `staleness_law`)."""
-    cdf = np.cumsum(staleness_law(histogram, name))
+    engines replay from a law (`staleness_law` of counts, or of a fit's
+    ``staleness_``)."""
+    cdf = np.cumsum(law)
     cdf[-1] = 1.0
     return cdf
 
@@ -107,10 +106,10 @@ def simulated_schedule(staleness, delay, max_delay, simulated=True):
     if not isinstance(staleness, str):  # a histogram (counts, or a fit's staleness_)
         if delay is not None:
             raise ValueError("delay is only used with staleness='fixed'")
+        law = staleness_law(staleness, "staleness")
         if simulated:
-            replayed_mean_falls_short(staleness)
-        return {"schedule": "replay", "replay_cdf": replay_cdf(staleness, "staleness"),
-                "n_workers": None}
+            replayed_mean_falls_short(staleness, law)
+        return {"schedule": "replay", "replay_cdf": replay_cdf(law), "n_workers": None}
     if staleness not in SCHEDULES:
         raise ValueError(f"staleness must be one of {list(SCHEDULES)} or a histogram of "
                          f"counts, got {staleness!r}")
