@@ -1,6 +1,7 @@
 """Per-epoch time of AsyncMLPClassifier against scikit-learn's
 MLPClassifier(solver="sgd") with the same architecture and batch size, on
-digits and on a synthetic 100,000 x 256, 10-class set, at n_jobs=1 and 2;
+digits and on a synthetic 100,000 x 256, 10-class set, at n_jobs=1 and 2
+(or the thread counts --threads names);
 and the time to 95% test accuracy on digits.
 
 scikit-learn's MLP runs its matrix products in OpenBLAS, which uses every
@@ -8,7 +9,7 @@ core by default: it is timed both with its BLAS held to one thread
 (threadpoolctl, the like-for-like comparison with n_jobs=1) and with its
 default threads. Medians over repeats (the machine may be shared and noisy).
 
-    python bench/bench_mlp.py [--quick] [--repeats 5]
+    python bench/bench_mlp.py [--quick] [--repeats 5] [--threads 1,2,4,8,16]
 """
 import argparse
 import os
@@ -41,14 +42,13 @@ def blas_threads():
                 if p["user_api"] == "blas"), default=1)
 
 
-def contenders(common):
+def contenders(common, threads):
     """(label, factory, BLAS thread limit or None)."""
     return [
         ("sklearn blas=1", lambda: MLPClassifier(solver="sgd", **common), 1),
         (f"sklearn blas={blas_threads()}", lambda: MLPClassifier(solver="sgd", **common), None),
-        ("pyasync n_jobs=1", lambda: AsyncMLPClassifier(n_jobs=1, **common), None),
-        ("pyasync n_jobs=2", lambda: AsyncMLPClassifier(n_jobs=2, **common), None),
-    ]
+    ] + [(f"pyasync n_jobs={t}", lambda t=t: AsyncMLPClassifier(n_jobs=t, **common), None)
+         for t in threads]
 
 
 def epoch_time(make, limit, X, y, epochs, repeats):
@@ -99,7 +99,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="20,000 synthetic rows")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", default="1,2", help="pyasync thread counts, e.g. 1,2,4,8,16")
     args = ap.parse_args()
+    threads = sorted({int(t) for t in args.threads.split(",")})
+    if threads[0] < 1:
+        ap.error("--threads takes positive thread counts")
     print(f"cores available: {n_cores()} (os.cpu_count() = {os.cpu_count()}); "
           f"OpenBLAS threads by default: {blas_threads()}")
 
@@ -110,13 +114,13 @@ def main():
     common = dict(hidden_layer_sizes=(64,), batch_size=200, learning_rate_init=0.01,
                   momentum=0.9)
     rows = [(label, epoch_time(make, limit, X_tr, y_tr, 20, args.repeats))
-            for label, make, limit in contenders(common)]
+            for label, make, limit in contenders(common, threads)]
     report(f"digits {X_tr.shape}, hidden (64,), batch 200: time per epoch", rows,
            "sklearn blas=1")
 
     print("\ndigits: time to 95% test accuracy (the shortest fit that reaches it)")
     base = None
-    for label, make, limit in contenders(common):
+    for label, make, limit in contenders(common, threads):
         secs, epochs = time_to_accuracy(make, limit, X_tr, y_tr, X_te, y_te, 0.95, 60,
                                         args.repeats)
         base = secs if base is None else base
@@ -131,7 +135,7 @@ def main():
                   momentum=0.9)
     reps = max(1, min(args.repeats, 3))
     rows = [(label, epoch_time(make, limit, X, y, 2, reps))
-            for label, make, limit in contenders(common)]
+            for label, make, limit in contenders(common, threads)]
     report(f"make_classification {X.shape} float64, 10 classes, hidden (128,), "
            "batch 200: time per epoch", rows, "sklearn blas=1")
 
