@@ -60,7 +60,7 @@ struct mlp_shared {
     const pa_mlp_data *d;
     double *w, *v;
     const pa_engine_opts *opts;
-    int update;
+    int update, n_threads;
     int64_t n_batches, hist_len;
     _Alignas(PA_LINE) int64_t next_batch;
     _Alignas(PA_LINE) int stop;
@@ -83,7 +83,7 @@ static int64_t now_ns(void)
 static int64_t others(const mlp_shared *sh, int tid)
 {
     int64_t s = 0;
-    for (int o = 0; o < sh->opts->n_threads; o++)
+    for (int o = 0; o < sh->n_threads; o++)
         if (o != tid) s += __atomic_load_n(&sh->commits[o].done, __ATOMIC_RELAXED);
     return s;
 }
@@ -102,7 +102,7 @@ static void run_worker(mlp_worker *wk)
     mlp_shared *sh = wk->sh;
     const pa_engine_opts *o = sh->opts;
     const pa_mlp_params *p = sh->p;
-    const int T = o->n_threads, locked = sh->update == PA_LOCKED;
+    const int T = sh->n_threads, locked = sh->update == PA_LOCKED;
     const int shared = T > 1 && !locked;
     const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
     const int64_t B = p->batch_size;
@@ -185,7 +185,11 @@ static int64_t n_batches_of(int64_t n, int64_t B) { return B > 0 ? (n + B - 1) /
 int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double *v,
                  const pa_engine_opts *opts, pa_epoch_stats *stats)
 {
-    const int T = opts->n_threads > 0 ? opts->n_threads : 1;
+    const int64_t n_batches = n_batches_of(opts->n_order, p->batch_size);
+    /* no thread without a minibatch: on small data, idle threads only cost
+     * their start (digits, 7 minibatches: 16 threads took 3x 1 thread's time) */
+    int T = opts->n_threads > 0 ? opts->n_threads : 1;
+    if (T > n_batches) T = n_batches > 1 ? (int)n_batches : 1;
     const int64_t hist_len = stats->hist_len;
     if (p->batch_size < 1 || p->n_layers < 1 || p->n_layers > PA_MLP_MAX_LAYERS)
         return stats->status = PA_NOMEM;
@@ -197,7 +201,8 @@ int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double
     sh.v = p->momentum != 0.0 ? v : NULL;
     sh.opts = opts;
     sh.update = opts->update;
-    sh.n_batches = n_batches_of(opts->n_order, p->batch_size);
+    sh.n_threads = T;
+    sh.n_batches = n_batches;
     sh.hist_len = hist_len;
     sh.inline_poll = T == 1;
     sh.last_poll_ns = now_ns();
