@@ -9,7 +9,7 @@ core by default: it is timed both with its BLAS held to one thread
 (threadpoolctl, the like-for-like comparison with n_jobs=1) and with its
 default threads. Medians over repeats (the machine may be shared and noisy).
 
-    python bench/bench_mlp.py [--quick] [--repeats 5] [--threads 1,2,4,8,16]
+    python bench/bench_mlp.py [--quick] [--repeats 5] [--threads 1,2,4,8,16] [--epoch-only]
 """
 import argparse
 import os
@@ -100,6 +100,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="20,000 synthetic rows")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", default="1,2", help="pyasync thread counts, e.g. 1,2,4,8,16")
+    ap.add_argument("--epoch-only", action="store_true",
+                    help="only digits' time per epoch (small data: threads against minibatches)")
     args = ap.parse_args()
     threads = sorted({int(t) for t in args.threads.split(",")})
     if threads[0] < 1:
@@ -117,6 +119,8 @@ def main():
             for label, make, limit in contenders(common, threads)]
     report(f"digits {X_tr.shape}, hidden (64,), batch 200: time per epoch", rows,
            "sklearn blas=1")
+    if args.epoch_only:
+        return
 
     print("\ndigits: time to 95% test accuracy (the shortest fit that reaches it)")
     base = None
