@@ -552,6 +552,23 @@ def test_update_modes_learn(digits, update):
     assert clf.staleness_.n_measured == 15 * int(np.ceil(X_train.shape[0] / 32))
 
 
+@pytest.mark.parametrize("n_jobs", [3, 16])
+def test_more_threads_than_minibatches(n_jobs):
+    """Threads beyond an epoch's minibatches are not started: 3 minibatches
+    an epoch learn under 16 threads as under 1, and no update can be
+    staler than the other 2 of its epoch."""
+    X, y = make_classification(300, 10, n_informative=5, random_state=0)
+    kw = dict(hidden_layer_sizes=(16,), batch_size=100, learning_rate_init=0.05,
+              max_iter=60, tol=0.0, n_iter_no_change=10**6, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = AsyncMLPClassifier(n_jobs=1, **kw).fit(X, y)
+        many = AsyncMLPClassifier(n_jobs=n_jobs, **kw).fit(X, y)
+    assert many.score(X, y) > one.score(X, y) - 0.05
+    assert many.staleness_.max <= 2
+    assert many.staleness_.n_measured > 0
+
+
 def test_regressor_learns():
     X, y = make_regression(600, 8, noise=1.0, random_state=0)
     X = StandardScaler().fit_transform(X)
