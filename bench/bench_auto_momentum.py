@@ -3,7 +3,7 @@
 learning rate held fixed: updates to reach a target loss at M = 1, 4, 16,
 32, 64, at a small and a large step (--steps: others).
 
-    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|huge|huge-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all] [--seed S] [--steps 0.02,0.3] [--partial-fit] [--grid-cache DIR]
+    python bench/bench_auto_momentum.py [--quick] [--set design|check|extra|holdout|fresh|unseen|large|large-fresh|huge|huge-fresh|weighted|penalized|sparse-penalized|sparse-moderate|all|blind] [--seed S] [--steps 0.02,0.3] [--partial-fit] [--grid-cache DIR]
 
 "design" holds the problems momentum="auto" was developed on; "check"
 holds eight it was not, at first (its failures later led to the flat-margin
@@ -32,6 +32,10 @@ roll-back of epochs that blow up, each measured with and without its change;
 "sparse-moderate" holds eight more sparse ones (alpha 3e-4 to 5e-3, two of
 them regressions), made after the held-out rows of samples whose rows
 forget between visits were settled, and measured once with and without them.
+"blind" holds eight more (least squares, classification with L1, three
+classes, epsilon-insensitive, very sparse log loss, friedman2), made after
+every rule was settled and measured once a seed with nothing changed for
+them; it is not in "all", whose counts README quotes.
 
 The target is a fixed fraction (FRACTION) of the way from the first epoch's loss to
 the lowest loss any grid value reaches within the budget. Updates are
@@ -101,6 +105,8 @@ def problems(which="design"):
         yield from sparse_penalized_problems()
     if which in ("sparse-moderate", "all"):
         yield from sparse_moderate_problems()
+    if which == "blind":
+        yield from blind_problems()
 
 
 def design_problems():
@@ -441,6 +447,37 @@ def sparse_moderate_problems():
         yield f"mid regression {loss} {alpha:g}", X, t / t.std(), AsyncSGDRegressor, kw
 
 
+def blind_problems():
+    X, y = regression_problem(n_samples=1500, n_features=40, condition=30, noise=0.1, seed=101)
+    yield "blind least squares, cond 30", X, y, AsyncSGDRegressor, dict(penalty=None)
+    X, y = regression_problem(n_samples=3000, n_features=10, condition=3, seed=102)
+    yield "blind least squares, cond 3", X, y, AsyncSGDRegressor, dict(penalty=None)
+    X, y = make_classification(2500, 60, n_informative=20, flip_y=0.1, random_state=103)
+    X = StandardScaler().fit_transform(X)
+    yield "blind 60d, log_loss", X, y, AsyncSGDClassifier, dict(loss="log_loss", alpha=1e-4)
+    X, y = make_classification(2000, 20, n_informative=5, n_redundant=10, random_state=104)
+    X = StandardScaler().fit_transform(X)
+    yield "blind 20d, hinge, l1", X, y, AsyncSGDClassifier, \
+        dict(loss="hinge", penalty="l1", alpha=1e-4)
+    X, y = make_regression(2000, 80, n_informative=20, noise=20.0, random_state=105)
+    X = StandardScaler().fit_transform(X)
+    yield "blind 80d, epsilon_insensitive", X, y / y.std(), AsyncSGDRegressor, \
+        dict(loss="epsilon_insensitive", epsilon=0.05, alpha=1e-5)
+    rng = np.random.RandomState(106)
+    X = sp.random(5000, 2000, density=0.005, format="csr", random_state=rng)
+    y = (X @ rng.standard_normal(2000) > 0).astype(int)
+    yield "blind very sparse, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-6)
+    X, y = make_friedman2(1500, noise=0.0, random_state=107)
+    X = StandardScaler().fit_transform(X)
+    yield "blind friedman2, squared", X, (y - y.mean()) / y.std(), AsyncSGDRegressor, \
+        dict(alpha=1e-3)
+    X, y = make_classification(3000, 30, n_classes=3, n_informative=8, random_state=108)
+    X = StandardScaler().fit_transform(X)
+    yield "blind 3 classes, log_loss", X, y, AsyncSGDClassifier, \
+        dict(loss="log_loss", alpha=1e-4)
+
+
 def partial_fit_curve(Est, X, y, M, mu, eta, epochs, kw, seed=0):
     """As `curve`, the epochs driven one partial_fit call each."""
     est = Est(asynchrony="simulated", n_workers=M, momentum=mu, learning_rate="constant",
@@ -558,7 +595,8 @@ if __name__ == "__main__":
     parser.add_argument("--set", default="design",
                         choices=("design", "check", "extra", "holdout", "fresh", "unseen",
                                  "large", "large-fresh", "huge", "huge-fresh", "weighted",
-                                 "penalized", "sparse-penalized", "sparse-moderate", "all"))
+                                 "penalized", "sparse-penalized", "sparse-moderate", "all",
+                                 "blind"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
     parser.add_argument("--steps", default=",".join(map(str, STEPS)),
