@@ -181,6 +181,14 @@ class MLPAutoMomentum(AutoMomentum):
         return (np.isfinite(self.best_loss) and self.best_loss < COLLAPSE_SHARE * self.null_loss
                 and mean_loss >= self.null_loss)
 
+    def measure_references(self, w, rows):
+        """The losses the closed loop judges epochs by, on `rows`: the
+        start's at w (a blow-up's reference, returned) and a constant
+        prediction's (`collapsed`)."""
+        self.start_loss = self.batch_losses(w, rows)
+        self.null_loss = self.null_losses(rows)
+        return self.start_loss
+
     def null_losses(self, rows):
         """The loss of the constant prediction on `rows`: every weight 0,
         the output's bias at the targets' mean through the output's
@@ -229,9 +237,8 @@ class MLPAutoMomentum(AutoMomentum):
     def model_choice(self, w, eta):
         """The heaviest momentum stale SGD is stable under (see the class)."""
         rows = np.sort(self.rng.permutation(self.n_rows)[:CURVATURE_ROWS]).astype(np.int64)
-        if not np.isfinite(self.start_loss):  # a blow-up's reference: the start's
-            self.start_loss = self.batch_losses(w, rows)
-            self.null_loss = self.null_losses(rows)
+        if not np.isfinite(self.start_loss):
+            self.measure_references(w, rows)
 
         def gradient(point):
             return _mlp.loss_grad(self.params, self.X, self.Y, point, rows,
@@ -255,8 +262,7 @@ class MLPAutoMomentum(AutoMomentum):
         rows = self.rng.permutation(self.n_rows)[:PROBE_ROWS].astype(np.int64)
         orders = [np.ascontiguousarray(self.rng.permutation(rows)) for _ in range(PROBE_EPOCHS)]
         seeds = self.rng.randint(0, 2**62, PROBE_EPOCHS)
-        start = self.start_loss = self.batch_losses(w, rows)  # a blow-up's reference
-        self.null_loss = self.null_losses(rows)
+        start = self.measure_references(w, rows)
         scratch = np.zeros(1, dtype=np.int64)
 
         def curves(momenta):

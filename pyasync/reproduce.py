@@ -158,9 +158,9 @@ def run(out="reproduce", quick=False, echo=print):
               "(momentum sensor). Threads: geometric fit of the measured staleness. "
               "Dense threads update private copies of the model and share them every "
               "16 updates, so an update misses about 16 updates of each other thread "
-              "running beside it: their "
-              "implicit momentum sits above 1 - 1/M by design (README, \"Threads and "
-              "the memory system\"; 16 threads on 16 cores: 0.995).", "",
+              "running beside it: their implicit momentum sits above 1 - 1/M by design "
+              "(README, \"Threads and the memory system\"; 16 threads on 16 cores: "
+              "0.995).", "",
               "| engine | M | 1 - 1/M | measured |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {e} | {m} | {th:.3f} | {me:.3f} |" for e, m, th, me in rows]
 
