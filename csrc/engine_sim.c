@@ -140,14 +140,26 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
      * One worker writes right after its read, which has done that work. */
     if (kr.peek && (opts->schedule == PA_SIM_REPLAY || opts->n_workers > 1))
         kr.predict = kr.peek;
+    double **accs;
+    status = pa_linear_average_open(&ctx, model, data->n_features, 1, &accs);
+    if (status != PA_OK) {
+        pa_linear_average_free(accs, 1);
+        pa_epoch_ctx_free(&ctx);
+        return stats->status = status;
+    }
+    pa_linear_model m = *model;
+    m.avg_acc = accs ? accs[0] : NULL;
     pa_rng rng;
     pa_rng_seed(&rng, opts->seed);
     if (opts->schedule == PA_SIM_REPLAY)
-        status = run_replay(&kr, &ctx, model, data, opts, &rng, stats);
+        status = run_replay(&kr, &ctx, &m, data, opts, &rng, stats);
     else
-        status = run_workers(&kr, &ctx, model, data, opts, &rng, stats);
+        status = run_workers(&kr, &ctx, &m, data, opts, &rng, stats);
     stats->clock_end = stats->n_updates;
+    stats->avg_count = pa_linear_average_close(&ctx, model, accs, 1, data->n_features,
+                                               stats->n_updates);
     pa_linear_finish(&ctx, model, data->n_features, stats->n_updates);
+    pa_linear_average_free(accs, 1);
     pa_epoch_ctx_free(&ctx);
     return stats->status = status;
 }

@@ -326,6 +326,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     const int64_t n = opts->n_order, hist_len = stats->hist_len;
     int update = opts->update;
     if (T == 1 || update == PA_LOCKED) update = PA_PLAIN;
+    double **accs = NULL; /* averaged SGD: one accumulator a worker */
     pa_epoch_ctx ctx;
     int status = pa_epoch_ctx_init(&ctx, params, data->sparse, t0, eta, n + T);
     if (status != PA_OK) return stats->status = status;
@@ -366,6 +367,9 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         status = PA_NOMEM;
         goto out;
     }
+    status = pa_linear_average_open(&ctx, model, data->n_features, T, &accs);
+    if (status != PA_OK)
+        goto out;
     memset(sh.commits, 0, sizeof(pa_commit_counter) * T);
     memset(wk, 0, sizeof(pa_worker) * T);
     for (int t = 0; t < T; t++) {
@@ -375,6 +379,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         wk[t].start = n * t / T;
         wk[t].end = n * (t + 1) / T;
         wk[t].hist = hists + (size_t)t * hist_len;
+        wk[t].model.avg_acc = accs ? accs[t] : NULL;
         if (copies) {
             double *c = copy_mem + (size_t)t * copy_stride;
             memset(c, 0, copy_stride * sizeof(double));
@@ -403,9 +408,11 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         if (wk[t].status != PA_OK && status == PA_OK) status = wk[t].status;
     }
     stats->clock_end = k_end;
+    stats->avg_count = pa_linear_average_close(&ctx, model, accs, T, data->n_features, k_end);
     pa_linear_finish(&ctx, model, data->n_features, k_end);
     if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
 out:
+    pa_linear_average_free(accs, T);
     free(copy_mem);
     free(hists);
     free(wk);

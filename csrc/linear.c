@@ -131,6 +131,17 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
         }
         c->cheap_gaps = c->gain_table && (c->inv_decay || !c->decay_prefix);
     }
+    c->avg_from = INT64_MAX;
+    if (p->average > 0) {
+        c->avg_from = p->average - t0 > 1 ? p->average - t0 : 1;
+        if (c->scaled) {
+            double *Q = c->avg_weight = prefix_alloc(max_clock);
+            if (!Q) goto nomem;
+            Q[0] = 0.0;
+            for (int64_t k = 1; k <= max_clock; k++)
+                Q[k] = Q[k - 1] + (k >= c->avg_from ? c->decay_prefix[k] : 0.0);
+        }
+    }
     if (c->has_l1 && c->varying) {
         double *U = c->u_prefix = prefix_alloc(max_clock);
         if (!U) goto nomem;
@@ -152,8 +163,59 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c)
     free(c->gain_table);
     free(c->inv_decay);
     free(c->u_prefix);
+    free(c->avg_weight);
+    c->avg_weight = NULL;
     c->decay_prefix = c->logd_prefix = c->mu_pow = c->gain_table = c->u_prefix = NULL;
     c->inv_decay = NULL;
+}
+
+int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
+                           int64_t n_features, int n_workers, double ***accs)
+{
+    *accs = NULL;
+    if (!m->avg_sum)
+        return PA_OK;
+    if (c->lazy)
+        return PA_AVG_LAZY;
+    double **a = calloc((size_t)n_workers, sizeof(double *));
+    if (!a) return PA_NOMEM;
+    *accs = a;
+    for (int t = 0; t < n_workers; t++) {
+        /* whole lines: no two workers' accumulators share one */
+        size_t bytes = ((size_t)n_features + 1) * sizeof(double);
+        a[t] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!a[t]) return PA_NOMEM;
+        memset(a[t], 0, bytes);
+    }
+    return PA_OK;
+}
+
+/* With W(k) the stored weights after clock k (W(0) at the epoch start) and
+ * Q(k) = pa_avg_weight(c, k), the iterates' sum
+ *     sum_k P[k] W(k) = Q(k_end) W(k_end) - sum_k Q(k - 1) (W(k) - W(k - 1)),
+ * so a worker adds -Q(k - 1) times each change it makes at clock k to its
+ * accumulator (-Q(k) for the L1 truncation, which the iterate of clock k
+ * does not see): O(its changes), however the weights are kept, and with
+ * no shared write. */
+int64_t pa_linear_average_close(const pa_epoch_ctx *c, pa_linear_model *m,
+                                double **accs, int n_workers, int64_t n_features,
+                                int64_t k_end)
+{
+    if (!accs) return 0;
+    const double qw = pa_avg_weight(c, k_end), qb = pa_avg_count(c, k_end);
+    for (int64_t j = 0; j <= n_features; j++) {
+        double s = j < n_features ? qw * m->w[j] : qb * m->b[0];
+        for (int t = 0; t < n_workers; t++) s += accs[t][j];
+        m->avg_sum[j] += s;
+    }
+    return (int64_t)qb;
+}
+
+void pa_linear_average_free(double **accs, int n_workers)
+{
+    if (!accs) return;
+    for (int t = 0; t < n_workers; t++) free(accs[t]);
+    free(accs);
 }
 
 void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,

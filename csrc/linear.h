@@ -48,6 +48,18 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
                       int64_t t0, double eta, int64_t max_clock);
 void pa_epoch_ctx_free(pa_epoch_ctx *c);
 
+/* Averaged SGD (model->avg_sum set): `n_workers` zeroed accumulators, one
+ * a worker (*accs NULL where averaging is off); PA_AVG_LAZY where the
+ * sparse rows are kept lazily; free them with pa_linear_average_free. */
+int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
+                           int64_t n_features, int n_workers, double ***accs);
+/* Adds the epoch's averaged iterates to model->avg_sum, before
+ * pa_linear_finish rescales the stored weights; returns their count. */
+int64_t pa_linear_average_close(const pa_epoch_ctx *c, pa_linear_model *m,
+                                double **accs, int n_workers, int64_t n_features,
+                                int64_t k_end);
+void pa_linear_average_free(double **accs, int n_workers);
+
 /* Catches every coordinate up to clock k_end and closes the L1 total;
  * run by one thread once the workers have stopped. */
 void pa_linear_finish(const pa_epoch_ctx *c, pa_linear_model *m,

@@ -36,6 +36,8 @@ typedef struct {
     double *inv_decay;    /* 1 / P[k], with momentum where P does not underflow */
     int cheap_gaps;       /* a gap's factors are table loads: no division, no pow */
     double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
+    int64_t avg_from;     /* averaged SGD: iterates from this clock on (else past any) */
+    double *avg_weight;   /* scaled: P[avg_from] + ... + P[k] (pa_avg_weight) */
 } pa_epoch_ctx;
 
 /* The learning rate of update t (1-based, over the whole fit), inline:
@@ -56,6 +58,22 @@ static inline double pa_schedule_eta(const pa_linear_params *p, double eta_const
 static inline double pa_ctx_eta(const pa_epoch_ctx *c, int64_t k)
 {
     return c->varying ? pa_schedule_eta(c->p, c->eta_const, c->t0 + k) : c->eta_const;
+}
+
+/* Averaged SGD, as scikit-learn's: the iterate of clock k (after its
+ * step, before its L1 truncation) counts from clock avg_from on. The
+ * iterates avg_from..k counted (the intercept's weight), and their weight
+ * in stored units (the weights'): the same, or where the stored weights
+ * are scaled, the sum of their scales P. */
+static inline double pa_avg_count(const pa_epoch_ctx *c, int64_t k)
+{
+    return k < c->avg_from ? 0.0 : (double)(k - c->avg_from + 1);
+}
+
+static inline double pa_avg_weight(const pa_epoch_ctx *c, int64_t k)
+{
+    if (k < c->avg_from) return 0.0;
+    return c->avg_weight ? c->avg_weight[k] : (double)(k - c->avg_from + 1);
 }
 
 /* Decay of one update: never negative, as scikit-learn. */

@@ -56,9 +56,12 @@ static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
 }
 
 /* Scikit-learn's truncated-gradient L1 step on coordinate j; `scale` is
- * the factor from stored to true weights. */
+ * the factor from stored to true weights; `qa`, averaged SGD's weight of
+ * its change (pa_linear_average_close): the iterates after it see it.
+ * (Scikit-learn's lazy average counts it as if made before every iterate
+ * since its last rescale, so its averaged weights differ under L1.) */
 static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u,
-                                  double scale)
+                                  double scale, double qa)
 {
     /* q is shared like w: relaxed loads and the mode's add */
     double z = LD(&m->w[j]) * scale, w = z, q = LD(&m->q[j]);
@@ -71,6 +74,7 @@ static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u,
     }
     ST(&m->w[j], w / scale);
     AXPB(&m->q[j], 1.0, w - z);
+    if (qa != 0.0) m->avg_acc[j] -= qa * (w - z) / scale;
 }
 
 /* The step of the update, -eta * dloss * sample weight; adds the loss.
@@ -96,7 +100,7 @@ static inline double FN(pa_step)(const pa_epoch_ctx *c, int64_t k, double p,
 }
 
 static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model *m,
-                                         double upd)
+                                         double upd, int64_t k, int64_t n_features)
 {
     if (!c->p->fit_intercept)
         return;
@@ -104,6 +108,7 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
     if (c->has_mom)
         delta = AXPB(m->vb, c->mu, delta);
     AXPB(m->b, 1.0, delta);
+    if (m->avg_acc) m->avg_acc[n_features] -= pa_avg_count(c, k - 1) * delta;
 }
 
 /* ---- dense rows: every coordinate is touched by every update ---- */
@@ -163,7 +168,15 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
     double *restrict w = m->w;
-    if (c->has_mom) {
+    const double qa = m->avg_acc ? pa_avg_weight(c, k - 1) : 0.0;
+    if (qa != 0.0) { /* averaged SGD: each change weighted too */
+        double *restrict A = m->avg_acc, *restrict v = m->v, mu = c->mu;
+        for (int64_t j = 0; j < n; j++) {
+            double old = LD(&w[j]), g = upd * (double)x[j];
+            double step = c->has_mom ? AXPB(&v[j], mu, g) : g;
+            A[j] -= qa * (AXPB(&w[j], d, step) - old);
+        }
+    } else if (c->has_mom) {
         double *restrict v = m->v, mu = c->mu;
 #if MODE_PLAIN
 #pragma omp simd
@@ -183,10 +196,11 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
         for (int64_t j = 0; j < n; j++) AXPB(&w[j], d, upd * (double)x[j]);
 #endif
     }
-    FN(pa_intercept_step)(c, m, upd);
+    FN(pa_intercept_step)(c, m, upd, k, n);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        for (int64_t j = 0; j < n; j++) FN(pa_l1_step)(m, j, u, 1.0);
+        double ql = m->avg_acc ? pa_avg_weight(c, k) : 0.0;
+        for (int64_t j = 0; j < n; j++) FN(pa_l1_step)(m, j, u, 1.0, ql);
     }
     return upd;
 }
@@ -330,10 +344,14 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
         for (int64_t e = e0; e < e1; e++) sqnorm += (double)x[e] * (double)x[e];
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
+    /* averaged SGD (never lazy): the weight of this step's changes */
+    const double qa = m->avg_acc ? pa_avg_weight(c, k - 1) : 0.0;
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale;
         if (g != 0.0)
             for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
+        if (g != 0.0 && qa != 0.0)
+            for (int64_t e = e0; e < e1; e++) m->avg_acc[ind[e]] -= qa * g * (double)x[e];
     }
 #if MODE_PLAIN
     else if (c->cheap_gaps) { /* pa_lazy_step with each gap's factors from the
@@ -395,12 +413,15 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                 AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
             else
                 AXPB(&m->w[j], d, g);
+            if (qa != 0.0) /* not lazy: no decay, no momentum */
+                m->avg_acc[j] -= qa * g;
         }
     }
-    FN(pa_intercept_step)(c, m, upd);
+    FN(pa_intercept_step)(c, m, upd, k, ds->n_features);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u, scale);
+        double ql = m->avg_acc ? pa_avg_weight(c, k) : 0.0;
+        for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u, scale, ql);
     }
     return upd;
 }

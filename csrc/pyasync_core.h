@@ -10,7 +10,10 @@ enum pa_dtype { PA_F64 = 0, PA_F32 = 1 };
 enum pa_schedule { PA_CONSTANT = 0, PA_OPTIMAL, PA_INVSCALING, PA_ADAPTIVE, PA_PA1, PA_PA2 };
 /* plain: one writer at a time (one thread, or under the lock). */
 enum pa_update { PA_RACY = 0, PA_ATOMIC, PA_LOCKED, PA_PLAIN };
-enum pa_status { PA_OK = 0, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM };
+/* PA_AVG_LAZY: averaged SGD asked of sparse rows kept lazily (momentum, or
+ * an L2 decay whose product underflows), whose coordinates move between
+ * their updates. */
+enum pa_status { PA_OK = 0, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM, PA_AVG_LAZY };
 
 typedef struct {
     int loss;
@@ -22,6 +25,7 @@ typedef struct {
     double momentum;        /* explicit momentum over the global update sequence */
     int fit_intercept;
     double intercept_decay;
+    int64_t average;        /* averaged SGD from global update number `average`; 0: off */
 } pa_linear_params;
 
 /* Rows are dense C-contiguous (n_samples x n_features) or CSR. */
@@ -47,6 +51,11 @@ typedef struct {
      * shares its updates to them more often than the rest of its copy. */
     const int32_t *hot_features;
     int32_t n_hot;
+    /* Averaged SGD: the caller's sum of the averaged iterates (n_features
+     * + 1, the intercept last), added to; NULL: off. `avg_acc` is the
+     * engines' own (set NULL): a worker's changes weighted by the
+     * averaged iterates before them (see pa_linear_average_close). */
+    double *avg_sum, *avg_acc;
 } pa_linear_model;
 
 typedef struct {
@@ -68,6 +77,7 @@ typedef struct {
     int64_t hist_len;
     int64_t staleness_max, staleness_count;
     double staleness_sum;
+    int64_t avg_count;       /* iterates added to the model's avg_sum */
     int status;
 } pa_epoch_stats;
 

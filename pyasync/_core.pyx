@@ -20,6 +20,7 @@ cdef extern from "pyasync_core.h":
         double eta0, power_t, optimal_init, momentum
         int fit_intercept
         double intercept_decay
+        int64_t average
     ctypedef struct pa_dataset:
         int dtype, sparse
         int64_t n_samples, n_features
@@ -38,6 +39,8 @@ cdef extern from "pyasync_core.h":
         double u
         const int32_t *hot_features
         int32_t n_hot
+        double *avg_sum
+        double *avg_acc
     ctypedef struct pa_engine_opts:
         int n_threads, update, staleness_every
         const int64_t *order
@@ -50,6 +53,7 @@ cdef extern from "pyasync_core.h":
         int64_t *staleness_hist
         int64_t hist_len, staleness_max, staleness_count
         double staleness_sum
+        int64_t avg_count
         int status
     ctypedef struct pa_sim_opts:
         int n_workers, schedule
@@ -74,7 +78,7 @@ cdef extern from "pyasync_core.h":
                            int, double, double, const double *, int64_t,
                            const int64_t *, const int64_t *, const double *, int64_t,
                            int64_t, double, double, const double *, double *) nogil
-    int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM
+    int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM, PA_AVG_LAZY
 
 LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
           "perceptron": 4, "squared_error": 5, "huber": 6,
@@ -115,6 +119,7 @@ cdef void _set_params(pa_linear_params *p, dict prm) except *:
     p.momentum = prm["momentum"]
     p.fit_intercept = 1 if prm["fit_intercept"] else 0
     p.intercept_decay = prm["intercept_decay"]
+    p.average = prm.get("average", 0)
 
 
 def eta(dict params, double eta_const, int64_t t):
@@ -205,6 +210,9 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     `X` is a dense C-contiguous array or CSR parts (int32 indices, int64
     indptr). `state` holds the shared model arrays: w, v, q, last (None when
     unused), b and vb (1-element arrays) and u (float), updated in place;
+    with params["average"] > 0 (averaged SGD from that update number on),
+    avg_sum (n_features + 1, the intercept last), to which the averaged
+    iterates are added ("avg_count" in the statistics counts them).
     staleness counts are added to `hist`. Returns epoch statistics."""
     cdef pa_linear_params p
     cdef pa_dataset ds
@@ -261,6 +269,13 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     m.b = <double *>_data(state["b"], np.float64, "b")
     m.vb = <double *>_data(state["vb"], np.float64, "vb")
     m.u = state["u"]
+    m.avg_acc = NULL
+    m.avg_sum = NULL
+    if p.average > 0:
+        avg_sum = state.get("avg_sum")
+        if avg_sum is None or avg_sum.shape[0] != ds.n_features + 1:
+            raise ValueError("averaging needs 'avg_sum' of n_features + 1")
+        m.avg_sum = <double *>_data(avg_sum, np.float64, "avg_sum")
     m.hot_features = NULL
     m.n_hot = 0
     hot = state.get("hot_features")
@@ -282,6 +297,7 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     st.staleness_max = 0
     st.staleness_count = 0
     st.staleness_sum = 0.0
+    st.avg_count = 0
     if st.hist_len < 1:
         raise ValueError("hist must have at least one bin")
 
@@ -332,7 +348,14 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
         _reraise()
     if status == PA_NOMEM:
         raise MemoryError("the engine could not allocate its state or threads")
+    if status == PA_AVG_LAZY:
+        raise ValueError(
+            "average (averaged SGD) on sparse X needs the weights of the rows' "
+            "coordinates alone to move: momentum=0 and an L2 decay (alpha x step "
+            "x rows) that does not underflow in an epoch; use dense X, momentum=0 "
+            "or a smaller alpha")
     return {"diverged": status == PA_DIVERGED, "sumloss": st.sumloss,
+            "avg_count": st.avg_count,
             "n_updates": st.n_updates, "staleness_max": st.staleness_max,
             "staleness_count": st.staleness_count,
             "staleness_sum": st.staleness_sum}

@@ -266,9 +266,11 @@ class AutoMomentum:
         self.rolled_back = set()   # epochs undone: their losses say nothing of the model
 
     def keep_safe(self, state):
-        """Copies the model (weights, intercept, L1 accumulators) to go back to."""
+        """Copies the model (weights, intercept, L1 accumulators, averaged
+        SGD's sums) to go back to."""
         self.safe = {key: (value.copy() if isinstance(value, np.ndarray) else value)
-                     for key, value in state.items() if key in ("w", "b", "q", "u")}
+                     for key, value in state.items()
+                     if key in ("w", "b", "q", "u", "avg_sum", "avg_count")}
 
     def recover(self, epoch, state, mean_loss):
         """After epoch `epoch` (mean loss `mean_loss`, inf where it diverged):
@@ -409,7 +411,10 @@ def ray_backend(X, y, sample_weight, rows, state, params, engine, seed):
 
 def ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist):
     """One epoch on the Ray server; mirrors its model into state."""
-    res, theta, velocity = backend.epoch(t, eta, params["momentum"], epoch, shuffle)
+    res, theta, velocity = backend.epoch(t, eta, params["momentum"], epoch, shuffle,
+                                         params.get("average", 0))
+    if "avg_sum" in state:
+        state["avg_sum"] += res.pop("avg_sum")
     state["w"][:] = theta[:-1]
     state["b"][0] = theta[-1]
     if state["v"] is not None:
@@ -440,9 +445,13 @@ def fit_linear(*args, **kwargs):
 def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                intercept_velocity, train_idx, t0, max_iter, tol,
                n_iter_no_change, eta0, seed, shuffle, engine,
-               score_fn=None, verbose=0, target_momentum=None, measured_staleness=None):
+               score_fn=None, verbose=0, target_momentum=None, measured_staleness=None,
+               average=None):
     """Runs up to `max_iter` epochs; returns the fitted state and curves.
 
+    With params["average"] > 0 (averaged SGD), `average` is the (sum,
+    count) of the iterates averaged before, that the fit adds to (None:
+    none yet); the result's "avg_sum" and "avg_count" hold them after.
     `engine` describes the engine (see `_core.linear_epoch`);
     `measured_staleness`, the staleness a fit this one goes on from
     measured (momentum="auto" starts from it).
@@ -466,6 +475,10 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                       1.0 if with_velocity else 0.0, params["l1"], lazy)
     if sparse and engine["kind"] == "threads" and engine["n_threads"] > 1:
         state["hot_features"] = hot_columns(X_engine)
+    if params.get("average", 0) > 0:
+        state["avg_sum"] = (np.zeros(n_features + 1) if average is None
+                            else np.array(average[0], dtype=np.float64))
+        state["avg_count"] = 0 if average is None else int(average[1])
     if auto is not None and engine["kind"] != "ray":  # the Ray server holds its own model
         auto.keep_safe(state)
     order = np.array(train_idx, dtype=np.int64)
@@ -497,6 +510,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                 res = _core.linear_epoch(params, X_engine, y, sw_engine, state, t,
                                          eta, order, engine, hist)
             t += res["n_updates"]
+            if "avg_sum" in state:
+                state["avg_count"] += res["avg_count"]
             stale_sum += res["staleness_sum"]
             stale_max = max(stale_max, res["staleness_max"])
             diverged = (res["diverged"] or not np.isfinite(state["b"][0])
@@ -548,4 +563,5 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
         "velocity": state["v"], "intercept_velocity": state["vb"][0],
         "n_iter": epoch + 1, "t": t, "loss_curve": loss_curve,
         "staleness": staleness,
+        "avg_sum": state.get("avg_sum"), "avg_count": state.get("avg_count", 0),
     }

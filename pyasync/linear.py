@@ -181,8 +181,8 @@ class _BaseAsyncSGD(BaseEstimator):
                 or isinstance(class_weight, str) and class_weight == "balanced"):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict of weights "
                              f"by class, got {class_weight!r}")
-        if self.average not in (False, 0):
-            raise ValueError("average (averaged SGD) is not supported; use average=False")
+        if not isinstance(self.average, (bool, np.bool_)):
+            _check_int("average", self.average, 0)
         if self.learning_rate == "optimal" and self.alpha == 0:
             raise ValueError("alpha must be > 0 since learning_rate is 'optimal'. "
                              "alpha is used to compute the optimal learning rate.")
@@ -245,7 +245,52 @@ class _BaseAsyncSGD(BaseEstimator):
             "momentum": self.momentum if self.momentum == "auto" else float(self.momentum),
             "fit_intercept": bool(self.fit_intercept),
             "intercept_decay": SPARSE_INTERCEPT_DECAY if sparse else 1.0,
+            "average": int(self.average),
         }
+
+    # ---- averaged SGD (average=True or an update number): coef_ and
+    # intercept_ show the mean of the iterates from update `average` on;
+    # the last iterates are kept to go on from
+
+    def _check_average(self, X):
+        if self.average and sp.issparse(X) and self.momentum != 0.0:
+            raise ValueError(
+                "average (averaged SGD) on sparse X needs momentum=0: momentum moves "
+                "every coordinate on every update, which sparse rows' updates "
+                "leave for later; use momentum=0 or dense X")
+
+    def _continue_from(self):
+        """The model a partial_fit goes on from: the last SGD iterates
+        under averaged SGD (coef_ shows their mean), else coef_."""
+        if self.average and getattr(self, "_standard_coef", None) is not None:
+            return self._standard_coef, self._standard_intercept
+        return self._dense_coef(), self.intercept_
+
+    def _average_start(self, continued, n_models, n_features):
+        """The sums of the iterates averaged so far (one row a model: its
+        weights, then its intercept) and their counts, that a fit adds
+        to: a partial_fit's going on, or none."""
+        sums = getattr(self, "_average_sum", None)
+        if continued and self.average and sums is not None \
+                and sums.shape == (n_models, n_features + 1):
+            return sums.copy(), self._average_count.copy()
+        return np.zeros((n_models, n_features + 1)), np.zeros(n_models, dtype=np.int64)
+
+    def _shown_model(self, coef, intercept, sums, counts):
+        """(coef, intercept) as a fit leaves them (one row a model): under
+        averaged SGD each model's mean iterate where it averaged any, as
+        SGDClassifier's (average <= t_ - 1), its last iterate before; the
+        last iterates and the sums kept for a partial_fit."""
+        if not self.average:
+            self._standard_coef = self._standard_intercept = self._average_sum = None
+            return coef, intercept
+        self._standard_coef, self._standard_intercept = coef.copy(), intercept.copy()
+        self._average_sum, self._average_count = sums, counts
+        shown_coef, shown_intercept = coef.copy(), intercept.copy()
+        for k in np.flatnonzero(counts > 0):
+            shown_coef[k] = sums[k, :-1] / counts[k]
+            shown_intercept[k] = sums[k, -1] / counts[k]
+        return shown_coef, shown_intercept
 
     # 64-bit sparse indices are taken (load_svmlight_file gives them) and
     # narrowed for the engine: a column index always fits 32 bits here
@@ -294,7 +339,7 @@ class _BaseAsyncSGD(BaseEstimator):
 
     def _fit_problem(self, X, y, sample_weight, coef, intercept, velocity,
                      intercept_velocity, train_idx, score_fn, max_iter, seed,
-                     engine, params, t, measured=None):
+                     engine, params, t, measured=None, average=None):
         return _sgd.fit_linear(
             X, y, sample_weight, params=params, coef=coef, intercept=intercept,
             velocity=velocity, intercept_velocity=intercept_velocity,
@@ -303,7 +348,7 @@ class _BaseAsyncSGD(BaseEstimator):
             eta0=float(self.eta0), seed=seed, shuffle=self.shuffle,
             engine=engine, score_fn=score_fn,
             verbose=self.verbose, target_momentum=self.target_momentum,
-            measured_staleness=measured)
+            measured_staleness=measured, average=average)
 
     def _set_momentum_attributes(self, explicit):
         """momentum_ (explicit, the last chosen under "auto"), the implicit
@@ -497,7 +542,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             init = self._check_init(None, None, classes, X.shape[1])
             velocity, t, momenta = None, 1.0, None
         else:
-            classes, init = self.classes_, (self._dense_coef(), self.intercept_)
+            classes, init = self.classes_, self._continue_from()
             velocity, t, momenta = self._velocity, self.t_, self._kept_momenta()
         unknown = np.setdiff1d(np.unique(y), classes)
         if unknown.size:
@@ -527,6 +572,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
              engine, momenta=None):
         """Fits every one-vs-rest problem, then commits the fitted state:
         a fit that fails (diverges, is interrupted) changes nothing."""
+        self._check_average(X)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         class_weight = (None if self.class_weight is None else
                         compute_class_weight(self.class_weight, classes=classes, y=y))
@@ -541,6 +587,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         train = self._rows_that_step(X, train)
         params = self._engine_params(sp.issparse(X))
         positives = classes[1:] if coef.shape[0] == 1 else classes
+        sums, counts = self._average_start(velocity_given, *coef.shape)
         if engine["kind"] == "ray":  # one set of actors for every class
             engine = dict(engine, pool={})
         try:
@@ -549,12 +596,13 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             results = self._fit_classes(X, y, sample_weight, class_weight, classes,
                                         positives, coef, intercept, velocity, train, val,
                                         random_state, max_iter, engine, params, t, momenta,
-                                        measured)
+                                        measured, (sums, counts))
         finally:
             if engine.get("pool", {}).get("backend") is not None:
                 engine["pool"]["backend"].close()
         # scikit-learn's dtypes: coef_ the input's; intercept_ too where
         # there is one model a class, float64 for a binary problem's one
+        coef, intercept = self._shown_model(coef, intercept, sums, counts)
         fitted = (_sgd.in_input_precision(coef, X.dtype),
                   _sgd.in_input_precision(intercept,
                                           X.dtype if coef.shape[0] > 1 else np.float64))
@@ -573,9 +621,10 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
 
     def _fit_classes(self, X, y, sample_weight, class_weight, classes, positives, coef,
                      intercept, velocity, train, val, random_state, max_iter, engine,
-                     params, t, momenta=None, measured=None):
+                     params, t, momenta=None, measured=None, average=None):
         """Fits each one-vs-rest problem in turn, into coef, intercept and
-        velocity; returns the per-problem results. Class weights as
+        velocity (and averaged SGD's `average` = (sums, counts)); returns
+        the per-problem results. Class weights as
         SGDClassifier's: a binary problem weighs each row by its class's, a
         one-vs-rest problem its positive rows by their class's and the rest
         by 1; early stopping scores by the sample weights alone."""
@@ -595,8 +644,10 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
                 X, y_pm, weights, coef[k], intercept[k], velocity[0][k],
                 velocity[1][k], train, score_fn, max_iter, seed, engine,
                 params if momenta is None else dict(params, momentum=momenta[k]), t,
-                measured)
+                measured, None if average is None else (average[0][k], average[1][k]))
             coef[k], intercept[k] = res["coef"], res["intercept"]
+            if res["avg_sum"] is not None:
+                average[0][k], average[1][k] = res["avg_sum"], res["avg_count"]
             if res["velocity"] is not None:
                 velocity[0][k] = res["velocity"]
                 velocity[1][k] = res["intercept_velocity"]
@@ -728,7 +779,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         if first:
             self._fit(X, y, sample_weight, None, None, None, 1.0, 1, engine)
         else:
-            self._fit(X, y, sample_weight, self._dense_coef(), self.intercept_,
+            self._fit(X, y, sample_weight, *self._continue_from(),
                       self._velocity, self.t_, 1, engine, self._kept_momenta())
         return self
 
@@ -738,6 +789,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         y = np.asarray(y, dtype=np.float64).ravel()
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity")
+        self._check_average(X)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         n_features = X.shape[1]
         coef = np.zeros(n_features)
@@ -766,11 +818,17 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         if momenta is not None:
             params["momentum"] = momenta[0]
         measured = getattr(self, "staleness_", None) if velocity_given else None
+        sums, counts = self._average_start(velocity_given, 1, n_features)
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
                                 velocity[0], velocity[1], train, score_fn,
-                                max_iter, seed, engine, params, t, measured)
-        self.coef_ = _sgd.in_input_precision(res["coef"], X.dtype)
-        self.intercept_ = np.array([res["intercept"]])  # float64, as SGDRegressor's
+                                max_iter, seed, engine, params, t, measured,
+                                (sums[0], counts[0]))
+        if res["avg_sum"] is not None:
+            sums[0], counts[0] = res["avg_sum"], res["avg_count"]
+        coef, intercept = self._shown_model(res["coef"][None], np.array([res["intercept"]]),
+                                            sums, counts)
+        self.coef_ = _sgd.in_input_precision(coef[0], X.dtype)
+        self.intercept_ = intercept  # float64, as SGDRegressor's
         if res["velocity"] is not None:
             velocity = (res["velocity"], res["intercept_velocity"])
         self._velocity = velocity

@@ -17,6 +17,8 @@ Per row x (in the given order), with a global update counter t starting at
         u += l1 * eta ; for the TOUCHED coordinates (all for dense rows,
         the stored indices for CSR rows): z = w_j ; clip towards 0 by u +- q_j ;
         q_j += w_j - z
+    averaged SGD (average > 0): from t = average on, the sums of w and b
+        here (after the step, before the L1 truncation) and their count
     t += 1
 
 The reference is eager: O(n_features) per update even for sparse rows, with
@@ -98,10 +100,13 @@ def ref_eta(schedule, eta0, alpha, optimal_init, power_t, t):
 def _ref_sgd(data, indices, indptr, n_features, y, sw, orders,
              loss, loss_param, l2, l1, schedule, eta0, alpha, optimal_init,
              power_t, mu, fit_intercept, intercept_decay, t_start,
-             w, b, v, vb):
+             w, b, v, vb, average, avg_w):
     """Runs the updates of every row of every epoch of `orders` (epochs x n)
     on the CSR-like rows (a dense matrix is passed with every coordinate
-    stored); updates w, v in place; returns (b, vb, t_next, u)."""
+    stored); updates w, v and (average > 0) the sum avg_w in place;
+    returns (b, vb, t_next, u, the intercepts' sum, the iterates summed)."""
+    avg_b = 0.0
+    n_avg = 0
     q = np.zeros(n_features)
     u = 0.0
     x = np.zeros(n_features)
@@ -142,6 +147,11 @@ def _ref_sgd(data, indices, indptr, n_features, y, sw, orders,
                     b += vb
                 else:
                     b += delta
+            if average > 0 and t >= average:
+                for j in range(n_features):
+                    avg_w[j] += w[j]
+                avg_b += b
+                n_avg += 1
             if l1 > 0.0:
                 u += l1 * eta
                 for k in range(lo, hi):
@@ -153,7 +163,7 @@ def _ref_sgd(data, indices, indptr, n_features, y, sw, orders,
                         w[j] = min(0.0, z + (u - q[j]))
                     q[j] += w[j] - z
             t += 1
-    return b, vb, t, u
+    return b, vb, t, u, avg_b, n_avg
 
 
 def as_rows(X):
@@ -174,13 +184,15 @@ def reference_sgd(X, y, *, orders, loss, loss_param, l2=0.0, l1=0.0,
                   optimal_init=0.0, power_t=0.5, momentum=0.0,
                   fit_intercept=True, intercept_decay=None, sample_weight=None,
                   t_start=1, coef=None, intercept=0.0, velocity=None,
-                  intercept_velocity=0.0):
+                  intercept_velocity=0.0, average=0):
     """Sequential SGD on (X, y) for the rows of each epoch in `orders`
     (a list/array of per-epoch row orders). `intercept_decay` defaults to
     scikit-learn's (0.01 for sparse X, 1.0 for dense).
 
     Returns dict(coef, intercept, velocity, intercept_velocity, t, u), `t`
-    being the number of the next update."""
+    being the number of the next update; with `average` > 0 (averaged SGD
+    from update number `average` on) also avg_sum (the iterates' weights
+    and intercepts summed, the intercept last) and n_avg, their count."""
     data, indices, indptr, sparse = as_rows(X)
     n, m = X.shape
     if intercept_decay is None:
@@ -193,12 +205,15 @@ def reference_sgd(X, y, *, orders, loss, loss_param, l2=0.0, l1=0.0,
         orders = np.zeros((0, 0), dtype=np.int64)
     w = np.zeros(m) if coef is None else np.array(coef, dtype=np.float64)
     v = np.zeros(m) if velocity is None else np.array(velocity, dtype=np.float64)
-    b, vb, t, u = _ref_sgd(data, indices, indptr, m, y, sw, orders,
+    avg_w = np.zeros(m)
+    b, vb, t, u, avg_b, n_avg = _ref_sgd(data, indices, indptr, m, y, sw, orders,
                            LOSS_IDS[loss], float(loss_param), float(l2),
                            float(l1), SCHEDULE_IDS[learning_rate], float(eta0),
                            float(alpha), float(optimal_init), float(power_t),
                            float(momentum), bool(fit_intercept),
                            float(intercept_decay), int(t_start), w,
-                           float(intercept), v, float(intercept_velocity))
+                           float(intercept), v, float(intercept_velocity),
+                           int(average), avg_w)
     return {"coef": w, "intercept": b, "velocity": v,
-            "intercept_velocity": vb, "t": t, "u": u}
+            "intercept_velocity": vb, "t": t, "u": u,
+            "avg_sum": np.append(avg_w, avg_b), "n_avg": n_avg}

@@ -288,10 +288,11 @@ def test_optimal_rate_needs_positive_alpha(data):
         AsyncSGDClassifier(learning_rate="optimal", alpha=0.0).fit(X, y)
 
 
-def test_averaging_is_rejected(data):
+def test_bad_average_is_named(data):
     X, y, _ = data
-    with pytest.raises(ValueError, match="average"):
-        AsyncSGDClassifier(average=True).fit(X, y)
+    for bad in (-2, 0.5, "true", None):
+        with pytest.raises(ValueError, match="average"):
+            AsyncSGDClassifier(average=bad).fit(X, y)
 
 
 # ------------------------------------------- conversions of valid input ----

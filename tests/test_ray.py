@@ -146,6 +146,14 @@ def test_single_push_per_update_is_the_papers_model(ray):
     assert est.staleness_.max == 0
     np.testing.assert_allclose(est.coef_, seq.coef_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(est.intercept_, seq.intercept_, rtol=1e-10, atol=1e-12)
+    # averaged SGD at the server: each push's model, from update `average` on
+    for average in (True, 250):
+        seq = AsyncSGDRegressor(n_jobs=1, momentum=0.5, average=average, **common).fit(X, y)
+        est = AsyncSGDRegressor(asynchrony="ray", n_workers=1, local_steps=1, momentum=0.5,
+                                average=average, **common).fit(X, y)
+        np.testing.assert_allclose(est.coef_, seq.coef_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(est.intercept_, seq.intercept_, rtol=1e-10, atol=1e-12)
+        assert not np.allclose(est.coef_, est._standard_coef)
 
 
 def test_mlp_on_ray(ray, digits):

@@ -32,7 +32,8 @@ SIMULATED = dict(asynchrony="simulated", n_workers=4)
      AsyncSGDRegressor(max_iter=5, momentum="auto"),
      AsyncSGDClassifier(max_iter=5, **SIMULATED), AsyncSGDRegressor(max_iter=5, **SIMULATED),
      AsyncSGDClassifier(max_iter=5, momentum="auto", **SIMULATED),
-     AsyncSGDRegressor(max_iter=5, momentum="auto", **SIMULATED)],
+     AsyncSGDRegressor(max_iter=5, momentum="auto", **SIMULATED),
+     AsyncSGDClassifier(max_iter=5, average=True), AsyncSGDRegressor(max_iter=5, average=10)],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

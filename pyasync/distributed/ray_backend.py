@@ -105,7 +105,8 @@ class LinearChunks:
     """Linear model: theta = [w, b]."""
 
     def __init__(self, params):
-        self.params = dict(params, momentum=0.0)  # momentum lives on the server
+        # momentum and averaging live on the server
+        self.params = dict(params, momentum=0.0, average=0)
 
     def prepare(self, X, y, sample_weight):
         from .._sgd import engine_input
@@ -238,12 +239,17 @@ class ParameterServer:
         events.append(f"Ray worker {dead} died; its shard(s) {moved} moved to worker "
                       f"{heir}; {len(live)} worker(s) left")
 
-    def epoch(self, t0, eta, momentum, epoch, shuffle):
+    def epoch(self, t0, eta, momentum, epoch, shuffle, average=0):
+        """One epoch of pushes; with `average` > 0 (averaged SGD from
+        global update number `average` on), the server's model after each
+        push counts once for each averaged update the push made: with
+        local_steps=1, every iterate."""
         import ray
         from ray.exceptions import RayActorError
         hist = np.zeros(self.hist_len, dtype=np.int64)
         stats = {"sumloss": 0.0, "n_updates": 0, "staleness_sum": 0.0,
-                 "staleness_max": 0, "diverged": False, "events": [], "all_dead": False}
+                 "staleness_max": 0, "diverged": False, "events": [], "all_dead": False,
+                 "avg_sum": np.zeros_like(self.theta), "avg_count": 0}
         queues = self._plan(epoch, shuffle)
         pending = {}
         t = int(t0)
@@ -284,6 +290,10 @@ class ParameterServer:
             else:
                 self.theta += self.velocity
             self.version += 1
+            if average > 0:  # updates t + 1 .. t + n_updates, those from `average` on
+                averaged = max(0, t + n_updates - max(t, average - 1))
+                stats["avg_sum"] += averaged * self.theta
+                stats["avg_count"] += averaged
             t += n_updates
             stats["sumloss"] += sumloss
             stats["n_updates"] += n_updates
@@ -348,10 +358,10 @@ class RayBackend:
         except RayActorError as exc:
             raise RuntimeError(f"the Ray parameter server died: {exc}") from None
 
-    def epoch(self, t0, eta, momentum, epoch, shuffle):
+    def epoch(self, t0, eta, momentum, epoch, shuffle, average=0):
         """Runs one epoch on the server; returns (stats, theta, velocity)."""
         stats, theta, velocity = self._wait(self.server.epoch.remote(
-            int(t0), float(eta), float(momentum), int(epoch), bool(shuffle)))
+            int(t0), float(eta), float(momentum), int(epoch), bool(shuffle), int(average)))
         for message in stats.pop("events"):
             warnings.warn(message, RuntimeWarning, stacklevel=3)
         if stats.pop("all_dead"):
