@@ -347,11 +347,16 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     /* averaged SGD (never lazy): the weight of this step's changes */
     const double qa = m->avg_acc ? pa_avg_weight(c, k - 1) : 0.0;
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
-        double g = upd / scale;
-        if (g != 0.0)
+        double g = upd / scale, ga = qa * g;
+        if (g != 0.0 && ga != 0.0) {
+            double *restrict A = m->avg_acc;
+            for (int64_t e = e0; e < e1; e++) {
+                AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
+                A[ind[e]] -= ga * (double)x[e];
+            }
+        } else if (g != 0.0) {
             for (int64_t e = e0; e < e1; e++) AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
-        if (g != 0.0 && qa != 0.0)
-            for (int64_t e = e0; e < e1; e++) m->avg_acc[ind[e]] -= qa * g * (double)x[e];
+        }
     }
 #if MODE_PLAIN
     else if (c->cheap_gaps) { /* pa_lazy_step with each gap's factors from the

@@ -15,6 +15,7 @@ from .momentum import (MOMENTUM_GRID, choose_momentum, fit_geometric, row_sample
 from .staleness import HIST_LEN, StalenessStats, staleness_law
 
 MAX_INT = np.iinfo(np.int32).max
+MAX_UPDATES = np.iinfo(np.int64).max  # the core counts updates in int64 (average=n)
 PASSIVE_AGGRESSIVE = ("pa1", "pa2")  # steps that zero the loss, capped by eta0
 # One update in this many measures its staleness: reading the other threads'
 # counters costs cache misses, so measuring every update would not be free.

@@ -182,7 +182,7 @@ class _BaseAsyncSGD(BaseEstimator):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict of weights "
                              f"by class, got {class_weight!r}")
         if not isinstance(self.average, (bool, np.bool_)):
-            _check_int("average", self.average, 0)
+            _check_int("average", self.average, 0, _sgd.MAX_UPDATES)
         if self.learning_rate == "optimal" and self.alpha == 0:
             raise ValueError("alpha must be > 0 since learning_rate is 'optimal'. "
                              "alpha is used to compute the optimal learning rate.")

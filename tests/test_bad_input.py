@@ -290,7 +290,7 @@ def test_optimal_rate_needs_positive_alpha(data):
 
 def test_bad_average_is_named(data):
     X, y, _ = data
-    for bad in (-2, 0.5, "true", None):
+    for bad in (-2, 0.5, "true", None, 2**63):
         with pytest.raises(ValueError, match="average"):
             AsyncSGDClassifier(average=bad).fit(X, y)
 

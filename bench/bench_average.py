@@ -1,0 +1,88 @@
+"""Averaged SGD (average=True) against scikit-learn's, side by side in one
+run: per-epoch time of SGDClassifier(average=True) and AsyncSGDClassifier
+(average=True) at 1 thread and more, with the cost of averaging against the
+same fit without it, on dense and RCV1-like sparse rows; and the test
+log-loss and accuracy each reaches after a few epochs.
+
+    python bench/bench_average.py [--rows 200000] [--repeats 5] [--threads 1,2]
+                                  [--epochs 3] [--json out.json]
+
+Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, medians of
+--repeats; quality from the fits of 1 + E epochs on a held-out fifth."""
+import argparse
+import json
+
+import numpy as np
+from sklearn.linear_model import SGDClassifier
+from sklearn.metrics import log_loss
+
+from pyasync import AsyncSGDClassifier
+from pyasync.benchmark import machine_info, per_epoch_seconds, settle_blas
+from pyasync.datasets import make_dense_classification, make_rcv1_like
+
+
+def quality(est, X_test, y_test):
+    return log_loss(y_test, est.predict_proba(X_test)), est.score(X_test, y_test)
+
+
+def run(rows, repeats, epochs, threads):
+    machine = machine_info()
+    print(f"cores: {machine['cores']} ({machine['cpu']}); median of {repeats} runs; "
+          f"per-epoch = difference of fits of 1 and {1 + epochs} epochs; log_loss, "
+          f"default rate ('optimal'), alpha 1e-4")
+    sets = {"dense float64, 100 columns": make_dense_classification(rows, 100),
+            "sparse rcv1-like": make_rcv1_like(rows, 50_000)}
+    results = []
+    for name, (X, y) in sets.items():
+        cut = X.shape[0] * 4 // 5
+        X_train, y_train, X_test, y_test = X[:cut], y[:cut], X[cut:], y[cut:]
+        print(f"\n== {name}: {X_train.shape[0]} training rows, {X_test.shape[0]} test rows")
+        common = dict(loss="log_loss", tol=None, random_state=0)
+        makers = {"sklearn average=True":
+                  lambda n: SGDClassifier(max_iter=n, average=True, **common),
+                  "sklearn average=False":
+                  lambda n: SGDClassifier(max_iter=n, **common)}
+        for t in threads:
+            for average in (True, False):
+                makers[f"async n_jobs={t} average={average}"] = (
+                    lambda t, average: lambda n: AsyncSGDClassifier(
+                        max_iter=n, n_jobs=t, average=average, **common))(t, average)
+        print(f"{'configuration':<34} {'s/epoch':>9} {'vs sklearn avg':>15} "
+              f"{'test log-loss':>14} {'accuracy':>9}")
+        row = {"data": name}
+        for label, make in makers.items():
+            settle_blas()
+            timing = per_epoch_seconds(make, X_train, y_train, epochs, repeats)
+            loss, acc = quality(timing.estimator, X_test, y_test)
+            row[label] = {"seconds": timing.seconds, "log_loss": loss, "accuracy": acc}
+            base = row["sklearn average=True"]["seconds"]
+            print(f"{label:<34} {timing.seconds:>9.4f} {timing.seconds / base:>15.3f} "
+                  f"{loss:>14.4f} {acc:>9.4f}")
+        for t in threads:
+            on = row[f"async n_jobs={t} average=True"]["seconds"]
+            off = row[f"async n_jobs={t} average=False"]["seconds"]
+            print(f"averaging's cost at {t} thread(s): {100 * (on / off - 1):+.1f}% "
+                  f"(sklearn's: {100 * (base / row['sklearn average=False']['seconds'] - 1):+.1f}%)")
+        results.append(row)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    threads = sorted({int(t) for t in args.threads.split(",")})
+    if threads[0] < 1:
+        parser.error("--threads takes positive thread counts")
+    results = run(args.rows, args.repeats, args.epochs, threads)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_info(), "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
