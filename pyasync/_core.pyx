@@ -351,9 +351,9 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     if status == PA_AVG_LAZY:
         raise ValueError(
             "average (averaged SGD) on sparse X needs the weights of the rows' "
-            "coordinates alone to move: momentum=0 and an L2 decay (alpha x step "
-            "x rows) that does not underflow in an epoch; use dense X, momentum=0 "
-            "or a smaller alpha")
+            "coordinates alone to move: momentum=0 and an L2 decay that leaves "
+            "something (alpha x step < 1); use dense X, momentum=0 or a smaller "
+            "alpha")
     return {"diverged": status == PA_DIVERGED, "sumloss": st.sumloss,
             "avg_count": st.avg_count,
             "n_updates": st.n_updates, "staleness_max": st.staleness_max,

@@ -212,6 +212,67 @@ def row_memory(params, eta_const, t, n, points=129):
     return float(np.exp(total) * first / last)
 
 
+# The stored weights of a sparse model with an L2 decay are divided by the
+# decay's product over the epoch's updates so far (the core's "scaled"
+# rows), and averaged SGD sums their changes weighted by the sum of those
+# products: both terms of its sum grow as the product falls, and cancel to
+# the mean, so the product's fall bounds its relative rounding (1e-16 x
+# 1 / product). An averaged epoch is run in pieces whose products stay
+# above e^-MAX_LOG_DECAY (1e-6: the mean to 1e-10), as scikit-learn folds
+# its average into its weights where its scale falls below 1e-9.
+MAX_LOG_DECAY = np.log(1e6)
+
+
+def decay_pieces(params, eta_const, t, n):
+    """Where an averaged sparse epoch of n updates, after t, is cut (a
+    list of row positions; empty: none) so that each piece's product of
+    L2 decays stays above e^-MAX_LOG_DECAY; a step that zeroes the weights
+    is left whole (the core names it)."""
+    if params.get("average", 0) <= 0 or params["l2"] == 0.0 or params["momentum"] != 0.0:
+        return []
+    step = np.arange(t + 1, t + n + 1, dtype=np.float64)
+    if params["learning_rate"] == "optimal":
+        step = 1.0 / (params["alpha"] * (params["optimal_init"] + step - 1.0))
+    elif params["learning_rate"] == "invscaling":
+        step = params["eta0"] / step ** params["power_t"]
+    else:
+        step = np.full(n, eta_const)
+    decay = 1.0 - params["l2"] * step
+    if n == 0 or np.any(decay <= 0.0) or -np.log(decay).sum() <= MAX_LOG_DECAY:
+        return []
+    cuts, start, total = [], 0, np.cumsum(-np.log(decay))
+    while total[-1] - (total[start - 1] if start else 0.0) > MAX_LOG_DECAY:
+        base = total[start - 1] if start else 0.0
+        start = int(np.searchsorted(total, base + MAX_LOG_DECAY, side="right"))
+        cuts.append(start)
+    return cuts
+
+
+def engine_epoch(params, X, y, sample_weight, state, t, eta_const, order, engine, hist):
+    """_core.linear_epoch over `order`, in pieces where averaged SGD needs
+    them (`decay_pieces`); the pieces' statistics summed."""
+    cuts = decay_pieces(params, eta_const, t, order.shape[0]) if hasattr(X, "indptr") else []
+    if not cuts:
+        return _core.linear_epoch(params, X, y, sample_weight, state, t, eta_const, order,
+                                  engine, hist)
+    total = None
+    for piece in np.split(order, cuts):
+        res = _core.linear_epoch(params, X, y, sample_weight, state, t, eta_const,
+                                 np.ascontiguousarray(piece), engine, hist)
+        t += res["n_updates"]
+        if total is None:
+            total = res
+        else:
+            for key in ("sumloss", "n_updates", "staleness_count", "staleness_sum",
+                        "avg_count"):
+                total[key] += res[key]
+            total["staleness_max"] = max(total["staleness_max"], res["staleness_max"])
+            total["diverged"] = total["diverged"] or res["diverged"]
+        if res["diverged"]:
+            break
+    return total
+
+
 class AutoMomentum:
     """momentum="auto" inside the epoch loop: before epochs 0, 1, 2, 4, 8, ...
     it re-chooses the explicit momentum by running asynchronous SGD, under
@@ -508,8 +569,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
             if backend is not None:
                 res = ray_epoch(backend, params, state, t, eta, epoch, shuffle, hist)
             else:
-                res = _core.linear_epoch(params, X_engine, y, sw_engine, state, t,
-                                         eta, order, engine, hist)
+                res = engine_epoch(params, X_engine, y, sw_engine, state, t, eta, order,
+                                   engine, hist)
             t += res["n_updates"]
             if "avg_sum" in state:
                 state["avg_count"] += res["avg_count"]

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.datasets import make_classification
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
-from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync import AsyncSGDClassifier, AsyncSGDRegressor, _sgd
 
 from test_reference import (EPOCHS, EST_LOSSES, L1_RATIO, N, TOL, binary_target,
                             estimator, grid_orders, hyper, make_data, model_err,
@@ -212,14 +212,32 @@ def test_average_bad_input():
     for momentum in (0.5, "auto"):
         with pytest.raises(ValueError, match="average.*momentum"):
             AsyncSGDClassifier(average=True, momentum=momentum).fit(X, y)
-    # an L2 decay whose product underflows within an epoch keeps sparse
-    # rows lazily: averaging them is refused, naming the way out
+    # a step that zeroes the weights (alpha x step >= 1) leaves no scale to
+    # keep sparse rows by: averaging them is refused, naming the way out
     with pytest.raises(ValueError, match="average.*alpha"):
-        AsyncSGDClassifier(average=True, learning_rate="constant", eta0=0.5, alpha=0.5,
+        AsyncSGDClassifier(average=True, learning_rate="constant", eta0=0.5, alpha=2.0,
                            max_iter=1, tol=None).fit(X, y)
     # the same on dense rows is averaged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = AsyncSGDClassifier(average=True, learning_rate="constant", eta0=0.5, alpha=0.5,
+        est = AsyncSGDClassifier(average=True, learning_rate="constant", eta0=0.5, alpha=2.0,
                                  max_iter=1, tol=None).fit(X.toarray(), y)
     assert np.all(np.isfinite(est.coef_))
+
+
+@pytest.mark.parametrize("engine", [dict(n_jobs=1), dict(asynchrony="simulated", n_workers=1)])
+def test_average_strong_decay_on_sparse_rows(engine):
+    """An L2 decay whose product over an epoch would underflow the scale
+    sparse rows are stored by: the epoch runs in pieces, and averages as
+    the reference does."""
+    n = 2000
+    X, y, sw = make_data(True, np.float64, "reg", n=n, seed=6)
+    est = estimator("reg", "squared_error", "l2", "constant", 0.0, True, alpha=0.3, eta0=0.3,
+                    average=True, **engine)
+    assert _sgd.decay_pieces(est._engine_params(True), 0.3, 0, n)  # cut into pieces
+    est.fit(X, y, sample_weight=sw)
+    ref, coef, intercept = reference_average(est, X, y, sw, grid_orders(n=n))
+    assert model_err(est.coef_, est.intercept_[0], coef, intercept) <= TOL
+    assert model_err(est._standard_coef.ravel(), est._standard_intercept[0], ref["coef"],
+                     ref["intercept"]) <= TOL
+    assert np.max(np.abs(coef)) > 0.1  # the decay leaves a model to compare

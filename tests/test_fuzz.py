@@ -177,6 +177,7 @@ PARAMS = {
     "update": (["racy", "atomic", "locked"], ["fast"]),
     "early_stopping": ([False, False, False, True], ["no"]),
     "validation_fraction": ([0.1, 0.5], [0.0, 1.0, 2.0]),
+    "average": ([False, False, True, 3], [-1, 1.5]),
 }
 THREADS = {"n_jobs": ([1, 2, 3], [0, 1.5])}
 SIMULATED = {
