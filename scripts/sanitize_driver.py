@@ -1,6 +1,6 @@
 """Workload for scripts/sanitize.sh: multi-threaded and simulated fits over
 every write mode, dense and CSR rows, with and without momentum, L2 and
-L1 penalties, linear models and MLPs. Run against a sanitizer build of pyasync (PYTHONPATH); any
+L1 penalties, averaged SGD, linear models and MLPs. Run against a sanitizer build of pyasync (PYTHONPATH); any
 sanitizer report fails the run. `--quick` uses smaller data and fewer
 combinations (the CI subset)."""
 import argparse
@@ -78,6 +78,21 @@ def main():
                                staleness=sched, max_iter=2, tol=None,
                                random_state=0).fit(XX, yy)
             cases += 1
+    # averaged SGD: each worker's accumulator, every write mode, dense rows
+    # with momentum and L1, CSR rows (the scaled path, in pieces under a
+    # strong decay), and the simulated engine
+    for update in updates:
+        for XX, yy, kw in [(X, y, dict(momentum=0.5, penalty="elasticnet")),
+                           (Xs, ys, dict(penalty="l2")),
+                           (Xs, ys, dict(alpha=0.3, learning_rate="constant", eta0=0.3))]:
+            clf = AsyncSGDClassifier(n_jobs=4, update=update, average=5, max_iter=2, tol=None,
+                                     random_state=0, **kw).fit(XX, yy)
+            assert np.all(np.isfinite(clf.coef_)), (update, kw)
+            cases += 1
+    for XX, yy in [(X, y), (Xs, ys)]:
+        AsyncSGDClassifier(asynchrony="simulated", n_workers=4, average=True, max_iter=2,
+                           tol=None, random_state=0).fit(XX, yy)
+        cases += 1
     # momentum="auto": the row-sample simulation, on threads and simulated workers
     # (dense rows past the sample's 1024 give it held-out rows; sparse ones, lumps)
     tall = (np.tile(X, (-(-1500 // n), 1)), np.tile(y, -(-1500 // n)))
