@@ -81,6 +81,9 @@ CLASSIFIER_PARAMS = [
     pytest.param({"loss": "modified_huber", "learning_rate": "invscaling",
                   "eta0": 0.05}, id="modified_huber-invscaling"),
     pytest.param({"learning_rate": "constant", "eta0": 0.01}, id="hinge-constant"),
+    pytest.param({"average": True}, id="hinge-optimal-averaged"),
+    pytest.param({"loss": "log_loss", "learning_rate": "constant", "eta0": 0.05,
+                  "average": 100}, id="log_loss-constant-averaged"),
 ]
 
 
@@ -124,6 +127,8 @@ def _regression_data(noise):
     pytest.param({}, id="squared_error-invscaling"),
     pytest.param({"loss": "huber", "epsilon": 1.0, "eta0": 0.05}, id="huber"),
     pytest.param({"learning_rate": "constant", "eta0": 0.001}, id="constant"),
+    pytest.param({"learning_rate": "constant", "eta0": 0.01, "average": True},
+                 id="constant-averaged"),
 ])
 @pytest.mark.parametrize("noise", [10.0, 80.0])
 def test_regressor_r2_matches_sklearn(noise, params):
@@ -199,6 +204,8 @@ def test_one_thread_unshuffled_matches_sklearn(params, fmt, n_classes):
     pytest.param({"loss": "squared_epsilon_insensitive",
                   "penalty": "elasticnet"}, id="sq-eps-elasticnet"),
     pytest.param({"learning_rate": "constant", "eta0": 0.001}, id="constant"),
+    pytest.param({"learning_rate": "constant", "eta0": 0.01, "average": True},
+                 id="constant-averaged"),
 ])
 @pytest.mark.parametrize("fmt", ["dense", "sparse"])
 def test_one_thread_unshuffled_regressor_matches_sklearn(params, fmt):
