@@ -77,6 +77,7 @@ typedef struct {
     pthread_t thread;
     int tid;
     int64_t start, end;
+    int64_t last_round;     /* the clock of its row past the common length, if any */
     double sumloss;
     int64_t n_updates, last_clock;
     int64_t *hist;
@@ -95,6 +96,7 @@ struct pa_shared {
     pa_commit_counter *commits;
     int copy_arrays;        /* w, b; with momentum v, vb too */
     int64_t flush_every;    /* updates between flushes of a copy */
+    int64_t round_len;      /* rows every worker has (chunks differ by one) */
     int64_t slice;          /* sparse copies: coordinates swept a flush */
     int stop;
     pthread_mutex_t lock;   /* the update lock of the "locked" mode */
@@ -204,7 +206,10 @@ static void run_chunk(pa_worker *wk)
             break;
         int64_t i = o->order[r];
         pa_prefetch_ahead(&sh->kernel, sh->data, o->order, r, wk->end);
-        int64_t k = (r - wk->start) * T + wk->tid + 1;
+        /* the workers' clocks interleave; the rows past the common length
+         * take the last clocks in turn, so an epoch's clocks are 1..n */
+        int64_t k = r - wk->start < sh->round_len ? (r - wk->start) * T + wk->tid + 1
+                                                  : wk->last_round;
         int measure = every && !wk->copy && n_done % every == 0;
         if (locked) pthread_mutex_lock(&sh->lock);
         int64_t before = measure ? others_count(sh, wk->tid, 0) : 0;
@@ -372,12 +377,16 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         goto out;
     memset(sh.commits, 0, sizeof(pa_commit_counter) * T);
     memset(wk, 0, sizeof(pa_worker) * T);
+    sh.round_len = n / T;
+    int64_t past_round = sh.round_len * T;
     for (int t = 0; t < T; t++) {
         wk[t].model = *model;
         wk[t].sh = &sh;
         wk[t].tid = t;
         wk[t].start = n * t / T;
         wk[t].end = n * (t + 1) / T;
+        if (wk[t].end - wk[t].start > sh.round_len)
+            wk[t].last_round = ++past_round;
         wk[t].hist = hists + (size_t)t * hist_len;
         wk[t].model.avg_acc = accs ? accs[t] : NULL;
         if (copies) {

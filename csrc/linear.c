@@ -169,6 +169,10 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c)
     c->inv_decay = NULL;
 }
 
+/* All workers' accumulators together stay under this (as their private
+ * copies do): beyond, a MemoryError, not the kernel's out-of-memory killer. */
+#define PA_AVG_BUDGET ((size_t)1 << 31)
+
 int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
                            int64_t n_features, int n_workers, double ***accs)
 {
@@ -177,13 +181,15 @@ int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
         return PA_OK;
     if (c->lazy)
         return PA_AVG_LAZY;
+    /* whole lines: no two workers' accumulators share one */
+    size_t bytes = ((size_t)n_features + 1) * sizeof(double), line = (bytes + 63) / 64 * 64;
+    if ((size_t)n_workers > PA_AVG_BUDGET / line)
+        return PA_NOMEM;
     double **a = calloc((size_t)n_workers, sizeof(double *));
     if (!a) return PA_NOMEM;
     *accs = a;
     for (int t = 0; t < n_workers; t++) {
-        /* whole lines: no two workers' accumulators share one */
-        size_t bytes = ((size_t)n_features + 1) * sizeof(double);
-        a[t] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        a[t] = aligned_alloc(64, line);
         if (!a[t]) return PA_NOMEM;
         memset(a[t], 0, bytes);
     }

@@ -172,9 +172,12 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
     if (qa != 0.0) { /* averaged SGD: each change weighted too */
         double *restrict A = m->avg_acc, *restrict v = m->v, mu = c->mu;
         for (int64_t j = 0; j < n; j++) {
+            /* this worker's change, (d - 1) w + step, from the w it read:
+             * not another worker's write landing meanwhile */
             double old = LD(&w[j]), g = upd * (double)x[j];
             double step = c->has_mom ? AXPB(&v[j], mu, g) : g;
-            A[j] -= qa * (AXPB(&w[j], d, step) - old);
+            AXPB(&w[j], d, step);
+            A[j] -= qa * ((d - 1.0) * old + step);
         }
     } else if (c->has_mom) {
         double *restrict v = m->v, mu = c->mu;

@@ -243,20 +243,27 @@ def decay_pieces(params, eta_const, t, n):
     cuts, start, total = [], 0, np.cumsum(-np.log(decay))
     while total[-1] - (total[start - 1] if start else 0.0) > MAX_LOG_DECAY:
         base = total[start - 1] if start else 0.0
-        start = int(np.searchsorted(total, base + MAX_LOG_DECAY, side="right"))
+        # a piece holds one update at least, however strong its decay
+        start = max(start + 1, int(np.searchsorted(total, base + MAX_LOG_DECAY, side="right")))
+        if start >= n:
+            break
         cuts.append(start)
     return cuts
 
 
 def engine_epoch(params, X, y, sample_weight, state, t, eta_const, order, engine, hist):
     """_core.linear_epoch over `order`, in pieces where averaged SGD needs
-    them (`decay_pieces`); the pieces' statistics summed."""
+    them (`decay_pieces`; each starts its workers afresh, as an epoch does,
+    and simulated ones with their own draws); the pieces' statistics
+    summed."""
     cuts = decay_pieces(params, eta_const, t, order.shape[0]) if hasattr(X, "indptr") else []
     if not cuts:
         return _core.linear_epoch(params, X, y, sample_weight, state, t, eta_const, order,
                                   engine, hist)
     total = None
-    for piece in np.split(order, cuts):
+    for number, piece in enumerate(np.split(order, cuts)):
+        if engine["kind"] == "simulated":
+            engine = dict(engine, seed=(engine["seed"] + number * 0x9E3779B97F4A7C15) % 2**64)
         res = _core.linear_epoch(params, X, y, sample_weight, state, t, eta_const,
                                  np.ascontiguousarray(piece), engine, hist)
         t += res["n_updates"]

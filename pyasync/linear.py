@@ -253,11 +253,13 @@ class _BaseAsyncSGD(BaseEstimator):
     # the last iterates are kept to go on from
 
     def _check_average(self, X):
-        if self.average and sp.issparse(X) and self.momentum != 0.0:
+        # the Ray server averages its whole model after each push
+        if self.average and sp.issparse(X) and self.momentum != 0.0 \
+                and self.asynchrony != "ray":
             raise ValueError(
                 "average (averaged SGD) on sparse X needs momentum=0: momentum moves "
                 "every coordinate on every update, which sparse rows' updates "
-                "leave for later; use momentum=0 or dense X")
+                "leave for later; use momentum=0, dense X or asynchrony='ray'")
 
     def _continue_from(self):
         """The model a partial_fit goes on from: the last SGD iterates

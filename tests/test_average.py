@@ -169,6 +169,18 @@ def test_average_on_every_engine(sparse):
     np.testing.assert_array_equal(sim_a.coef_, sim_b.coef_)
 
 
+def test_average_counts_each_update_once():
+    """Threads whose chunks differ by a row take an epoch's clocks 1..n
+    between them: as many iterates averaged as updates made, on every
+    thread count."""
+    X, y, _ = make_data(False, np.float64, "reg", n=7)
+    for n_jobs in (1, 2, 3, 4, 7):
+        est = AsyncSGDRegressor(average=True, n_jobs=n_jobs, max_iter=1, tol=None)
+        for calls in (1, 2, 3):
+            est.partial_fit(X, y)
+            assert est._average_count[0] == est.t_ - 1 == 7 * calls, n_jobs
+
+
 def test_average_settles_noise():
     """The point of averaging: at a constant step too large to settle,
     the mean iterate's loss is below the last iterate's."""
@@ -217,6 +229,12 @@ def test_average_bad_input():
     with pytest.raises(ValueError, match="average.*alpha"):
         AsyncSGDClassifier(average=True, learning_rate="constant", eta0=0.5, alpha=2.0,
                            max_iter=1, tol=None).fit(X, y)
+    # a decay that leaves next to nothing (alpha x step just under 1) is
+    # averaged in pieces of one update, not looped over
+    est = AsyncSGDRegressor(average=True, learning_rate="constant", eta0=1.0,
+                            alpha=0.9999995, max_iter=2, tol=None).fit(
+        sp.csr_matrix(np.eye(5)), np.arange(5.0))
+    assert np.all(np.isfinite(est.coef_))
     # the same on dense rows is averaged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
