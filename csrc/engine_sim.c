@@ -37,6 +37,7 @@ static int write_update(const pa_linear_kernel *kr, const pa_epoch_ctx *c,
 {
     if (!isfinite(f->p))
         return PA_DIVERGED;
+    m->avg_clock = k;  /* one writer: its writes are in clock order */
     kr->apply(c, m, ds, f->row, k, f->p, &st->sumloss);
     record(st, k - 1 - f->read_clock);
     st->n_updates++;

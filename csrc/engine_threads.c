@@ -53,6 +53,14 @@
 #define PA_SWEEP_MIN_ENTRIES 8
 #define PA_FLUSH_COST 3
 #define PA_COPY_SAMPLE 8 /* flush intervals a staleness measurement */
+/* Averaged SGD orders the iterates by when updates happen, not by their
+ * clocks: a thread that starts late or runs ahead would otherwise put its
+ * changes among iterates they were not made in (2 locked threads, 160,000
+ * dense rows, the "optimal" schedule: averaged test log loss 0.12-0.27
+ * over runs, 0.10-0.11 so). A lock-free worker looks at the others' update
+ * counts every PA_AVG_LOOK of its updates and takes its next ones as one
+ * in T since; a locked one at every update, so its order is the lock's. */
+#define PA_AVG_LOOK 16
 /* All workers' copies together stay under this; beyond, shared writes. */
 #define PA_COPY_BUDGET ((size_t)1 << 30)
 
@@ -196,6 +204,8 @@ static void run_chunk(pa_worker *wk)
     const int T = o->n_threads, locked = o->update == PA_LOCKED;
     const int every = T > 1 && o->staleness_every > 0 ? o->staleness_every : 0;
     int64_t *done = &sh->commits[wk->tid].done, n_done = 0, flushed = 0;
+    const int averaging = wk->model.avg_acc != NULL;
+    int64_t avg_base = 0, avg_since = 0; /* all workers' updates at the last look; mine since */
     if (wk->copy) { /* the first copy */
         flush_all(wk);
         commit_copy(wk, 0, 0, every);
@@ -220,8 +230,22 @@ static void run_chunk(pa_worker *wk)
             __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
             break;
         }
+        if (averaging) {
+            if (T == 1) {
+                wk->model.avg_clock = k;
+            } else {
+                if (locked || n_done % PA_AVG_LOOK == 0) {
+                    avg_base = n_done + others_count(sh, wk->tid, 0);
+                    avg_since = 0;
+                }
+                int64_t at = avg_base + 1 + avg_since++ * T;
+                wk->model.avg_clock = at < o->n_order ? at : o->n_order;
+            }
+        }
         sh->kernel.apply(sh->ctx, &wk->model, sh->data, i, k, p, &wk->sumloss);
         n_done++;
+        if (averaging && wk->copy) /* the others' looks count it */
+            __atomic_store_n(done, n_done, __ATOMIC_RELAXED);
         if (wk->copy) {
             if (n_done % sh->flush_every == 0) {
                 flush_copy(wk);

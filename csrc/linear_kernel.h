@@ -100,7 +100,7 @@ static inline double FN(pa_step)(const pa_epoch_ctx *c, int64_t k, double p,
 }
 
 static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model *m,
-                                         double upd, int64_t k, int64_t n_features)
+                                         double upd, int64_t n_features)
 {
     if (!c->p->fit_intercept)
         return;
@@ -108,7 +108,7 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
     if (c->has_mom)
         delta = AXPB(m->vb, c->mu, delta);
     AXPB(m->b, 1.0, delta);
-    if (m->avg_acc) m->avg_acc[n_features] -= pa_avg_count(c, k - 1) * delta;
+    if (m->avg_acc) m->avg_acc[n_features] -= pa_avg_count(c, m->avg_clock - 1) * delta;
 }
 
 /* ---- dense rows: every coordinate is touched by every update ---- */
@@ -168,7 +168,7 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
     double *restrict w = m->w;
-    const double qa = m->avg_acc ? pa_avg_weight(c, k - 1) : 0.0;
+    const double qa = m->avg_acc ? pa_avg_weight(c, m->avg_clock - 1) : 0.0;
     if (qa != 0.0) { /* averaged SGD: each change weighted too */
         double *restrict A = m->avg_acc, *restrict v = m->v, mu = c->mu;
         for (int64_t j = 0; j < n; j++) {
@@ -199,10 +199,10 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
         for (int64_t j = 0; j < n; j++) AXPB(&w[j], d, upd * (double)x[j]);
 #endif
     }
-    FN(pa_intercept_step)(c, m, upd, k, n);
+    FN(pa_intercept_step)(c, m, upd, n);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        double ql = m->avg_acc ? pa_avg_weight(c, k) : 0.0;
+        double ql = m->avg_acc ? pa_avg_weight(c, m->avg_clock) : 0.0;
         for (int64_t j = 0; j < n; j++) FN(pa_l1_step)(m, j, u, 1.0, ql);
     }
     return upd;
@@ -348,7 +348,7 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
     /* averaged SGD (never lazy): the weight of this step's changes */
-    const double qa = m->avg_acc ? pa_avg_weight(c, k - 1) : 0.0;
+    const double qa = m->avg_acc ? pa_avg_weight(c, m->avg_clock - 1) : 0.0;
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale, ga = qa * g;
         if (g != 0.0 && ga != 0.0) {
@@ -425,10 +425,10 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                 m->avg_acc[j] -= qa * g;
         }
     }
-    FN(pa_intercept_step)(c, m, upd, k, ds->n_features);
+    FN(pa_intercept_step)(c, m, upd, ds->n_features);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        double ql = m->avg_acc ? pa_avg_weight(c, k) : 0.0;
+        double ql = m->avg_acc ? pa_avg_weight(c, m->avg_clock) : 0.0;
         for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u, scale, ql);
     }
     return upd;

@@ -54,8 +54,11 @@ typedef struct {
     /* Averaged SGD: the caller's sum of the averaged iterates (n_features
      * + 1, the intercept last), added to; NULL: off. `avg_acc` is the
      * engines' own (set NULL): a worker's changes weighted by the
-     * averaged iterates before them (see pa_linear_average_close). */
+     * averaged iterates before them (see pa_linear_average_close), the
+     * iterates ordered by `avg_clock`, the place of the worker's next
+     * update among all workers' (set by the engines). */
     double *avg_sum, *avg_acc;
+    int64_t avg_clock;
 } pa_linear_model;
 
 typedef struct {
