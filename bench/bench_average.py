@@ -11,14 +11,13 @@ first update (average=True) and from the second epoch (average=n + 1).
 Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, medians of
 --repeats; quality from the fits of 1 + E epochs on a held-out fifth."""
 import argparse
-import json
 
-import numpy as np
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import log_loss
 
 from pyasync import AsyncSGDClassifier
-from pyasync.benchmark import machine_info, per_epoch_seconds, settle_blas
+from pyasync.benchmark import (machine_info, per_epoch_seconds, save_json, settle_blas,
+                               thread_counts_arg)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -79,13 +78,8 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    threads = sorted({int(t) for t in args.threads.split(",")})
-    if threads[0] < 1:
-        parser.error("--threads takes positive thread counts")
-    results = run(args.rows, args.repeats, args.epochs, threads)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_info(), "results": results}, f, indent=1)
+    threads = thread_counts_arg(args.threads, parser)
+    save_json(args.json, run(args.rows, args.repeats, args.epochs, threads))
 
 
 if __name__ == "__main__":

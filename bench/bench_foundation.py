@@ -9,14 +9,13 @@ staleness measurement, all measured side by side in one run.
 Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, so validation
 and setup costs cancel for both libraries; medians of --repeats runs."""
 import argparse
-import json
 
 import numpy as np
 from sklearn.linear_model import SGDClassifier
 
 from pyasync import AsyncSGDClassifier, _sgd
 from pyasync.benchmark import (machine_info, memory_floor_seconds, per_epoch_seconds,
-                               settle_blas)
+                               save_json, settle_blas, thread_counts_arg)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -83,13 +82,8 @@ def main():
                         help="thread counts, e.g. 1,2,4,8,16 (1 is always measured)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    threads = sorted({1} | {int(t) for t in args.threads.split(",")})
-    if threads[0] < 1:
-        parser.error("--threads takes positive thread counts")
-    results = run(args.rows, args.repeats, args.epochs, threads)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_info(), "results": results}, f, indent=1)
+    threads = thread_counts_arg(args.threads, parser, always=(1,))
+    save_json(args.json, run(args.rows, args.repeats, args.epochs, threads))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Timing helpers shared by the report, the profiler and the benchmark
 scripts: per-epoch time with fixed costs cancelled, the memory floor, and
 the machine it ran on."""
+import json
 import os
 import platform
 import time
@@ -123,3 +124,20 @@ def machine_info():
             "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
             "pyasync": __version__, "platform": platform.platform()}
+
+
+def thread_counts_arg(text, parser, always=()):
+    """The sorted thread counts of a comma-separated --threads value (with
+    `always` added); a parser error names a count below 1."""
+    threads = sorted(set(always) | {int(t) for t in text.split(",")})
+    if threads[0] < 1:
+        parser.error("--threads takes positive thread counts")
+    return threads
+
+
+def save_json(path, results):
+    """Writes a benchmark's results with the machine they ran on (nothing
+    where `path` is None)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump({"machine": machine_info(), "results": results}, f, indent=1)
