@@ -77,6 +77,25 @@ def test_bit_identical_through_pickle_refit_and_partial_fit(kind, engine, fmt):
     assert_same(pickle.loads(blob).fit(X, y), pickle.loads(blob))
 
 
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+@pytest.mark.parametrize("kind", ["clf", "reg"])
+def test_averaged_bit_identical_through_pickle_and_partial_fit(kind, engine, fmt):
+    """Averaged SGD too: the mean, the last iterate and the sums a
+    partial_fit goes on from survive pickling bit for bit."""
+    X, y = data(kind, fmt)
+    kw = dict(average=50, momentum=0.0 if fmt == "csr" else 0.4)
+    a = make(kind, engine, **kw).fit(X, y)
+    assert_same(make(kind, engine, **kw).fit(X, y), a)
+    twin = pickle.loads(pickle.dumps(a))
+    assert_same(twin, a)
+    X2, y2 = data(kind, fmt, seed=1)
+    a.partial_fit(X2, y2)
+    twin.partial_fit(X2, y2)
+    assert_same(twin, a)
+    assert np.array_equal(twin._standard_coef, a._standard_coef)
+
+
 CHILD = r"""
 import hashlib, json, sys, warnings
 sys.path.insert(0, sys.argv[1])
