@@ -132,6 +132,20 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
                        int64_t every, double decay, double b0, const double *kb,
                        double *losses);
 
+/* pa_row_sample_grid's losses in the features' space (dense samples with
+ * fewer features than rows): Xs (m x d) and Xh (h x d) the sample's and
+ * the held-out rows from weights w0 and intercept b0; row_weights (or
+ * NULL) scale a row's step, intercept_step is the intercept's share of it
+ * (0: no intercept). Returns 0, or -1 when out of memory. */
+int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t d,
+                           const double *Xh, const double *yh, int64_t h,
+                           double held_weight, const double *row_weights,
+                           double intercept_step, const double *w0, double b0,
+                           int loss, double loss_param, double step,
+                           const double *grid, int64_t c, const int64_t *rows,
+                           const int64_t *stale, int64_t n_updates, int64_t every,
+                           double decay, double *losses);
+
 /* Deterministic permutation of 0..n-1 for (seed, epoch). */
 void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch);
 

@@ -1,6 +1,7 @@
 /* momentum="auto"'s inner loop: asynchronous SGD on a row sample, one run
  * per candidate momentum, all fed the same rows and staleness draws (see
- * pyasync/momentum.py, simulate_momentum_grid). */
+ * pyasync/momentum.py, simulate_momentum_grid), in the sample's row space
+ * or, for dense samples with few features, in the features' space. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,5 +131,108 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
     }
     free(first); free(by_time); free(p); free(q); free(stash); free(ph); free(qh); free(dead);
     free(b); free(vb);
+    return 0;
+}
+
+/* pa_row_sample_grid in the features' space, for dense samples with fewer
+ * features than rows: the same updates, rows, staleness and losses (equal
+ * up to rounding), at O(d) an update and O((m + h) d) a loss instead of
+ * O(m + h) an update. Xs (m x d) and Xh (h x d) are the sample's and the
+ * held-out rows, w0 and b0 the weights and intercept they start from;
+ * a row's step is scaled by its weight (row_weights, or NULL), its
+ * intercept step by intercept_step (0: no intercept). */
+int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t d,
+                           const double *Xh, const double *yh, int64_t h,
+                           double held_weight, const double *row_weights,
+                           double intercept_step, const double *w0, double b0,
+                           int loss, double loss_param, double step,
+                           const double *grid, int64_t c, const int64_t *rows,
+                           const int64_t *stale, int64_t n_updates, int64_t every,
+                           double decay, double *losses)
+{
+    int64_t n = n_updates, cd = c * d;
+    int64_t *first = calloc(n + 2, sizeof(int64_t));
+    int64_t *fill = calloc(n + 1, sizeof(int64_t));
+    int64_t *by_time = malloc(sizeof(int64_t) * (n ? n : 1));
+    double *w = malloc(sizeof(double) * (cd ? cd : 1));
+    double *v = calloc(cd ? cd : 1, sizeof(double));
+    double *stash = malloc(sizeof(double) * c * (n ? n : 1));
+    char *dead = calloc(c, 1);
+    double *b = malloc(sizeof(double) * c), *vb = calloc(c, sizeof(double));
+    if (!first || !fill || !by_time || !w || !v || !stash || !dead || !b || !vb) {
+        free(first); free(fill); free(by_time); free(w); free(v); free(stash);
+        free(dead); free(b); free(vb);
+        return -1;
+    }
+    for (int64_t t = 0; t < n; t++)
+        first[(t >= stale[t] ? t - stale[t] : 0) + 1]++;
+    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
+    for (int64_t t = 0; t < n; t++) {
+        int64_t u = t >= stale[t] ? t - stale[t] : 0;
+        by_time[first[u] + fill[u]++] = t;
+    }
+    free(fill);
+    for (int64_t k = 0; k < c; k++) {
+        memcpy(w + k * d, w0, sizeof(double) * d);
+        b[k] = b0;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t r = first[t]; r < first[t + 1]; r++) {  /* reads of time t */
+            int64_t later = by_time[r];
+            const double *restrict x = Xs + rows[later] * d;
+            for (int64_t k = 0; k < c; k++) {
+                const double *restrict wk = w + k * d;
+                double s = 0.0;
+#pragma omp simd reduction(+:s)
+                for (int64_t j = 0; j < d; j++) s += x[j] * wk[j];
+                stash[k * n + later] = s + b[k];
+            }
+        }
+        int64_t i = rows[t];
+        const double *restrict x = Xs + i * d;
+        const double weight = row_weights ? row_weights[i] : 1.0;
+        for (int64_t k = 0; k < c; k++) {
+            if (dead[k]) continue;
+            double *restrict wk = w + k * d, *restrict vk = v + k * d, mu = grid[k];
+            double g = pa_loss_dloss(loss, loss_param, y[i], stash[k * n + t]);
+            if (g < -PA_SIM_MAX_DLOSS) g = -PA_SIM_MAX_DLOSS;
+            else if (g > PA_SIM_MAX_DLOSS) g = PA_SIM_MAX_DLOSS;
+            double sg = step * g * weight;
+            for (int64_t j = 0; j < d; j++) {
+                vk[j] = mu * vk[j] - sg * x[j];
+                wk[j] = decay * wk[j] + vk[j];
+            }
+            vb[k] = mu * vb[k] - sg * intercept_step;
+            b[k] += vb[k];
+        }
+        if ((t + 1) % every) continue;
+        double *out = losses + (t / every) * c;
+        for (int64_t k = 0; k < c; k++) {
+            if (dead[k]) { out[k] = INFINITY; continue; }
+            const double *restrict wk = w + k * d;
+            double sum = 0.0, held_sum = 0.0;
+            for (int64_t r = 0; r < m; r++) {
+                const double *restrict xr = Xs + r * d;
+                double s = 0.0;
+#pragma omp simd reduction(+:s)
+                for (int64_t j = 0; j < d; j++) s += xr[j] * wk[j];
+                sum += pa_loss_value(loss, loss_param, y[r], s + b[k]);
+            }
+            for (int64_t r = 0; r < h; r++) {
+                const double *restrict xr = Xh + r * d;
+                double s = 0.0;
+#pragma omp simd reduction(+:s)
+                for (int64_t j = 0; j < d; j++) s += xr[j] * wk[j];
+                held_sum += pa_loss_value(loss, loss_param, yh[r], s + b[k]);
+            }
+            out[k] = h ? (1.0 - held_weight) * sum / (double)m + held_weight * held_sum / (double)h
+                       : sum / (double)m;
+            if (!isfinite(out[k])) {
+                out[k] = INFINITY;
+                dead[k] = 1;
+            }
+        }
+    }
+    free(first); free(by_time); free(w); free(v); free(stash); free(dead); free(b); free(vb);
     return 0;
 }

@@ -78,6 +78,11 @@ cdef extern from "pyasync_core.h":
                            int, double, double, const double *, int64_t,
                            const int64_t *, const int64_t *, const double *, int64_t,
                            int64_t, double, double, const double *, double *) nogil
+    int pa_feature_sample_grid(const double *, const double *, int64_t, int64_t,
+                               const double *, const double *, int64_t, double,
+                               const double *, double, const double *, double, int, double,
+                               double, const double *, int64_t, const int64_t *,
+                               const int64_t *, int64_t, int64_t, double, double *) nogil
     int PA_OK, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM, PA_AVG_LAZY
 
 LOSSES = {"hinge": 0, "log_loss": 1, "modified_huber": 2, "squared_hinge": 3,
@@ -197,6 +202,57 @@ def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
                                 step, g, c, r, st, lp, n, every, decay, intercept, kb, o)
     if rc != 0:
         raise MemoryError("row_sample_grid: out of memory")
+    return out
+
+
+def feature_sample_grid(cnp.ndarray Xs, cnp.ndarray y, cnp.ndarray w0, double b0, str loss,
+                        double loss_param, double step, cnp.ndarray grid,
+                        cnp.ndarray rows, cnp.ndarray stale, int64_t depth, int64_t every,
+                        cnp.ndarray Xh=None, cnp.ndarray yh=None, double held_weight=1.0,
+                        cnp.ndarray row_weights=None, double intercept_step=0.0,
+                        double decay=1.0):
+    """row_sample_grid's losses computed in the features' space: Xs (m x d)
+    the sample's dense rows from weights w0 and intercept b0, Xh (h x d)
+    the held-out rows; row_weights scale a row's step (None: 1), and
+    intercept_step is the intercept's share of it (0: no intercept)."""
+    cdef int64_t m = Xs.shape[0], d = Xs.shape[1], c = grid.shape[0], n = rows.shape[0]
+    cdef int64_t h = 0
+    if Xs.ndim != 2 or y.shape[0] != m or w0.shape[0] != d or stale.shape[0] != n \
+            or every < 1 or depth < 1 or m < 1:
+        raise ValueError("feature_sample_grid: inconsistent sizes")
+    if Xh is None:
+        Xh = np.empty((0, d), dtype=np.float64)
+        yh = np.empty(0, dtype=np.float64)
+    elif Xh.ndim != 2 or Xh.shape[1] != d or yh.shape[0] != Xh.shape[0]:
+        raise ValueError("feature_sample_grid: inconsistent held-out sizes")
+    h = Xh.shape[0]
+    if n and (rows.min() < 0 or rows.max() >= m or stale.min() < 0 or stale.max() >= depth):
+        raise ValueError("feature_sample_grid: row or staleness draw out of range")
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"feature_sample_grid: decay must lie in [0, 1], got {decay}")
+    cdef const double *rw = NULL
+    if row_weights is not None:
+        if row_weights.shape[0] != m:
+            raise ValueError("feature_sample_grid: one weight a sample row")
+        rw = <double *>_data(row_weights, np.float64, "row_weights")
+    cdef int code = LOSSES[loss]
+    cdef cnp.ndarray out = np.empty((n // every, c), dtype=np.float64)
+    cdef const double *xs = <double *>_data(Xs, np.float64, "Xs")
+    cdef const double *yy = <double *>_data(y, np.float64, "y")
+    cdef const double *xh = <double *>_data(Xh, np.float64, "Xh")
+    cdef const double *hy = <double *>_data(yh, np.float64, "yh")
+    cdef const double *ww = <double *>_data(w0, np.float64, "w0")
+    cdef const double *g = <double *>_data(grid, np.float64, "grid")
+    cdef const int64_t *r = <int64_t *>_data(rows, np.int64, "rows")
+    cdef const int64_t *st = <int64_t *>_data(stale, np.int64, "stale")
+    cdef double *o = <double *>_data(out, np.float64, "out")
+    cdef int rc
+    with nogil:
+        rc = pa_feature_sample_grid(xs, yy, m, d, xh, hy, h, held_weight, rw, intercept_step,
+                                    ww, b0, code, loss_param, step, g, c, r, st, n, every,
+                                    decay, o)
+    if rc != 0:
+        raise MemoryError("feature_sample_grid: out of memory")
     return out
 
 

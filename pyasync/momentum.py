@@ -333,6 +333,15 @@ class RowSample(NamedTuple):
     intercept: float = 0.0               # the current intercept (the penalty spares it)
     intercept_rows: np.ndarray = None    # each row's intercept share of its K row
     independent_rows: bool = False       # sparse rows, or as many features as rows
+    # the same sample in the features' space (dense, not rescaled samples),
+    # where its simulation is cheaper (`simulate_momentum_grid`): its rows,
+    # the held-out rows, each row's weight, the weights it starts from and
+    # the intercept's share of a row's step (0: no intercept)
+    rows: np.ndarray = None
+    held_rows: np.ndarray = None
+    row_weights: np.ndarray = None
+    start_weights: np.ndarray = None
+    intercept_step: float = 0.0
 
 
 def sparse_rows(X):
@@ -418,8 +427,14 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     intercept = dict(intercept=float(b) if fit_intercept else 0.0, intercept_rows=shares,
                      independent_rows=independent)
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
+    if not rescaled:
+        intercept.update(rows=dense(Xs), start_weights=np.array(w, dtype=np.float64).ravel(),
+                         row_weights=None if weights is None else
+                         np.ascontiguousarray(weights[:, 0], dtype=np.float64),
+                         intercept_step=float(intercept_decay) if fit_intercept else 0.0)
     if held:
         Xh = X[held_rows]
+        intercept["held_rows"] = dense(Xh)
         cross = dense(Xs @ Xh.T)
         if fit_intercept:
             cross += intercept_decay
@@ -470,6 +485,18 @@ def own_kick_lumps(rows, m, scale, rng):
     return lumps
 
 
+def feature_space(sample, every):
+    """Whether `simulate_momentum_grid` runs `sample` in the features'
+    space: a dense sample, not rescaled, whose update there (its velocity,
+    weights and a stale read: about 3 d) and share of a loss every `every`
+    updates ((m + h) d / every) cost less than the rows' space's 2 (m + h)."""
+    if sample.rows is None or sample.scale != 1.0:
+        return False
+    m, d = sample.rows.shape
+    h = 0 if sample.held_rows is None else sample.held_rows.shape[0]
+    return 3 * d + (m + h) * d / every < 2 * (m + h)
+
+
 def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates, rng,
                            every=10, l2=0.0, n_threads=1):
     """Asynchronous SGD with each explicit momentum of `grid` on a
@@ -480,8 +507,10 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
     (n_updates // every x len(grid)); a diverged momentum stays infinite.
     `l2` is the penalty's L2 strength: each update decays the weights by
     1 - l2 x step, as the fit's kernels do, the intercept spared. The loop
-    runs in the compiled core, the momenta split over `n_threads` threads
-    (each momentum's run is its own: the losses are the same bit for bit)."""
+    runs in the compiled core, in the sample's row space or, where that is
+    cheaper (`feature_space`), its features' space (the same losses to
+    rounding), the momenta split over `n_threads` threads (each momentum's
+    run is its own: the losses are the same bit for bit)."""
     from . import _core
     m = sample.gram.shape[0]
     grid = np.ascontiguousarray(grid, dtype=np.float64)
@@ -494,15 +523,26 @@ def simulate_momentum_grid(sample, loss, loss_param, step, pmf, grid, n_updates,
         lumps = own_kick_lumps(rows, m, sample.scale, rng)
     gram = np.ascontiguousarray(sample.gram, dtype=np.float64)
     predictions = np.ascontiguousarray(sample.predictions, dtype=np.float64)
+    decay = max(0.0, 1.0 - l2 * step)
+
+    def in_features(momenta):
+        return _core.feature_sample_grid(sample.rows, sample.targets, sample.start_weights,
+                                         sample.intercept, loss, float(loss_param),
+                                         float(step), np.ascontiguousarray(momenta), rows,
+                                         stale, pmf.size, every,
+                                         None if sample.held is None else sample.held_rows,
+                                         sample.held_targets, sample.held_weight,
+                                         sample.row_weights, sample.intercept_step, decay)
 
     def losses(momenta):
+        if feature_space(sample, every):
+            return in_features(momenta)
         return _core.row_sample_grid(gram, predictions, sample.targets, loss,
                                      float(loss_param), float(step),
                                      np.ascontiguousarray(momenta), rows, stale, pmf.size,
                                      every, sample.held, sample.held_predictions,
                                      sample.held_targets, sample.held_weight, lumps,
-                                     max(0.0, 1.0 - l2 * step), sample.intercept,
-                                     sample.intercept_rows)
+                                     decay, sample.intercept, sample.intercept_rows)
     parts = np.array_split(grid, max(1, min(int(n_threads), grid.size)))
     if len(parts) == 1:
         return losses(grid)

@@ -9,7 +9,7 @@ from pyasync import _core
 from pyasync.momentum import (HORIZON_BUDGET, MEMORY_KEPT, MOMENTUM_GRID, RowSample,
                               choose_momentum, loss_curvature, own_kick_lumps, row_sample,
                               sample_size, simulate_momentum_grid, simulation_horizon,
-                              stable_grid)
+                              stable_grid, staleness_pmf)
 
 
 def mean_loss(loss, param, y, p):
@@ -204,6 +204,40 @@ def test_at_the_penalized_optimum_the_simulation_stays_put(sparse):
         return losses[-10:].mean()
     assert final_loss(alpha) == pytest.approx(start, rel=0.05)
     assert final_loss(0.0) < 0.5 * start
+
+
+@pytest.mark.parametrize("loss,param", [("log_loss", 0.0), ("hinge", 1.0),
+                                        ("squared_error", 0.0), ("huber", 0.3)])
+def test_features_space_simulates_as_the_rows_space(loss, param, monkeypatch):
+    """Dense samples with fewer features than rows are simulated in the
+    features' space (cheaper): the same losses as in the rows' space, to
+    rounding, with and without an intercept, row weights, held-out rows
+    and the L2 decay."""
+    from pyasync import momentum
+    rng = np.random.RandomState(3)
+    for n, fit_intercept, weighted, l2 in [(300, True, False, 0.0), (3000, True, True, 0.01),
+                                           (3000, False, False, 0.0), (800, True, True, 0.0)]:
+        X = rng.standard_normal((n, 12))
+        y = X @ rng.standard_normal(12) + 0.3 * rng.standard_normal(n)
+        if loss in ("log_loss", "hinge"):
+            y = np.where(y > 0, 1.0, -1.0)
+        w, b = 0.1 * rng.standard_normal(12), 0.2 if fit_intercept else 0.0
+        sample = row_sample(X, y, w, b, loss, param, fit_intercept, 1.0, np.random.RandomState(0),
+                            sample_weight=rng.uniform(0.5, 2.0, n) if weighted else None)
+        every = max(8, sample.gram.shape[0] // 8)
+        assert momentum.feature_space(sample, every)
+        assert (sample.held is not None) == (n > 1024)
+        step = 0.05 / np.mean(np.sum(X * X, axis=1))
+
+        def simulate():
+            return simulate_momentum_grid(sample, loss, param, step, staleness_pmf(8),
+                                          MOMENTUM_GRID, 3000, np.random.RandomState(1),
+                                          every=every, l2=l2)
+        features = simulate()
+        with monkeypatch.context() as patch:
+            patch.setattr(momentum, "feature_space", lambda *args: False)
+            rows = simulate()
+        np.testing.assert_allclose(features, rows, rtol=1e-10, atol=1e-12)
 
 
 def test_a_sample_that_fits_its_own_noise_is_checked_on_held_out_rows():
