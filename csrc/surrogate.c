@@ -11,6 +11,56 @@
 
 #define PA_SIM_MAX_DLOSS 1e12  /* as the kernels clip it */
 
+/* Update t reads its row's prediction as of update u = t - stale[t] (or
+ * the start): the draws are known in advance, so each read is stashed
+ * when the simulation passes u, and nothing of the past is kept. The
+ * reads grouped by u (counting sort): update u's are by_time[first[u] ..
+ * first[u + 1]). Returns by_time and sets *first (n + 2), or NULL. */
+static int64_t *reads_by_time(const int64_t *stale, int64_t n, int64_t **first_out)
+{
+    int64_t *first = calloc(n + 2, sizeof(int64_t));
+    int64_t *fill = calloc(n + 1, sizeof(int64_t));
+    int64_t *by_time = malloc(sizeof(int64_t) * (n ? n : 1));
+    if (!first || !fill || !by_time) {
+        free(first); free(fill); free(by_time);
+        return NULL;
+    }
+    for (int64_t t = 0; t < n; t++)
+        first[(t >= stale[t] ? t - stale[t] : 0) + 1]++;
+    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
+    for (int64_t t = 0; t < n; t++) {
+        int64_t u = t >= stale[t] ? t - stale[t] : 0;
+        by_time[first[u] + fill[u]++] = t;
+    }
+    free(fill);
+    *first_out = first;
+    return by_time;
+}
+
+static inline double clipped_dloss(int loss, double loss_param, double y, double p)
+{
+    double g = pa_loss_dloss(loss, loss_param, y, p);
+    return g < -PA_SIM_MAX_DLOSS ? -PA_SIM_MAX_DLOSS : g > PA_SIM_MAX_DLOSS ? PA_SIM_MAX_DLOSS : g;
+}
+
+static inline double row_dot(const double *restrict x, const double *restrict w, int64_t d)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+:s)
+    for (int64_t j = 0; j < d; j++) s += x[j] * w[j];
+    return s;
+}
+
+/* The loss watched: the sample's mean, blended with the held-out rows'
+ * at held_weight where there are any; +inf once not finite. */
+static inline double watched_loss(double sum, int64_t m, double held_sum, int64_t h,
+                                  double held_weight)
+{
+    double out = h ? (1.0 - held_weight) * sum / (double)m + held_weight * held_sum / (double)h
+                   : sum / (double)m;
+    return isfinite(out) ? out : INFINITY;
+}
+
 /* Asynchronous SGD on the real loss, in the row space of a row sample: the
  * weights stay w0 + (rows' span), so the predictions on the sample are all
  * the simulation needs. With K the sample's Gram matrix (m x m) and the
@@ -38,13 +88,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
                        double *losses)
 {
     int64_t cm = c * m, ch = c * h, n = n_updates;
-    /* Update t reads row rows[t]'s prediction as of update u = t - stale[t]:
-     * the draws are known in advance, so each read is stashed when the
-     * simulation passes u (reads grouped by u, counting sort), and nothing
-     * of the past is kept: O(c m) memory whatever the staleness. */
-    int64_t *first = calloc(n + 2, sizeof(int64_t));
-    int64_t *fill = calloc(n + 1, sizeof(int64_t));
-    int64_t *by_time = malloc(sizeof(int64_t) * (n ? n : 1));
+    int64_t *first = NULL, *by_time = reads_by_time(stale, n, &first);  /* O(c m) memory */
     double *p = malloc(sizeof(double) * cm);
     double *q = calloc(cm, sizeof(double));
     double *stash = malloc(sizeof(double) * c * (n ? n : 1));
@@ -52,20 +96,12 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
     double *qh = calloc(ch ? ch : 1, sizeof(double));
     char *dead = calloc(c, 1);
     double *b = malloc(sizeof(double) * c), *vb = calloc(c, sizeof(double));
-    if (!first || !fill || !by_time || !p || !q || !stash || !ph || !qh || !dead || !b || !vb) {
-        free(first); free(fill); free(by_time); free(p); free(q); free(stash);
+    if (!by_time || !p || !q || !stash || !ph || !qh || !dead || !b || !vb) {
+        free(first); free(by_time); free(p); free(q); free(stash);
         free(ph); free(qh); free(dead); free(b); free(vb);
         return -1;
     }
     int decays = decay != 1.0;
-    for (int64_t t = 0; t < n; t++)
-        first[(t >= stale[t] ? t - stale[t] : 0) + 1]++;
-    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
-    for (int64_t t = 0; t < n; t++) {
-        int64_t u = t >= stale[t] ? t - stale[t] : 0;
-        by_time[first[u] + fill[u]++] = t;
-    }
-    free(fill);
     for (int64_t k = 0; k < c; k++) {
         memcpy(p + k * m, p0, sizeof(double) * m);
         if (h) memcpy(ph + k * h, h0, sizeof(double) * h);
@@ -82,9 +118,7 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) continue;
             double *restrict pk = p + k * m, *restrict qk = q + k * m, mu = grid[k];
-            double g = pa_loss_dloss(loss, loss_param, y[i], stash[k * n + t]);
-            if (g < -PA_SIM_MAX_DLOSS) g = -PA_SIM_MAX_DLOSS;
-            else if (g > PA_SIM_MAX_DLOSS) g = PA_SIM_MAX_DLOSS;
+            double g = clipped_dloss(loss, loss_param, y[i], stash[k * n + t]);
             double sg = step * g, shift = (1.0 - decay) * b[k];
             if (decays) {
                 for (int64_t r = 0; r < m; r++) {
@@ -121,12 +155,8 @@ int pa_row_sample_grid(const double *K, const double *p0, const double *y, int64
             for (int64_t r = 0; r < m; r++) sum += pa_loss_value(loss, loss_param, y[r], pk[r]);
             for (int64_t r = 0; r < h; r++)
                 held_sum += pa_loss_value(loss, loss_param, yh[r], phk[r]);
-            out[k] = h ? (1.0 - held_weight) * sum / (double)m + held_weight * held_sum / (double)h
-                       : sum / (double)m;
-            if (!isfinite(out[k])) {  /* diverged: out of the race for good */
-                out[k] = INFINITY;
-                dead[k] = 1;
-            }
+            out[k] = watched_loss(sum, m, held_sum, h, held_weight);
+            dead[k] = out[k] == INFINITY;  /* diverged: out of the race for good */
         }
     }
     free(first); free(by_time); free(p); free(q); free(stash); free(ph); free(qh); free(dead);
@@ -151,27 +181,17 @@ int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t
                            double decay, double *losses)
 {
     int64_t n = n_updates, cd = c * d;
-    int64_t *first = calloc(n + 2, sizeof(int64_t));
-    int64_t *fill = calloc(n + 1, sizeof(int64_t));
-    int64_t *by_time = malloc(sizeof(int64_t) * (n ? n : 1));
+    int64_t *first = NULL, *by_time = reads_by_time(stale, n, &first);
     double *w = malloc(sizeof(double) * (cd ? cd : 1));
     double *v = calloc(cd ? cd : 1, sizeof(double));
     double *stash = malloc(sizeof(double) * c * (n ? n : 1));
     char *dead = calloc(c, 1);
     double *b = malloc(sizeof(double) * c), *vb = calloc(c, sizeof(double));
-    if (!first || !fill || !by_time || !w || !v || !stash || !dead || !b || !vb) {
-        free(first); free(fill); free(by_time); free(w); free(v); free(stash);
+    if (!by_time || !w || !v || !stash || !dead || !b || !vb) {
+        free(first); free(by_time); free(w); free(v); free(stash);
         free(dead); free(b); free(vb);
         return -1;
     }
-    for (int64_t t = 0; t < n; t++)
-        first[(t >= stale[t] ? t - stale[t] : 0) + 1]++;
-    for (int64_t u = 0; u <= n; u++) first[u + 1] += first[u];
-    for (int64_t t = 0; t < n; t++) {
-        int64_t u = t >= stale[t] ? t - stale[t] : 0;
-        by_time[first[u] + fill[u]++] = t;
-    }
-    free(fill);
     for (int64_t k = 0; k < c; k++) {
         memcpy(w + k * d, w0, sizeof(double) * d);
         b[k] = b0;
@@ -179,14 +199,9 @@ int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t
     for (int64_t t = 0; t < n; t++) {
         for (int64_t r = first[t]; r < first[t + 1]; r++) {  /* reads of time t */
             int64_t later = by_time[r];
-            const double *restrict x = Xs + rows[later] * d;
-            for (int64_t k = 0; k < c; k++) {
-                const double *restrict wk = w + k * d;
-                double s = 0.0;
-#pragma omp simd reduction(+:s)
-                for (int64_t j = 0; j < d; j++) s += x[j] * wk[j];
-                stash[k * n + later] = s + b[k];
-            }
+            const double *x = Xs + rows[later] * d;
+            for (int64_t k = 0; k < c; k++)
+                stash[k * n + later] = row_dot(x, w + k * d, d) + b[k];
         }
         int64_t i = rows[t];
         const double *restrict x = Xs + i * d;
@@ -194,10 +209,7 @@ int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) continue;
             double *restrict wk = w + k * d, *restrict vk = v + k * d, mu = grid[k];
-            double g = pa_loss_dloss(loss, loss_param, y[i], stash[k * n + t]);
-            if (g < -PA_SIM_MAX_DLOSS) g = -PA_SIM_MAX_DLOSS;
-            else if (g > PA_SIM_MAX_DLOSS) g = PA_SIM_MAX_DLOSS;
-            double sg = step * g * weight;
+            double sg = step * clipped_dloss(loss, loss_param, y[i], stash[k * n + t]) * weight;
             for (int64_t j = 0; j < d; j++) {
                 vk[j] = mu * vk[j] - sg * x[j];
                 wk[j] = decay * wk[j] + vk[j];
@@ -209,28 +221,15 @@ int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t
         double *out = losses + (t / every) * c;
         for (int64_t k = 0; k < c; k++) {
             if (dead[k]) { out[k] = INFINITY; continue; }
-            const double *restrict wk = w + k * d;
+            const double *wk = w + k * d;
             double sum = 0.0, held_sum = 0.0;
-            for (int64_t r = 0; r < m; r++) {
-                const double *restrict xr = Xs + r * d;
-                double s = 0.0;
-#pragma omp simd reduction(+:s)
-                for (int64_t j = 0; j < d; j++) s += xr[j] * wk[j];
-                sum += pa_loss_value(loss, loss_param, y[r], s + b[k]);
-            }
-            for (int64_t r = 0; r < h; r++) {
-                const double *restrict xr = Xh + r * d;
-                double s = 0.0;
-#pragma omp simd reduction(+:s)
-                for (int64_t j = 0; j < d; j++) s += xr[j] * wk[j];
-                held_sum += pa_loss_value(loss, loss_param, yh[r], s + b[k]);
-            }
-            out[k] = h ? (1.0 - held_weight) * sum / (double)m + held_weight * held_sum / (double)h
-                       : sum / (double)m;
-            if (!isfinite(out[k])) {
-                out[k] = INFINITY;
-                dead[k] = 1;
-            }
+            for (int64_t r = 0; r < m; r++)
+                sum += pa_loss_value(loss, loss_param, y[r], row_dot(Xs + r * d, wk, d) + b[k]);
+            for (int64_t r = 0; r < h; r++)
+                held_sum += pa_loss_value(loss, loss_param, yh[r],
+                                          row_dot(Xh + r * d, wk, d) + b[k]);
+            out[k] = watched_loss(sum, m, held_sum, h, held_weight);
+            dead[k] = out[k] == INFINITY;
         }
     }
     free(first); free(by_time); free(w); free(v); free(stash); free(dead); free(b); free(vb);
