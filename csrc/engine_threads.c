@@ -57,7 +57,7 @@
  * clocks: a thread that starts late or runs ahead would otherwise put its
  * changes among iterates they were not made in (2 locked threads, 160,000
  * dense rows, the "optimal" schedule: averaged test log loss 0.12-0.27
- * over runs, 0.10-0.11 so). A lock-free worker looks at the others' update
+ * over runs, 0.10-0.12 so). A lock-free worker looks at the others' update
  * counts every PA_AVG_LOOK of its updates and takes its next ones as one
  * in T since; a locked one at every update, so its order is the lock's. */
 #define PA_AVG_LOOK 16
