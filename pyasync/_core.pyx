@@ -215,15 +215,17 @@ def feature_sample_grid(cnp.ndarray Xs, cnp.ndarray y, cnp.ndarray w0, double b0
     the sample's dense rows from weights w0 and intercept b0, Xh (h x d)
     the held-out rows; row_weights scale a row's step (None: 1), and
     intercept_step is the intercept's share of it (0: no intercept)."""
+    if Xs.ndim != 2:
+        raise ValueError("feature_sample_grid: Xs must be a matrix")
     cdef int64_t m = Xs.shape[0], d = Xs.shape[1], c = grid.shape[0], n = rows.shape[0]
     cdef int64_t h = 0
-    if Xs.ndim != 2 or y.shape[0] != m or w0.shape[0] != d or stale.shape[0] != n \
+    if y.shape[0] != m or w0.shape[0] != d or stale.shape[0] != n \
             or every < 1 or depth < 1 or m < 1:
         raise ValueError("feature_sample_grid: inconsistent sizes")
     if Xh is None:
         Xh = np.empty((0, d), dtype=np.float64)
         yh = np.empty(0, dtype=np.float64)
-    elif Xh.ndim != 2 or Xh.shape[1] != d or yh.shape[0] != Xh.shape[0]:
+    elif yh is None or Xh.ndim != 2 or Xh.shape[1] != d or yh.shape[0] != Xh.shape[0]:
         raise ValueError("feature_sample_grid: inconsistent held-out sizes")
     h = Xh.shape[0]
     if n and (rows.min() < 0 or rows.max() >= m or stale.min() < 0 or stale.max() >= depth):

@@ -424,17 +424,20 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
     if fit_intercept:
         shares = float(intercept_decay) * (np.ones(rows.size) if weights is None
                                            else weights[:, 0])
-    intercept = dict(intercept=float(b) if fit_intercept else 0.0, intercept_rows=shares,
-                     independent_rows=independent)
+    # the intercept the predictions hold, fitted or not (a fixed one neither
+    # decays nor steps: no intercept_rows)
+    intercept = dict(intercept=float(b), intercept_rows=shares, independent_rows=independent)
     targets = np.ascontiguousarray(y[rows], dtype=np.float64)
-    if not rescaled:
+    rows_kept = not rescaled and not independent  # the features' space may pay: d < m
+    if rows_kept:
         intercept.update(rows=dense(Xs), start_weights=np.array(w, dtype=np.float64).ravel(),
                          row_weights=None if weights is None else
                          np.ascontiguousarray(weights[:, 0], dtype=np.float64),
                          intercept_step=float(intercept_decay) if fit_intercept else 0.0)
     if held:
         Xh = X[held_rows]
-        intercept["held_rows"] = dense(Xh)
+        if rows_kept:
+            intercept["held_rows"] = dense(Xh)
         cross = dense(Xs @ Xh.T)
         if fit_intercept:
             cross += intercept_decay

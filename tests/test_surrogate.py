@@ -221,7 +221,7 @@ def test_features_space_simulates_as_the_rows_space(loss, param, monkeypatch):
         y = X @ rng.standard_normal(12) + 0.3 * rng.standard_normal(n)
         if loss in ("log_loss", "hinge"):
             y = np.where(y > 0, 1.0, -1.0)
-        w, b = 0.1 * rng.standard_normal(12), 0.2 if fit_intercept else 0.0
+        w, b = 0.1 * rng.standard_normal(12), 0.2  # without an intercept, held fixed
         sample = row_sample(X, y, w, b, loss, param, fit_intercept, 1.0, np.random.RandomState(0),
                             sample_weight=rng.uniform(0.5, 2.0, n) if weighted else None)
         every = max(8, sample.gram.shape[0] // 8)
@@ -238,6 +238,23 @@ def test_features_space_simulates_as_the_rows_space(loss, param, monkeypatch):
             patch.setattr(momentum, "feature_space", lambda *args: False)
             rows = simulate()
         np.testing.assert_allclose(features, rows, rtol=1e-10, atol=1e-12)
+
+
+def test_samples_of_independent_rows_keep_no_dense_copy():
+    """Sparse rows, or as many features as rows, are never simulated in the
+    features' space: their samples keep no dense copy of the rows (a wide
+    sparse model's would take gigabytes)."""
+    rng = np.random.RandomState(4)
+    X = sp.random(300, 50_000, density=0.001, format="csr", random_state=rng)
+    y = np.where(rng.standard_normal(300) > 0, 1.0, -1.0)
+    for memory in (1.0, 0.1):  # rescaled, and held out as dense rows are
+        sample = row_sample(X, y, np.zeros(50_000), 0.0, "hinge", 1.0, True, 0.01,
+                            np.random.RandomState(0), memory=memory)
+        assert sample.rows is None and sample.held_rows is None
+    wide = rng.standard_normal((200, 1500))
+    sample = row_sample(wide, y[:200], np.zeros(1500), 0.0, "hinge", 1.0, True, 1.0,
+                        np.random.RandomState(0))
+    assert sample.independent_rows and sample.rows is None
 
 
 def test_a_sample_that_fits_its_own_noise_is_checked_on_held_out_rows():
