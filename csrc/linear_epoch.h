@@ -73,7 +73,7 @@ static inline double pa_avg_count(const pa_epoch_ctx *c, int64_t k)
 static inline double pa_avg_weight(const pa_epoch_ctx *c, int64_t k)
 {
     if (k < c->avg_from) return 0.0;
-    return c->avg_weight ? c->avg_weight[k] : (double)(k - c->avg_from + 1);
+    return c->avg_weight ? c->avg_weight[k] : pa_avg_count(c, k);
 }
 
 /* Decay of one update: never negative, as scikit-learn. */

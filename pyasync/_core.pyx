@@ -134,6 +134,19 @@ def eta(dict params, double eta_const, int64_t t):
     return pa_eta(&p, eta_const, t)
 
 
+def etas(dict params, double eta_const, int64_t t_first, int64_t n):
+    """The learning rates of updates t_first .. t_first + n - 1, as `eta`."""
+    cdef pa_linear_params p
+    _set_params(&p, params)
+    cdef cnp.ndarray out = np.empty(max(n, 0), dtype=np.float64)
+    cdef double *o = <double *>_data(out, np.float64, "out")
+    cdef int64_t k
+    with nogil:
+        for k in range(n):
+            o[k] = pa_eta(&p, eta_const, t_first + k)
+    return out
+
+
 def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
     """Shuffles int64 `order` in place, deterministically for (seed, epoch)."""
     cdef int64_t *ptr = <int64_t *>_data(order, np.int64, "order")

@@ -230,14 +230,7 @@ def decay_pieces(params, eta_const, t, n):
     is left whole (the core names it)."""
     if params.get("average", 0) <= 0 or params["l2"] == 0.0 or params["momentum"] != 0.0:
         return []
-    step = np.arange(t + 1, t + n + 1, dtype=np.float64)
-    if params["learning_rate"] == "optimal":
-        step = 1.0 / (params["alpha"] * (params["optimal_init"] + step - 1.0))
-    elif params["learning_rate"] == "invscaling":
-        step = params["eta0"] / step ** params["power_t"]
-    else:
-        step = np.full(n, eta_const)
-    decay = 1.0 - params["l2"] * step
+    decay = 1.0 - params["l2"] * _core.etas(params, eta_const, t + 1, n)
     if n == 0 or np.any(decay <= 0.0) or -np.log(decay).sum() <= MAX_LOG_DECAY:
         return []
     cuts, start, total = [], 0, np.cumsum(-np.log(decay))
