@@ -134,6 +134,24 @@ int pa_epoch_ctx_init(pa_epoch_ctx *c, const pa_linear_params *p, int sparse,
     c->avg_from = INT64_MAX;
     if (p->average > 0) {
         c->avg_from = p->average - t0 > 1 ? p->average - t0 : 1;
+        c->avg_lazy = c->lazy && c->has_mom;
+        if (c->avg_lazy) {
+            const double *R = c->gain_table;
+            double *E = c->avg_decay = prefix_alloc(max_clock);
+            if (!E) goto nomem;
+            E[max_clock] = 0.0;
+            for (int64_t k = max_clock - 1; k >= 0; k--) {
+                double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k + 1)) : 1.0;
+                E[k] = d * ((k + 1 >= c->avg_from ? 1.0 : 0.0) + E[k + 1]);
+            }
+            if (R) {
+                double *H = c->avg_gain = prefix_alloc(max_clock + 1);
+                if (!H) goto nomem;
+                H[max_clock + 1] = 0.0;
+                for (int64_t k = max_clock; k >= 0; k--)
+                    H[k] = (k >= c->avg_from ? R[k] : 0.0) + c->mu * H[k + 1];
+            }
+        }
         if (c->scaled) {
             double *Q = c->avg_weight = prefix_alloc(max_clock);
             if (!Q) goto nomem;
@@ -164,7 +182,9 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c)
     free(c->inv_decay);
     free(c->u_prefix);
     free(c->avg_weight);
-    c->avg_weight = NULL;
+    free(c->avg_decay);
+    free(c->avg_gain);
+    c->avg_weight = c->avg_decay = c->avg_gain = NULL;
     c->decay_prefix = c->logd_prefix = c->mu_pow = c->gain_table = c->u_prefix = NULL;
     c->inv_decay = NULL;
 }
@@ -179,7 +199,7 @@ int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
     *accs = NULL;
     if (!m->avg_sum)
         return PA_OK;
-    if (c->lazy)
+    if (c->lazy && !c->avg_lazy)
         return PA_AVG_LAZY;
     /* whole lines: no two workers' accumulators share one */
     size_t bytes = ((size_t)n_features + 1) * sizeof(double), line = (bytes + 63) / 64 * 64;
@@ -202,13 +222,24 @@ int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
  * so a worker adds -Q(k - 1) times each change it makes at clock k to its
  * accumulator (-Q(k) for the L1 truncation, which the iterate of clock k
  * does not see): O(its changes), however the weights are kept, and with
- * no shared write. */
+ * no shared write. Averaged lazy rows move every coordinate at every
+ * clock; there the workers add the sums themselves (pa_avg_gap over each
+ * gap they catch up, the value after each step they make). */
 int64_t pa_linear_average_close(const pa_epoch_ctx *c, pa_linear_model *m,
                                 double **accs, int n_workers, int64_t n_features,
                                 int64_t k_end)
 {
     if (!accs) return 0;
-    const double qw = pa_avg_weight(c, k_end), qb = pa_avg_count(c, k_end);
+    /* averaged lazy rows: every coordinate's sum, caught up to the end */
+    if (c->avg_lazy) {
+        double *acc = m->avg_acc;
+        m->avg_acc = accs[0];
+        for (int64_t j = 0; j < n_features; j++)
+            pa_catch_up_f64_plain(c, m, j, k_end);
+        m->avg_acc = acc;
+    }
+    const double qw = c->avg_lazy ? 0.0 : pa_avg_weight(c, k_end);
+    const double qb = pa_avg_count(c, k_end);
     for (int64_t j = 0; j <= n_features; j++) {
         double s = j < n_features ? qw * m->w[j] : qb * m->b[0];
         for (int t = 0; t < n_workers; t++) s += accs[t][j];

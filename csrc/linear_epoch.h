@@ -38,6 +38,10 @@ typedef struct {
     double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
     int64_t avg_from;     /* averaged SGD: iterates from this clock on (else past any) */
     double *avg_weight;   /* scaled: P[avg_from] + ... + P[k] (pa_avg_weight) */
+    int avg_lazy;         /* averaged lazy rows: the accumulators hold the sums
+                             themselves (pa_avg_gap), not the changes' */
+    double *avg_decay;    /* lazy: E[k] = sum of D(k, s) over averaged s > k */
+    double *avg_gain;     /* lazy: H[k] = R(k) [k averaged] + mu H[k + 1] */
 } pa_epoch_ctx;
 
 /* The learning rate of update t (1-based, over the whole fit), inline:
@@ -130,5 +134,48 @@ static inline pa_gap pa_gap_factors(const pa_epoch_ctx *c, int64_t a, int64_t b,
         f.gain = pa_velocity_gain(c, a, b, f.D, f.mug);
     }
     return f;
+}
+
+/* Averaged lazy rows: the sum over the averaged clocks s in a+1..b of
+ * the values a coordinate left at (w, v) after step a takes,
+ *     w D(a, s) + v gain(a, s),  gain(a, s) = D(a, s) R(a) - mu^(s-a) R(s):
+ * with E(a) = sum_{s>a, averaged} D(a, s), tabulated backwards per epoch
+ * like R (no quotient of decay products, so no cancellation where they
+ * are tiny), sum_s D(a, s) = E(a) - D(a, b) E(b), and with H (avg_gain)
+ * sum_s mu^(s-a) R(s) = mu (H[a+1] - mu^(b-a) H[b+1]). Without R's table,
+ * the gains pa_velocity_gain takes then (the decay d constant over the
+ * gap) summed in closed form. `D` = D(a, b). */
+static inline double pa_geometric_sum(double x, int64_t i0, int64_t i1)
+{   /* x^i0 + ... + x^i1 */
+    if (i1 < i0) return 0.0;
+    if (x == 1.0) return (double)(i1 - i0 + 1);
+    return (pow(x, (double)i0) - pow(x, (double)(i1 + 1))) / (1.0 - x);
+}
+
+static inline double pa_weighted_geometric_sum(double x, int64_t i0, int64_t i1)
+{   /* i0 x^i0 + ... + i1 x^i1, |x| < 1 */
+    if (i1 < i0) return 0.0;
+    double r = 1.0 - x, n0 = (double)i0, n1 = (double)i1 + 1.0;
+    return (n0 * pow(x, n0) - n1 * pow(x, n1)) / r + x * (pow(x, n0) - pow(x, n1)) / (r * r);
+}
+
+static inline double pa_avg_gap(const pa_epoch_ctx *c, int64_t a, int64_t b,
+                                double D, double w, double v)
+{
+    if (b <= a || b < c->avg_from) return 0.0;
+    const double S = c->avg_decay[a] - D * c->avg_decay[b];
+    double sum = S * w;
+    if (v == 0.0) return sum;
+    if (c->gain_table)
+        return sum + (c->gain_table[a] * S - c->mu * (c->avg_gain[a + 1] -
+                                                      c->mu_pow[b - a] * c->avg_gain[b + 1])) * v;
+    const double mu = c->mu, d = pa_decay(c->l2, pa_ctx_eta(c, a + 1));
+    const int64_t i0 = c->avg_from > a + 1 ? c->avg_from - a : 1, i1 = b - a;
+    double gains;
+    if (fabs(d - mu) > 1e-3)
+        gains = mu * (pa_geometric_sum(d, i0, i1) - pa_geometric_sum(mu, i0, i1)) / (d - mu);
+    else
+        gains = pa_weighted_geometric_sum(mu, i0, i1);
+    return sum + gains * v;
 }
 #endif

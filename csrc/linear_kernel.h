@@ -47,6 +47,8 @@ static inline void FN(pa_catch_up)(const pa_epoch_ctx *c, pa_linear_model *m,
         return;
     double v = c->has_mom ? LD(&m->v[j]) : 0.0;
     pa_gap f = pa_gap_factors(c, last, kt, v != 0.0);
+    if (c->avg_lazy && m->avg_acc)
+        m->avg_acc[j] += pa_avg_gap(c, last, kt, f.D, LD(&m->w[j]), v);
     if (v != 0.0) {
         AXPB(&m->w[j], f.D, f.gain * v);
         AXPB(&m->v[j], f.mug, 0.0);
@@ -307,9 +309,13 @@ static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
 {
     int64_t last = m->last[j];
     double w = m->w[j];
+    /* averaged lazy rows: the sums themselves (pa_linear_average_close) */
+    double *acc = c->avg_lazy ? m->avg_acc : NULL;
+    const double ak = k >= c->avg_from ? 1.0 : 0.0;
     if (last == k) { /* a duplicate index in this row (see pa_apply_sparse) */
         if (c->has_mom) m->v[j] += g;
         m->w[j] = w + g;
+        if (acc) acc[j] += ak * g;
         return;
     }
     double v = c->has_mom ? m->v[j] : 0.0;
@@ -318,6 +324,7 @@ static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
             *memo_last = last;
             *memo = pa_gap_factors(c, last, k - 1, c->has_mom);
         }
+        if (acc) acc[j] += pa_avg_gap(c, last, k - 1, memo->D, w, v);
         w = memo->D * w + memo->gain * v;
         v = memo->mug * v;
     }
@@ -331,6 +338,7 @@ static inline void FN(pa_lazy_step)(const pa_epoch_ctx *c, pa_linear_model *m,
         w = d * w + g;
     }
     m->w[j] = w;
+    if (acc) acc[j] += ak * w;
 }
 #endif
 
@@ -348,7 +356,9 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
     /* averaged SGD (never lazy): the weight of this step's changes */
-    const double qa = m->avg_acc ? pa_avg_weight(c, m->avg_clock - 1) : 0.0;
+    const double qa = m->avg_acc && !c->avg_lazy ? pa_avg_weight(c, m->avg_clock - 1) : 0.0;
+    double *restrict lazy_acc = c->avg_lazy ? m->avg_acc : NULL; /* the sums themselves */
+    const double ak = lazy_acc && k >= c->avg_from ? 1.0 : 0.0; /* clock k averaged */
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale, ga = qa * g;
         if (g != 0.0 && ga != 0.0) {
@@ -378,10 +388,12 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
             if (last == k) { /* a duplicate index in this row */
                 V[j] = v + g;
                 W[j] = w + g;
+                if (lazy_acc) lazy_acc[j] += ak * g;
                 continue;
             }
             if (last < k - 1) {
                 const double D = inv ? Pb * inv[last] : 1.0, mug = mu_pow[k - 1 - last];
+                if (lazy_acc) lazy_acc[j] += pa_avg_gap(c, last, k - 1, D, w, v);
                 const double gain = D * R[last] - mug * Rb;
                 w = D * w + gain * v;
                 v = mug * v;
@@ -390,6 +402,7 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
             v = mu * v + g;
             V[j] = v;
             W[j] = d * w + v;
+            if (lazy_acc) lazy_acc[j] += ak * W[j];
         }
     }
     else if (c->lazy) {
@@ -412,15 +425,18 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                                     decay and momentum are already applied */
                     if (c->has_mom) AXPB(&m->v[j], 1.0, g);
                     AXPB(&m->w[j], 1.0, g);
+                    if (lazy_acc) lazy_acc[j] += ak * g;
                     continue;
                 }
                 if (last < k) /* never move another worker's clock back */
                     (void)CLAIM(&m->last[j], last, k);
             }
+            double w_new;
             if (c->has_mom)
-                AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
+                w_new = AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
             else
-                AXPB(&m->w[j], d, g);
+                w_new = AXPB(&m->w[j], d, g);
+            if (lazy_acc) lazy_acc[j] += ak * w_new;
             if (qa != 0.0) /* not lazy: no decay, no momentum */
                 m->avg_acc[j] -= qa * g;
         }
@@ -428,7 +444,8 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
     FN(pa_intercept_step)(c, m, upd, ds->n_features);
     if (c->has_l1) {
         double u = pa_ctx_u(c, m->u, k);
-        double ql = m->avg_acc ? pa_avg_weight(c, m->avg_clock) : 0.0;
+        /* the lazy sums see a truncation in the values after it */
+        double ql = m->avg_acc && !c->avg_lazy ? pa_avg_weight(c, m->avg_clock) : 0.0;
         for (int64_t e = e0; e < e1; e++) FN(pa_l1_step)(m, ind[e], u, scale, ql);
     }
     return upd;

@@ -10,9 +10,9 @@ enum pa_dtype { PA_F64 = 0, PA_F32 = 1 };
 enum pa_schedule { PA_CONSTANT = 0, PA_OPTIMAL, PA_INVSCALING, PA_ADAPTIVE, PA_PA1, PA_PA2 };
 /* plain: one writer at a time (one thread, or under the lock). */
 enum pa_update { PA_RACY = 0, PA_ATOMIC, PA_LOCKED, PA_PLAIN };
-/* PA_AVG_LAZY: averaged SGD asked of sparse rows kept lazily (momentum, or
- * an L2 decay whose product underflows), whose coordinates move between
- * their updates. */
+/* PA_AVG_LAZY: averaged SGD asked of sparse rows kept lazily whose gaps
+ * have no tabulated closed form (an L2 decay whose product underflows, or
+ * momentum not below the decay). */
 enum pa_status { PA_OK = 0, PA_INTERRUPTED, PA_DIVERGED, PA_NOMEM, PA_AVG_LAZY };
 
 typedef struct {

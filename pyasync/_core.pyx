@@ -421,10 +421,10 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
         raise MemoryError("the engine could not allocate its state or threads")
     if status == PA_AVG_LAZY:
         raise ValueError(
-            "average (averaged SGD) on sparse X needs the weights of the rows' "
-            "coordinates alone to move: momentum=0 and an L2 decay that leaves "
-            "something (alpha x step < 1); use dense X, momentum=0 or a smaller "
-            "alpha")
+            "average (averaged SGD) on sparse X needs an L2 decay that leaves "
+            "something of the weights (alpha x step < 1) and, with momentum, "
+            "|momentum| below that decay (1 - alpha x step); use dense X, a smaller "
+            "alpha or step, or a smaller momentum")
     return {"diverged": status == PA_DIVERGED, "sumloss": st.sumloss,
             "avg_count": st.avg_count,
             "n_updates": st.n_updates, "staleness_max": st.staleness_max,

@@ -229,7 +229,7 @@ def decay_pieces(params, eta_const, t, n):
     L2 decays stays above e^-MAX_LOG_DECAY; a step that zeroes the weights
     is left whole (the core names it)."""
     if params.get("average", 0) <= 0 or params["l2"] == 0.0 or params["momentum"] != 0.0:
-        return []
+        return []  # momentum's lazy rows are not scaled (their sums: pa_avg_gap)
     decay = 1.0 - params["l2"] * _core.etas(params, eta_const, t + 1, n)
     if n == 0 or np.any(decay <= 0.0) or -np.log(decay).sum() <= MAX_LOG_DECAY:
         return []

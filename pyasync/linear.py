@@ -252,15 +252,6 @@ class _BaseAsyncSGD(BaseEstimator):
     # intercept_ show the mean of the iterates from update `average` on;
     # the last iterates are kept to go on from
 
-    def _check_average(self, X):
-        # the Ray server averages its whole model after each push
-        if self.average and sp.issparse(X) and self.momentum != 0.0 \
-                and self.asynchrony != "ray":
-            raise ValueError(
-                "average (averaged SGD) on sparse X needs momentum=0: momentum moves "
-                "every coordinate on every update, which sparse rows' updates "
-                "leave for later; use momentum=0, dense X or asynchrony='ray'")
-
     def _continue_from(self):
         """The model a partial_fit goes on from: the last SGD iterates
         under averaged SGD (coef_ shows their mean), else coef_."""
@@ -574,7 +565,6 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
              engine, momenta=None):
         """Fits every one-vs-rest problem, then commits the fitted state:
         a fit that fails (diverges, is interrupted) changes nothing."""
-        self._check_average(X)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         class_weight = (None if self.class_weight is None else
                         compute_class_weight(self.class_weight, classes=classes, y=y))
@@ -791,7 +781,6 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         y = np.asarray(y, dtype=np.float64).ravel()
         if not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity")
-        self._check_average(X)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         n_features = X.shape[1]
         coef = np.zeros(n_features)

@@ -80,10 +80,11 @@ def main():
             cases += 1
     # averaged SGD: each worker's accumulator, every write mode, dense rows
     # with momentum and L1, CSR rows (the scaled path, in pieces under a
-    # strong decay), and the simulated engine
+    # strong decay; the lazy gaps' sums with momentum), and the simulated engine
     for update in updates:
         for XX, yy, kw in [(X, y, dict(momentum=0.5, penalty="elasticnet")),
                            (Xs, ys, dict(penalty="l2")),
+                           (Xs, ys, dict(momentum=0.5, penalty="elasticnet")),
                            (Xs, ys, dict(alpha=0.3, learning_rate="constant", eta0=0.3))]:
             clf = AsyncSGDClassifier(n_jobs=4, update=update, average=5, max_iter=2, tol=None,
                                      random_state=0, **kw).fit(XX, yy)

@@ -84,7 +84,7 @@ def test_averaged_bit_identical_through_pickle_and_partial_fit(kind, engine, fmt
     """Averaged SGD too: the mean, the last iterate and the sums a
     partial_fit goes on from survive pickling bit for bit."""
     X, y = data(kind, fmt)
-    kw = dict(average=50, momentum=0.0 if fmt == "csr" else 0.4)
+    kw = dict(average=50, momentum=0.4)
     a = make(kind, engine, **kw).fit(X, y)
     assert_same(make(kind, engine, **kw).fit(X, y), a)
     twin = pickle.loads(pickle.dumps(a))
