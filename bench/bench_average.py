@@ -1,12 +1,15 @@
 """Averaged SGD (average=True) against scikit-learn's, side by side in one
 run: per-epoch time of SGDClassifier(average=True) and AsyncSGDClassifier
 (average=True) at 1 thread and more, with the cost of averaging against the
-same fit without it, on dense and RCV1-like sparse rows; and the test
-log-loss and accuracy each reaches after a few epochs, averaging from the
-first update (average=True) and from the second epoch (average=n + 1).
+same fit without it, on dense and RCV1-like sparse rows, without momentum
+and with each of --momentum (scikit-learn has none: there its plain
+averaged SGD is the peer; on sparse rows momentum's lazy catch-ups add
+their gaps' sums); and the test log-loss and accuracy each reaches after
+a few epochs, averaging from the first update (average=True) and from the
+second epoch (average=n + 1).
 
     python bench/bench_average.py [--rows 200000] [--repeats 5] [--threads 1,2]
-                                  [--epochs 3] [--json out.json]
+                                  [--momentum 0.5] [--epochs 3] [--json out.json]
 
 Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, medians of
 --repeats; quality from the fits of 1 + E epochs on a held-out fifth."""
@@ -25,7 +28,11 @@ def quality(est, X_test, y_test):
     return log_loss(y_test, est.predict_proba(X_test)), est.score(X_test, y_test)
 
 
-def run(rows, repeats, epochs, threads):
+def async_label(t, momentum, average):
+    return f"async n_jobs={t}{f' mom={momentum:g}' if momentum else ''} average={average}"
+
+
+def run(rows, repeats, epochs, threads, momenta=()):
     machine = machine_info()
     print(f"cores: {machine['cores']} ({machine['cpu']}); median of {repeats} runs; "
           f"per-epoch = difference of fits of 1 and {1 + epochs} epochs; log_loss, "
@@ -46,10 +53,12 @@ def run(rows, repeats, epochs, threads):
         makers[f"sklearn average={second_epoch}"] = (
             lambda n: SGDClassifier(max_iter=n, average=second_epoch, **common))
         for t in threads:
-            for average in (True, second_epoch, False):
-                makers[f"async n_jobs={t} average={average}"] = (
-                    lambda t, average: lambda n: AsyncSGDClassifier(
-                        max_iter=n, n_jobs=t, average=average, **common))(t, average)
+            for momentum in (0.0, *momenta):
+                for average in (True, second_epoch, False):
+                    makers[async_label(t, momentum, average)] = (
+                        lambda t, average, momentum: lambda n: AsyncSGDClassifier(
+                            max_iter=n, n_jobs=t, average=average, momentum=momentum,
+                            **common))(t, average, momentum)
         print(f"{'configuration':<38} {'s/epoch':>9} {'vs sklearn avg':>15} "
               f"{'test log-loss':>14} {'accuracy':>9}")
         row = {"data": name}
@@ -62,10 +71,12 @@ def run(rows, repeats, epochs, threads):
             print(f"{label:<38} {timing.seconds:>9.4f} {timing.seconds / base:>15.3f} "
                   f"{loss:>14.4f} {acc:>9.4f}")
         for t in threads:
-            on = row[f"async n_jobs={t} average=True"]["seconds"]
-            off = row[f"async n_jobs={t} average=False"]["seconds"]
-            print(f"averaging's cost at {t} thread(s): {100 * (on / off - 1):+.1f}% "
-                  f"(sklearn's: {100 * (base / row['sklearn average=False']['seconds'] - 1):+.1f}%)")
+            for momentum in (0.0, *momenta):
+                on = row[async_label(t, momentum, True)]["seconds"]
+                off = row[async_label(t, momentum, False)]["seconds"]
+                print(f"averaging's cost at {t} thread(s), momentum {momentum:g}: "
+                      f"{100 * (on / off - 1):+.1f}% (sklearn's, momentum 0: "
+                      f"{100 * (base / row['sklearn average=False']['seconds'] - 1):+.1f}%)")
         results.append(row)
     return results
 
@@ -76,10 +87,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--momentum", default="0.5",
+                        help="momenta besides 0, comma-separated ('' for none)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     threads = thread_counts_arg(args.threads, parser)
-    save_json(args.json, run(args.rows, args.repeats, args.epochs, threads))
+    momenta = [float(m) for m in args.momentum.split(",") if m.strip()]
+    save_json(args.json, run(args.rows, args.repeats, args.epochs, threads, momenta))
 
 
 if __name__ == "__main__":
