@@ -417,7 +417,9 @@ class AutoMomentum:
                 self.stalled = 0
                 if self.undo is not None:  # the drop brought no new best: back, and stay
                     self.cap, self.undo, self.settled = self.undo, None, True
-                elif not self.settled:
+                elif not self.settled and self.current > MOMENTUM_GRID[0]:
+                    # (at the grid's floor there is nothing lower to try: a cap
+                    # there would hold every later choice to it)
                     self.undo = min(self.cap, self.current)
                     self.cap = max(-0.9, self.undo - self.CAP_STEP)
             self.best_loss = min(self.best_loss, latest)
