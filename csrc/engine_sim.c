@@ -148,6 +148,8 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
         pa_epoch_ctx_free(&ctx);
         return stats->status = status;
     }
+    pa_penalty_open(&ctx, model, data->n_features,
+                    opts->n_workers == 1 && opts->schedule != PA_SIM_REPLAY);
     pa_linear_model m = *model;
     m.avg_acc = accs ? accs[0] : NULL;
     pa_rng rng;
@@ -157,6 +159,7 @@ int pa_linear_epoch_sim(const pa_linear_params *params, const pa_dataset *data,
     else
         status = run_workers(&kr, &ctx, &m, data, opts, &rng, stats);
     stats->clock_end = stats->n_updates;
+    pa_penalty_close(&ctx, model, &m, stats->n_updates, stats);
     stats->avg_count = pa_linear_average_close(&ctx, model, accs, 1, data->n_features,
                                                stats->n_updates);
     pa_linear_finish(&ctx, model, data->n_features, stats->n_updates);

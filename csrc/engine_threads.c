@@ -399,6 +399,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     status = pa_linear_average_open(&ctx, model, data->n_features, T, &accs);
     if (status != PA_OK)
         goto out;
+    pa_penalty_open(&ctx, model, data->n_features, T == 1);
     memset(sh.commits, 0, sizeof(pa_commit_counter) * T);
     memset(wk, 0, sizeof(pa_worker) * T);
     sh.round_len = n / T;
@@ -441,6 +442,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         if (wk[t].status != PA_OK && status == PA_OK) status = wk[t].status;
     }
     stats->clock_end = k_end;
+    pa_penalty_close(&ctx, model, &wk[0].model, k_end, stats);
     stats->avg_count = pa_linear_average_close(&ctx, model, accs, T, data->n_features, k_end);
     pa_linear_finish(&ctx, model, data->n_features, k_end);
     if (status == PA_OK && sh.stop) status = PA_INTERRUPTED;
@@ -457,28 +459,42 @@ out:
     return stats->status = status;
 }
 
-/* Fisher-Yates. Each swap's partner is drawn PA_SHUFFLE_AHEAD swaps early
- * and its line prefetched: the order outgrows the core's cache, and one
- * miss a swap cost more than the draws. Orders that fit int32 are shuffled
- * as int32 (half the lines). The same draws in the same order, so the
- * permutation depends on neither. */
+/* scikit-learn's shuffle (sklearn.utils._random.our_rand_r, its
+ * SequentialDataset.shuffle): an xorshift on a 32-bit state, 0 taken as 1,
+ * and a forward Fisher-Yates, partner i + draw % (n - i). The same seed
+ * every epoch reshuffles the order the epoch before left, as scikit-learn
+ * does, so one thread visits its rows in SGDClassifier's order. */
+static inline uint32_t pa_sk_rand(uint32_t *state)
+{
+    if (*state == 0) *state = 1;
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    return *state % ((uint32_t)INT32_MAX + 1u);
+}
+
+/* Each swap's partner is drawn PA_SHUFFLE_AHEAD swaps early and its line
+ * prefetched: the order outgrows the core's cache, and one miss a swap cost
+ * more than the draws. Orders that fit int32 are shuffled as int32 (half
+ * the lines); the permutation is the same. */
 #define PA_SHUFFLE_AHEAD 16
 #define PA_SHUFFLE_BODY(order, TYPE)                                         \
     do {                                                                     \
         int64_t partner[PA_SHUFFLE_AHEAD]; /* of swap i, at i % AHEAD */     \
-        int64_t next = n - 1;              /* the next swap to draw for */   \
-        for (; next > 0 && next > n - 1 - PA_SHUFFLE_AHEAD; next--) {        \
-            int64_t j = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1);     \
+        int64_t next = 0;                  /* the next swap to draw for */   \
+        for (; next < n - 1 && next < PA_SHUFFLE_AHEAD; next++) {            \
+            int64_t j = next + (int64_t)(pa_sk_rand(&state) % (uint32_t)(n - next)); \
             partner[next % PA_SHUFFLE_AHEAD] = j;                            \
             __builtin_prefetch(&(order)[j], 1);                              \
         }                                                                    \
-        for (int64_t i = n - 1; i > 0; i--) {                                \
+        for (int64_t i = 0; i < n - 1; i++) {                                \
             int64_t j = partner[i % PA_SHUFFLE_AHEAD];                       \
-            if (next > 0) {                                                  \
-                int64_t later = (int64_t)pa_rng_below(&rng, (uint64_t)next + 1); \
+            if (next < n - 1) {                                              \
+                int64_t later = next + (int64_t)(pa_sk_rand(&state) %        \
+                                                 (uint32_t)(n - next));      \
                 partner[next % PA_SHUFFLE_AHEAD] = later;                    \
                 __builtin_prefetch(&(order)[later], 1);                      \
-                next--;                                                      \
+                next++;                                                      \
             }                                                                \
             TYPE tmp = (order)[i];                                           \
             (order)[i] = (order)[j];                                         \
@@ -486,12 +502,12 @@ out:
         }                                                                    \
     } while (0)
 
-void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch)
+int pa_shuffle_order(int64_t *order, int64_t n, uint32_t seed)
 {
-    pa_rng rng;
-    uint64_t s = seed;
-    pa_rng_seed(&rng, pa_splitmix64(&s) ^ (epoch * 0xd1b54a32d192ed03ULL));
-    int32_t *narrow = n > 1 && n <= INT32_MAX ? malloc((size_t)n * sizeof(int32_t)) : NULL;
+    if (n > INT32_MAX) /* scikit-learn's draws are 31-bit */
+        return PA_NOMEM;
+    uint32_t state = seed;
+    int32_t *narrow = n > 1 ? malloc((size_t)n * sizeof(int32_t)) : NULL;
     int fits = narrow != NULL;
     for (int64_t i = 0; fits && i < n; i++) {
         if (order[i] < INT32_MIN || order[i] > INT32_MAX) fits = 0;
@@ -504,4 +520,5 @@ void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch)
         PA_SHUFFLE_BODY(order, int64_t);
     }
     free(narrow);
+    return PA_OK;
 }

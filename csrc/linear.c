@@ -189,6 +189,31 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c)
     c->inv_decay = NULL;
 }
 
+void pa_penalty_open(pa_epoch_ctx *c, pa_linear_model *m, int64_t n_features, int single)
+{
+    c->track_penalty = single && c->p->track_objective && !c->lazy &&
+                       !c->passive_aggressive && (c->has_l2 || c->has_l1);
+    m->pen_sum = 0.0;
+    if (!c->track_penalty || m->pen_sq >= 0.0) /* carried from the epoch before */
+        return;
+    m->pen_sq = m->pen_abs = 0.0; /* a new weight vector's: the whole norms */
+    for (int64_t j = 0; j < n_features; j++) {
+        m->pen_sq += m->w[j] * m->w[j];
+        m->pen_abs += fabs(m->w[j]);
+    }
+}
+
+void pa_penalty_close(const pa_epoch_ctx *c, pa_linear_model *out, const pa_linear_model *m,
+                      int64_t k_end, pa_epoch_stats *st)
+{
+    st->penalty_tracked = c->track_penalty;
+    st->penalty_sum = c->track_penalty ? m->pen_sum : 0.0;
+    /* carried on in true units (the epoch's scale is folded in) */
+    const double s = c->scaled ? c->decay_prefix[k_end] : 1.0;
+    out->pen_sq = c->track_penalty ? m->pen_sq * s * s : -1.0;
+    out->pen_abs = c->track_penalty ? m->pen_abs * s : -1.0;
+}
+
 /* All workers' accumulators together stay under this (as their private
  * copies do): beyond, a MemoryError, not the kernel's out-of-memory killer. */
 #define PA_AVG_BUDGET ((size_t)1 << 31)

@@ -51,6 +51,16 @@ void pa_epoch_ctx_free(pa_epoch_ctx *c);
 /* Averaged SGD (model->avg_sum set): `n_workers` zeroed accumulators, one
  * a worker (*accs NULL where averaging is off); PA_AVG_LAZY where the
  * sparse rows are kept lazily; free them with pa_linear_average_free. */
+/* scikit-learn's stopping objective: where one writer runs (`single`),
+ * params->track_objective asks for it and the rows are not lazy, sets
+ * c->track_penalty and the model's norms (those it carries, or where
+ * m->pen_sq < 0 the whole weights'); pa_penalty_close reports the penalty
+ * summed over the updates' reads (from `m`, the writer's) and leaves the
+ * norms to carry on in `out` (-1 where not kept). */
+void pa_penalty_open(pa_epoch_ctx *c, pa_linear_model *m, int64_t n_features, int single);
+void pa_penalty_close(const pa_epoch_ctx *c, pa_linear_model *out, const pa_linear_model *m,
+                      int64_t k_end, pa_epoch_stats *st);
+
 int pa_linear_average_open(const pa_epoch_ctx *c, const pa_linear_model *m,
                            int64_t n_features, int n_workers, double ***accs);
 /* Adds the epoch's averaged iterates to model->avg_sum, before

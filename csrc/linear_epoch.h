@@ -38,6 +38,7 @@ typedef struct {
     double *u_prefix;     /* L1 penalty summed over steps 1..k, when varying */
     int64_t avg_from;     /* averaged SGD: iterates from this clock on (else past any) */
     double *avg_weight;   /* scaled: P[avg_from] + ... + P[k] (pa_avg_weight) */
+    int track_penalty;    /* one writer sums the penalty at each read (pa_penalty_open) */
     int avg_lazy;         /* averaged lazy rows: the accumulators hold the sums
                              themselves (pa_avg_gap), not the changes' */
     double *avg_decay;    /* lazy: E[k] = sum of D(k, s) over averaged s > k */

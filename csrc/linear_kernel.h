@@ -113,6 +113,20 @@ static inline void FN(pa_intercept_step)(const pa_epoch_ctx *c, pa_linear_model 
     if (m->avg_acc) m->avg_acc[n_features] -= pa_avg_count(c, m->avg_clock - 1) * delta;
 }
 
+/* scikit-learn's objective adds the penalty at each update's read from
+ * the norms its weight vector keeps (pa_penalty_open: one writer). Its
+ * add() sets them to those of the weights on the row's coordinates just
+ * after adding the row (all of them on dense rows; each sparse entry just
+ * after its own add, a duplicate twice), before the L1 truncation; an
+ * update of 0 adds nothing and its decay scales them; the truncations
+ * never reach them. Kept here as it keeps them, in stored units. */
+static inline void FN(pa_penalty_read)(const pa_epoch_ctx *c, pa_linear_model *m, int64_t k)
+{
+    const double s = c->scaled ? c->decay_prefix[k - 1] : 1.0;
+    m->pen_sum += c->l2 * 0.5 * s * s * m->pen_sq + c->l1 * s * m->pen_abs;
+}
+
+
 /* ---- dense rows: every coordinate is touched by every update ---- */
 
 /* Every cache line of [begin, end): a row rarely starts on a line, and
@@ -170,6 +184,7 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
     double *restrict w = m->w;
+    if (c->track_penalty) FN(pa_penalty_read)(c, m, k);
     const double qa = m->avg_acc ? pa_avg_weight(c, m->avg_clock - 1) : 0.0;
     if (qa != 0.0) { /* averaged SGD: each change weighted too */
         double *restrict A = m->avg_acc, *restrict v = m->v, mu = c->mu;
@@ -200,6 +215,18 @@ static double FN(pa_apply_dense)(const pa_epoch_ctx *c, pa_linear_model *m,
 #else
         for (int64_t j = 0; j < n; j++) AXPB(&w[j], d, upd * (double)x[j]);
 #endif
+    }
+    if (c->track_penalty && upd != 0.0) { /* the row is every coordinate */
+        double sq = 0.0, ab = 0.0;
+        for (int64_t j = 0; j < n; j++) {
+            sq += w[j] * w[j];
+            ab += fabs(w[j]);
+        }
+        m->pen_sq = sq;
+        m->pen_abs = ab;
+    } else if (c->track_penalty) {
+        m->pen_sq *= d * d;
+        m->pen_abs *= d;
     }
     FN(pa_intercept_step)(c, m, upd, n);
     if (c->has_l1) {
@@ -409,13 +436,26 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
         for (int64_t e = e0; e < e1; e++) sqnorm += (double)x[e] * (double)x[e];
     double upd = FN(pa_step)(c, k, p, ds->y[i], sw, sqnorm, loss);
     double scale = c->scaled ? c->decay_prefix[k] : 1.0;
+    if (c->track_penalty) FN(pa_penalty_read)(c, m, k);
     /* averaged SGD (never lazy): the weight of this step's changes */
     const double qa = m->avg_acc && !c->avg_lazy ? pa_avg_weight(c, m->avg_clock - 1) : 0.0;
     double *restrict lazy_acc = c->avg_lazy ? m->avg_acc : NULL; /* the sums themselves */
     const double ak = lazy_acc && k >= c->avg_from ? 1.0 : 0.0; /* clock k averaged */
     if (c->scaled) { /* the decay is in the scale: add to stored weights */
         double g = upd / scale, ga = qa * g;
-        if (g != 0.0 && ga != 0.0) {
+        if (g != 0.0 && c->track_penalty) { /* one writer */
+            double sq = 0.0, ab = 0.0;
+            for (int64_t e = e0; e < e1; e++) {
+                const int64_t j = ind[e];
+                const double now = m->w[j] + g * (double)x[e];
+                m->w[j] = now;
+                sq += now * now;
+                ab += fabs(now);
+                if (ga != 0.0) m->avg_acc[j] -= ga * (double)x[e];
+            }
+            m->pen_sq = sq;
+            m->pen_abs = ab;
+        } else if (g != 0.0 && ga != 0.0) {
             double *restrict A = m->avg_acc;
             for (int64_t e = e0; e < e1; e++) {
                 AXPB(&m->w[ind[e]], 1.0, g * (double)x[e]);
@@ -469,6 +509,7 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
 #endif
     else {
         double d = c->has_l2 ? pa_decay(c->l2, pa_ctx_eta(c, k)) : 1.0;
+        double row_sq = 0.0, row_abs = 0.0; /* pa_penalty_read */
         for (int64_t e = e0; e < e1; e++) {
             int64_t j = ind[e];
             double g = upd * (double)x[e];
@@ -490,9 +531,17 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                 w_new = AXPB(&m->w[j], d, AXPB(&m->v[j], c->mu, g));
             else
                 w_new = AXPB(&m->w[j], d, g);
+            if (c->track_penalty) {
+                row_sq += w_new * w_new;
+                row_abs += fabs(w_new);
+            }
             if (lazy_acc) lazy_acc[j] += ak * w_new;
             if (qa != 0.0) /* not lazy: no decay, no momentum */
                 m->avg_acc[j] -= qa * g;
+        }
+        if (c->track_penalty && upd != 0.0) { /* (no decay here) */
+            m->pen_sq = row_sq;
+            m->pen_abs = row_abs;
         }
     }
     FN(pa_intercept_step)(c, m, upd, ds->n_features);

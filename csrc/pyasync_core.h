@@ -26,6 +26,8 @@ typedef struct {
     int fit_intercept;
     double intercept_decay;
     int64_t average;        /* averaged SGD from global update number `average`; 0: off */
+    int track_objective;    /* sum the penalty at every update's read (scikit-learn's
+                               objective), where one writer keeps the norms */
 } pa_linear_params;
 
 /* Rows are dense C-contiguous (n_samples x n_features) or CSR. */
@@ -59,6 +61,10 @@ typedef struct {
      * update among all workers' (set by the engines). */
     double *avg_sum, *avg_acc;
     int64_t avg_clock;
+    /* scikit-learn's objective (pa_penalty_open): the stored weights'
+     * squared and absolute sums, kept by the one writer, and the penalty
+     * summed over the updates' reads */
+    double pen_sq, pen_abs, pen_sum;
 } pa_linear_model;
 
 typedef struct {
@@ -81,6 +87,8 @@ typedef struct {
     int64_t staleness_max, staleness_count;
     double staleness_sum;
     int64_t avg_count;       /* iterates added to the model's avg_sum */
+    double penalty_sum;      /* the penalty at every update's read, summed */
+    int penalty_tracked;     /* penalty_sum holds it (else 0) */
     int status;
 } pa_epoch_stats;
 
@@ -146,7 +154,8 @@ int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t
                            const int64_t *stale, int64_t n_updates, int64_t every,
                            double decay, double *losses);
 
-/* Deterministic permutation of 0..n-1 for (seed, epoch). */
-void pa_shuffle_order(int64_t *order, int64_t n, uint64_t seed, uint64_t epoch);
+/* Shuffles order in place as scikit-learn's SGD shuffles its rows with
+ * `seed`; PA_NOMEM past 2^31 - 1 rows (its draws' range). */
+int pa_shuffle_order(int64_t *order, int64_t n, uint32_t seed);
 
 #endif

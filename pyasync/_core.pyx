@@ -3,7 +3,7 @@
 engine, returns statistics."""
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t, int32_t, uint64_t
+from libc.stdint cimport int64_t, int32_t, uint32_t, uint64_t
 
 cnp.import_array()
 
@@ -21,6 +21,7 @@ cdef extern from "pyasync_core.h":
         int fit_intercept
         double intercept_decay
         int64_t average
+        int track_objective
     ctypedef struct pa_dataset:
         int dtype, sparse
         int64_t n_samples, n_features
@@ -41,6 +42,7 @@ cdef extern from "pyasync_core.h":
         int32_t n_hot
         double *avg_sum
         double *avg_acc
+        double pen_sq, pen_abs
     ctypedef struct pa_engine_opts:
         int n_threads, update, staleness_every
         const int64_t *order
@@ -54,6 +56,8 @@ cdef extern from "pyasync_core.h":
         int64_t hist_len, staleness_max, staleness_count
         double staleness_sum
         int64_t avg_count
+        double penalty_sum
+        int penalty_tracked
         int status
     ctypedef struct pa_sim_opts:
         int n_workers, schedule
@@ -72,7 +76,7 @@ cdef extern from "pyasync_core.h":
                         pa_linear_model *, int64_t, double,
                         const pa_engine_opts *, pa_epoch_stats *) nogil
     double pa_eta(const pa_linear_params *, double, int64_t) nogil
-    void pa_shuffle_order(int64_t *, int64_t, uint64_t, uint64_t) nogil
+    int pa_shuffle_order(int64_t *, int64_t, uint32_t) nogil
     int pa_row_sample_grid(const double *, const double *, const double *, int64_t,
                            const double *, const double *, const double *, int64_t, double,
                            int, double, double, const double *, int64_t,
@@ -125,6 +129,7 @@ cdef void _set_params(pa_linear_params *p, dict prm) except *:
     p.fit_intercept = 1 if prm["fit_intercept"] else 0
     p.intercept_decay = prm["intercept_decay"]
     p.average = prm.get("average", 0)
+    p.track_objective = prm.get("track_objective", False)
 
 
 def eta(dict params, double eta_const, int64_t t):
@@ -147,12 +152,18 @@ def etas(dict params, double eta_const, int64_t t_first, int64_t n):
     return out
 
 
-def shuffle_order(cnp.ndarray order, uint64_t seed, uint64_t epoch):
-    """Shuffles int64 `order` in place, deterministically for (seed, epoch)."""
+def shuffle_order(cnp.ndarray order, uint64_t seed):
+    """Shuffles int64 `order` in place as scikit-learn's SGD shuffles its
+    rows each epoch with `seed` (taken mod 2^32, as its C code's unsigned
+    int): the same seed again reshuffles the order it left."""
     cdef int64_t *ptr = <int64_t *>_data(order, np.int64, "order")
     cdef int64_t n = order.shape[0]
+    cdef uint32_t sk_seed = <uint32_t>(seed & 0xFFFFFFFF)
+    cdef int status
     with nogil:
-        pa_shuffle_order(ptr, n, seed, epoch)
+        status = pa_shuffle_order(ptr, n, sk_seed)
+    if status != PA_OK:
+        raise ValueError(f"{n} rows to shuffle; at most 2147483647 are supported")
 
 
 def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,
@@ -342,6 +353,8 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     m.u = state["u"]
     m.avg_acc = NULL
     m.avg_sum = NULL
+    # scikit-learn's weight-vector norms, carried from epoch to epoch of a fit
+    m.pen_sq, m.pen_abs = state.get("pen_norms", (-1.0, -1.0))
     if p.average > 0:
         avg_sum = state.get("avg_sum")
         if avg_sum is None or avg_sum.shape[0] != ds.n_features + 1:
@@ -369,6 +382,8 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     st.staleness_count = 0
     st.staleness_sum = 0.0
     st.avg_count = 0
+    st.penalty_sum = 0.0
+    st.penalty_tracked = 0
     if st.hist_len < 1:
         raise ValueError("hist must have at least one bin")
 
@@ -413,6 +428,7 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
     else:
         raise ValueError(f"unknown engine {engine['kind']!r}")
     state["u"] = m.u
+    state["pen_norms"] = (m.pen_sq, m.pen_abs)
     if status == PA_INTERRUPTED:
         if _err_occurred() == NULL:
             raise KeyboardInterrupt
@@ -427,6 +443,9 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
             "alpha or step, or a smaller momentum")
     return {"diverged": status == PA_DIVERGED, "sumloss": st.sumloss,
             "avg_count": st.avg_count,
+            # scikit-learn's objective's penalty, summed over the reads (None:
+            # not kept, as by several workers or lazy rows)
+            "penalty_sum": st.penalty_sum if st.penalty_tracked else None,
             "n_updates": st.n_updates, "staleness_max": st.staleness_max,
             "staleness_count": st.staleness_count,
             "staleness_sum": st.staleness_sum}

@@ -266,6 +266,8 @@ def engine_epoch(params, X, y, sample_weight, state, t, eta_const, order, engine
             for key in ("sumloss", "n_updates", "staleness_count", "staleness_sum",
                         "avg_count"):
                 total[key] += res[key]
+            if total["penalty_sum"] is not None and res["penalty_sum"] is not None:
+                total["penalty_sum"] += res["penalty_sum"]
             total["staleness_max"] = max(total["staleness_max"], res["staleness_max"])
             total["diverged"] = total["diverged"] or res["diverged"]
         if res["diverged"]:
@@ -547,6 +549,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
         auto.keep_safe(state)
     order = np.array(train_idx, dtype=np.int64)
     n_train = order.shape[0]
+    # the stopping rule's objective, where the loss (not a score) is watched
+    params["track_objective"] = tol is not None and score_fn is None
     hist = np.zeros(HIST_LEN, dtype=np.int64)
     stale_sum, stale_max = 0.0, 0
     eta = eta0
@@ -556,10 +560,19 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     epoch = 0
     backend, owned = (ray_backend(X, y, sample_weight, order, state, params, engine, seed)
                       if engine["kind"] == "ray" else (None, False))
+    # scikit-learn shuffles every row and skips those it does not learn on
+    # (validation rows, PA-I's zero rows): the same here, on all of X's rows
+    every_row = np.arange(X.shape[0], dtype=np.int64) if n_train < X.shape[0] else None
+    if every_row is not None:
+        learnt = np.zeros(X.shape[0], dtype=bool)
+        learnt[order] = True
     try:
         for epoch in range(max_iter):
-            if shuffle:
-                _core.shuffle_order(order, seed, epoch)
+            if shuffle and every_row is None:
+                _core.shuffle_order(order, seed)
+            elif shuffle:
+                _core.shuffle_order(every_row, seed)
+                order = np.ascontiguousarray(every_row[learnt[every_row]])
             if engine["kind"] == "simulated":
                 engine = dict(engine, seed=(seed * 0x9E3779B9 + epoch) % 2**64)
             if auto is not None:
@@ -593,7 +606,12 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
             if score_fn is not None:
                 # watch the negated score so that lower is better, as the loss
                 current = -score_fn(w, b)
+            elif res.get("penalty_sum") is not None:
+                # scikit-learn's objective: the penalty at every update's weights
+                current = (res["sumloss"] + res["penalty_sum"]) / max(n_train, 1)
             else:
+                # several writers (or lazy rows) keep no norms: the epoch's
+                # last weights' penalty
                 current = mean_loss
                 # passive-aggressive steps watch the loss alone, as scikit-learn's
                 penalized = params["learning_rate"] not in PASSIVE_AGGRESSIVE

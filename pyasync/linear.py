@@ -568,17 +568,17 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         class_weight = (None if self.class_weight is None else
                         compute_class_weight(self.class_weight, classes=classes, y=y))
-        random_state = check_random_state(self.random_state)
         coef, intercept = (np.array(a, dtype=np.float64) for a in init)
         velocity_given = velocity is not None  # a partial_fit going on
         if velocity is None or velocity[0].shape != coef.shape:
             velocity = (np.zeros_like(coef), np.zeros_like(intercept))
         else:
             velocity = (velocity[0].copy(), velocity[1].copy())
-        train, val = self._split(y, sample_weight, random_state)
+        train, val = self._split(y, sample_weight, self.random_state)
         train = self._rows_that_step(X, train)
         params = self._engine_params(sp.issparse(X))
         positives = classes[1:] if coef.shape[0] == 1 else classes
+        seeds = self._problem_seeds(len(positives))
         sums, counts = self._average_start(velocity_given, *coef.shape)
         if engine["kind"] == "ray":  # one set of actors for every class
             engine = dict(engine, pool={})
@@ -587,7 +587,7 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             measured = getattr(self, "staleness_", None) if velocity_given else None
             results = self._fit_classes(X, y, sample_weight, class_weight, classes,
                                         positives, coef, intercept, velocity, train, val,
-                                        random_state, max_iter, engine, params, t, momenta,
+                                        seeds, max_iter, engine, params, t, momenta,
                                         measured, (sums, counts))
         finally:
             if engine.get("pool", {}).get("backend") is not None:
@@ -611,12 +611,28 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
         self._remember_momenta(results, continued=velocity_given)
 
+    def _problem_seeds(self, n_problems):
+        """Each binary problem's shuffle seed, drawn as SGDClassifier draws
+        it (one problem: after make_dataset's draw from random_state; one-
+        vs-rest: from each class's seed), so that one thread visits the rows
+        in scikit-learn's order."""
+        random_state = check_random_state(self.random_state)
+        if n_problems == 1:
+            random_state.randint(1, _sgd.MAX_INT)  # make_dataset's seed
+            return [random_state.randint(_sgd.MAX_INT)]
+        seeds = []
+        for class_seed in random_state.randint(_sgd.MAX_INT, size=n_problems):
+            per_class = np.random.RandomState(class_seed)
+            per_class.randint(1, _sgd.MAX_INT)
+            seeds.append(per_class.randint(_sgd.MAX_INT))
+        return seeds
+
     def _fit_classes(self, X, y, sample_weight, class_weight, classes, positives, coef,
-                     intercept, velocity, train, val, random_state, max_iter, engine,
+                     intercept, velocity, train, val, seeds, max_iter, engine,
                      params, t, momenta=None, measured=None, average=None):
         """Fits each one-vs-rest problem in turn, into coef, intercept and
-        velocity (and averaged SGD's `average` = (sums, counts)); returns
-        the per-problem results. Class weights as
+        velocity (and averaged SGD's `average` = (sums, counts)), with the
+        shuffle seeds `seeds`; returns the per-problem results. Class weights as
         SGDClassifier's: a binary problem weighs each row by its class's, a
         one-vs-rest problem its positive rows by their class's and the rest
         by 1; early stopping scores by the sample weights alone."""
@@ -631,10 +647,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
             score_fn = None
             if val is not None:
                 score_fn = _binary_accuracy(X[val], y_pm[val], sample_weight[val])
-            seed = random_state.randint(_sgd.MAX_INT)
             res = self._fit_problem(
                 X, y_pm, weights, coef[k], intercept[k], velocity[0][k],
-                velocity[1][k], train, score_fn, max_iter, seed, engine,
+                velocity[1][k], train, score_fn, max_iter, seeds[k], engine,
                 params if momenta is None else dict(params, momentum=momenta[k]), t,
                 measured, None if average is None else (average[0][k], average[1][k]))
             coef[k], intercept[k] = res["coef"], res["intercept"]
@@ -798,13 +813,13 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         velocity_given = velocity is not None  # a partial_fit going on
         if velocity is None or velocity[0].shape != coef.shape:
             velocity = (np.zeros(n_features), 0.0)
-        random_state = check_random_state(self.random_state)
-        train, val = self._split(y, sample_weight, random_state)
+        train, val = self._split(y, sample_weight, self.random_state)
         train = self._rows_that_step(X, train)
         score_fn = None
         if val is not None:
             score_fn = _r2_score(X[val], y[val], sample_weight[val])
-        seed = random_state.randint(_sgd.MAX_INT)
+        # drawn as SGDRegressor draws its shuffle seed
+        seed = check_random_state(self.random_state).randint(0, _sgd.MAX_INT)
         params = self._engine_params(sp.issparse(X))
         if momenta is not None:
             params["momentum"] = momenta[0]

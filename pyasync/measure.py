@@ -17,7 +17,7 @@ def simulated_trajectory(X, y, *, n_workers, schedule="exponential", step=0.01,
     w = np.zeros(d) if w0 is None else np.array(w0, dtype=np.float64)
     state = _sgd.new_state(d, w, 0.0, np.zeros(d), 0.0, momentum, 0.0, False)
     order = np.arange(n, dtype=np.int64)
-    _core.shuffle_order(order, seed, 0)
+    _core.shuffle_order(order, seed)
     trace = np.empty((n, d))
     engine = {"kind": "simulated", "n_workers": n_workers, "schedule": schedule,
               "replay_cdf": replay_cdf, "seed": seed, "trace": trace}

@@ -15,7 +15,7 @@ from pyasync import AsyncSGDClassifier, AsyncSGDRegressor, _sgd
 
 from test_reference import (EPOCHS, EST_LOSSES, L1_RATIO, N, TOL, binary_target,
                             estimator, grid_orders, hyper, make_data, model_err,
-                            reference_for, shuffled_orders)
+                            reference_for, shuffled_orders, sklearn_shuffle_seeds)
 
 AVERAGES = (True, 1, 37, 150)  # from the start, mid-epoch, in the last epoch
 
@@ -119,14 +119,11 @@ def test_average_partial_fit_continues(kind, loss, sparse):
 def test_average_multiclass_shuffled(sparse):
     """One-vs-rest, shuffled: each class's mean against the reference's
     with that class's seed and orders."""
-    from sklearn.utils import check_random_state
     X, y, sw = make_data(sparse, np.float64, "clf", seed=2, n_classes=3)
     est = estimator("clf", "hinge", "l2", "optimal", 0.0, True, shuffle=True,
                     random_state=7, average=True)
     est.fit(X, y, sample_weight=sw)
-    rs = check_random_state(7)
-    for k, cls in enumerate(est.classes_):
-        seed = rs.randint(np.iinfo(np.int32).max)
+    for k, (cls, seed) in enumerate(zip(est.classes_, sklearn_shuffle_seeds(7, 3))):
         ref = reference_for(est, X, np.where(y == cls, 1.0, -1.0), sw,
                             shuffled_orders(N, seed, EPOCHS), average=1)
         mean = ref["avg_sum"] / ref["n_avg"]

@@ -267,6 +267,63 @@ def test_passive_aggressive_needs_its_loss_and_a_fixed_momentum(binary):
         AsyncSGDClassifier(loss="hinge", learning_rate="pa2", momentum="auto").fit(Xtr, ytr)
 
 
+# ------------------------------------------------- scikit-learn's shuffle ----
+
+@pytest.mark.parametrize("random_state", [0, 11])
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("problem,params", [
+    ("binary", {}),
+    ("binary", {"loss": "log_loss", "penalty": "elasticnet"}),
+    ("digits", {"loss": "hinge", "alpha": 1e-3}),
+    ("digits", {"loss": "modified_huber", "learning_rate": "invscaling", "eta0": 0.01}),
+    ("regression", {}),
+    ("regression", {"loss": "huber", "penalty": "l1", "learning_rate": "constant"}),
+])
+def test_shuffled_fits_equal_sklearn(problem, params, fmt, random_state, request):
+    """shuffle=True (the default): one thread visits the rows in the order
+    SGDClassifier / SGDRegressor shuffle them to under the same int
+    random_state (its seed draws, one-vs-rest each class's, and its
+    shuffle), so the fits are the same to rounding (which the "optimal"
+    schedule's huge first steps grow to 1e-9, within scikit-learn too)."""
+    Xtr, _, ytr, _ = request.getfixturevalue(problem)
+    X = sp.csr_matrix(Xtr) if fmt == "csr" else Xtr
+    Ours, Theirs = ((AsyncSGDRegressor, SGDRegressor) if problem == "regression"
+                    else (AsyncSGDClassifier, SGDClassifier))
+    y = (ytr - ytr.mean()) / ytr.std() if problem == "regression" else ytr
+    kw = dict(max_iter=4, tol=None, random_state=random_state, **params)
+    ours, theirs = Ours(**kw).fit(X, y), Theirs(**kw).fit(X, y)
+    scale = max(1.0, np.abs(theirs.coef_).max())
+    assert np.abs(ours.coef_ - theirs.coef_).max() <= 1e-8 * scale
+    assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-8, atol=1e-8 * scale)
+    # another seed visits them in another order: the agreement is the order's
+    other = Ours(**dict(kw, random_state=random_state + 1)).fit(X, y)
+    assert np.abs(other.coef_ - theirs.coef_).max() > 1e-4 * scale
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("problem,params", [
+    ("binary", {}),
+    ("binary", {"penalty": "elasticnet", "alpha": 1e-3}),
+    ("digits", {"penalty": "l1"}),
+    ("regression", {}),
+    ("regression", {"penalty": "elasticnet", "alpha": 1e-3}),
+])
+def test_stopping_rule_equals_sklearn(problem, params, fmt, request):
+    """The default stopping rule (tol=1e-3 on the training objective, with
+    its penalty at every update, from the norms scikit-learn's weight
+    vector keeps): one thread stops at scikit-learn's epoch, every
+    one-vs-rest problem too, with its coefficients."""
+    Xtr, _, ytr, _ = request.getfixturevalue(problem)
+    X = sp.csr_matrix(Xtr) if fmt == "csr" else Xtr
+    Ours, Theirs = ((AsyncSGDRegressor, SGDRegressor) if problem == "regression"
+                    else (AsyncSGDClassifier, SGDClassifier))
+    y = (ytr - ytr.mean()) / ytr.std() if problem == "regression" else ytr
+    ours, theirs = Ours(random_state=0, **params).fit(X, y), Theirs(random_state=0, **params).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 1000
+    scale = max(1.0, np.abs(theirs.coef_).max())
+    assert np.abs(ours.coef_ - theirs.coef_).max() <= 1e-8 * scale
+
+
 # ----------------------------------------------------------- partial_fit ----
 
 def test_partial_fit_batches_matches_sklearn(digits):

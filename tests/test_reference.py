@@ -167,12 +167,33 @@ def binary_target(est, y):
 
 
 def shuffled_orders(n, seed, epochs):
+    """Each epoch's order: the same seed reshuffles the last, as
+    scikit-learn's SGD does."""
     order = np.arange(n, dtype=np.int64)
     out = []
-    for e in range(epochs):
-        _core.shuffle_order(order, seed, e)
+    for _ in range(epochs):
+        _core.shuffle_order(order, seed)
         out.append(order.copy())
     return np.array(out)
+
+
+def sklearn_shuffle_seeds(random_state, n_problems, regressor=False):
+    """The shuffle seed of each binary problem as SGDClassifier draws it
+    from an int random_state: after make_dataset's draw, or one-vs-rest
+    from each class's own seed; SGDRegressor's, its first draw."""
+    big = np.iinfo(np.int32).max
+    rs = check_random_state(random_state)
+    if regressor:
+        return [rs.randint(0, big)]
+    if n_problems == 1:
+        rs.randint(1, big)
+        return [rs.randint(big)]
+    seeds = []
+    for class_seed in rs.randint(big, size=n_problems):
+        per_class = np.random.RandomState(class_seed)
+        per_class.randint(1, big)
+        seeds.append(per_class.randint(big))
+    return seeds
 
 
 # ---------------------------------------------------- the pieces of the math
@@ -282,7 +303,7 @@ def test_core_matches_reference_shuffled(kind, loss, penalty, schedule, momentum
     est = estimator(kind, loss, penalty, schedule, momentum, True, shuffle=True,
                     random_state=42, max_iter=4)
     est.fit(X, y, sample_weight=sw)
-    seed = check_random_state(42).randint(np.iinfo(np.int32).max)
+    seed, = sklearn_shuffle_seeds(42, 1, regressor=kind == "reg")
     orders = shuffled_orders(N, seed, 4)
     assert not np.array_equal(orders[0], orders[1])
     coef, b = est.coef_.ravel(), est.intercept_[0]
@@ -303,9 +324,7 @@ def test_core_matches_reference_multiclass_shuffled(sparse, momentum):
                     shuffle=True, random_state=7)
     est.fit(X, y, sample_weight=sw)
     assert est.coef_.shape == (3, M)
-    rs = check_random_state(7)
-    for k, cls in enumerate(est.classes_):
-        seed = rs.randint(np.iinfo(np.int32).max)
+    for k, (cls, seed) in enumerate(zip(est.classes_, sklearn_shuffle_seeds(7, 3))):
         fails, _ = check_core(est.coef_[k], est.intercept_[k], est, X,
                               np.where(y == cls, 1.0, -1.0), sw,
                               shuffled_orders(N, seed, EPOCHS))
