@@ -126,7 +126,6 @@ static inline void FN(pa_penalty_read)(const pa_epoch_ctx *c, pa_linear_model *m
     m->pen_sum += c->l2 * 0.5 * s * s * m->pen_sq + c->l1 * s * m->pen_abs;
 }
 
-
 /* ---- dense rows: every coordinate is touched by every update ---- */
 
 /* Every cache line of [begin, end): a row rarely starts on a line, and
