@@ -23,7 +23,6 @@
 #include <time.h>
 #include "linear.h"
 #include "atomics.h"
-#include "rng.h"
 
 #define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
