@@ -300,6 +300,21 @@ def test_shuffled_fits_equal_sklearn(problem, params, fmt, random_state, request
     assert np.abs(other.coef_ - theirs.coef_).max() > 1e-4 * scale
 
 
+@pytest.mark.parametrize("problem", ["binary", "digits"])
+def test_shuffled_partial_fit_equals_sklearn(problem, request):
+    """partial_fit shuffles each call's rows as SGDClassifier's does (the
+    same seeds every call from an int random_state)."""
+    Xtr, _, ytr, _ = request.getfixturevalue(problem)
+    classes = np.unique(ytr)
+    ours, theirs = AsyncSGDClassifier(random_state=3), SGDClassifier(random_state=3)
+    for call, rows in enumerate(np.array_split(np.arange(Xtr.shape[0]), 3) * 2):
+        kw = {"classes": classes} if call == 0 else {}
+        ours.partial_fit(Xtr[rows], ytr[rows], **kw)
+        theirs.partial_fit(Xtr[rows], ytr[rows], **kw)
+    assert ours.t_ == theirs.t_
+    assert np.abs(ours.coef_ - theirs.coef_).max() <= 1e-8 * max(1.0, np.abs(theirs.coef_).max())
+
+
 @pytest.mark.parametrize("fmt", ["dense", "csr"])
 @pytest.mark.parametrize("problem,params", [
     ("binary", {}),
