@@ -137,6 +137,19 @@ static inline pa_gap pa_gap_factors(const pa_epoch_ctx *c, int64_t a, int64_t b,
     return f;
 }
 
+/* pa_gap_factors where they are table loads (cheap_gaps), the end step's
+ * entries Pb = P[b] (1 without decay) and Rb = R(b) given: a row's gaps
+ * share them. */
+static inline pa_gap pa_table_gap(const double *inv, const double *R, const double *mu_pow,
+                                  double Pb, double Rb, int64_t a, int64_t b)
+{
+    pa_gap f;
+    f.D = inv ? Pb * inv[a] : 1.0;
+    f.mug = mu_pow[b - a];
+    f.gain = f.D * R[a] - f.mug * Rb;
+    return f;
+}
+
 /* Averaged lazy rows: the sum over the averaged clocks s in a+1..b of
  * the values a coordinate left at (w, v) after step a takes,
  *     w D(a, s) + v gain(a, s),  gain(a, s) = D(a, s) R(a) - mu^(s-a) R(s):

@@ -300,10 +300,10 @@ static inline void FN(pa_catch_up_row)(const pa_epoch_ctx *c, pa_linear_model *m
         const int64_t j = ind[e], last = T[j];
         if (last >= kt) continue;
         const double w = W[j], v = V[j];
-        const double D = inv ? Pb * inv[last] : 1.0, mug = mu_pow[kt - last];
-        if (acc) acc[j] += pa_avg_gap(c, last, kt, D, w, v);
-        W[j] = D * w + (D * R[last] - mug * Rb) * v;
-        V[j] = mug * v;
+        const pa_gap f = pa_table_gap(inv, R, mu_pow, Pb, Rb, last, kt);
+        if (acc) acc[j] += pa_avg_gap(c, last, kt, f.D, w, v);
+        W[j] = f.D * w + f.gain * v;
+        V[j] = f.mug * v;
         T[j] = kt;
     }
 }
@@ -338,8 +338,8 @@ static inline double FN(pa_peek_cheap)(const double *W, const double *V, const i
 {
     const int64_t last = T[j];
     if (last >= kt) return W[j];
-    const double D = inv ? Pb * inv[last] : 1.0, mug = mu_pow[kt - last];
-    return D * W[j] + (D * R[last] - mug * Rb) * V[j];
+    const pa_gap f = pa_table_gap(inv, R, mu_pow, Pb, Rb, last, kt);
+    return f.D * W[j] + f.gain * V[j];
 }
 
 /* pa_predict_sparse without its catch-up's stores: each coordinate's value
@@ -485,11 +485,10 @@ static double FN(pa_apply_sparse)(const pa_epoch_ctx *c, pa_linear_model *m,
                 continue;
             }
             if (last < k - 1) {
-                const double D = inv ? Pb * inv[last] : 1.0, mug = mu_pow[k - 1 - last];
-                if (lazy_acc) lazy_acc[j] += pa_avg_gap(c, last, k - 1, D, w, v);
-                const double gain = D * R[last] - mug * Rb;
-                w = D * w + gain * v;
-                v = mug * v;
+                const pa_gap f = pa_table_gap(inv, R, mu_pow, Pb, Rb, last, k - 1);
+                if (lazy_acc) lazy_acc[j] += pa_avg_gap(c, last, k - 1, f.D, w, v);
+                w = f.D * w + f.gain * v;
+                v = f.mug * v;
             }
             if (last < k) T[j] = k;
             v = mu * v + g;
