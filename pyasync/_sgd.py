@@ -556,6 +556,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     eta = eta0
     t = t0
     loss_curve = []
+    momentum_curve = []  # the explicit momentum each epoch ran with
     best, no_improvement = np.inf, 0
     epoch = 0
     backend, owned = (ray_backend(X, y, sample_weight, order, state, params, engine, seed)
@@ -603,6 +604,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
                     "Scaling input data with StandardScaler or MinMaxScaler, a "
                     "smaller eta0 or a smaller momentum might help.")
             loss_curve.append(mean_loss)
+            momentum_curve.append(float(params["momentum"]))
             if score_fn is not None:
                 # watch the negated score so that lower is better, as the loss
                 current = -score_fn(w, b)
@@ -644,6 +646,7 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
         "momentum": params["momentum"],
         "velocity": state["v"], "intercept_velocity": state["vb"][0],
         "n_iter": epoch + 1, "t": t, "loss_curve": loss_curve,
+        "momentum_curve": momentum_curve,
         "staleness": staleness,
         "avg_sum": state.get("avg_sum"), "avg_count": state.get("avg_count", 0),
     }

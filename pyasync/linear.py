@@ -59,6 +59,13 @@ def check_threads(n_jobs):
                          f"asynchrony='simulated' with n_workers)")
 
 
+def mean_over_classes(curves):
+    """Per epoch, the mean over the one-vs-rest problems' curves that reach
+    it (each class's fit may stop at its own epoch)."""
+    length = max(len(c) for c in curves)
+    return [float(np.mean([c[i] for c in curves if len(c) > i])) for i in range(length)]
+
+
 def _check_real(name, value, low=None, high=None, low_open=False,
                 high_open=False):
     if isinstance(value, bool) or not isinstance(value, Real) \
@@ -440,7 +447,9 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
     which is what the staleness measures, and each model stays in cache.
 
     Attributes besides scikit-learn's: ``staleness_`` (StalenessStats),
-    ``loss_curve_`` (mean training loss per epoch; the mean over classes).
+    ``loss_curve_`` (mean training loss per epoch; the mean over classes),
+    ``momentum_curve_`` (the explicit momentum each epoch ran with: under
+    ``momentum="auto"``, the choices; the mean over classes).
     """
 
     _is_classifier = True
@@ -603,10 +612,8 @@ class AsyncSGDClassifier(ClassifierMixin, _BaseAsyncSGD):
         self._velocity = velocity
         self.n_iter_ = max(r["n_iter"] for r in results)
         self.t_ = self._clock_after(max(r["t"] for r in results), X.shape[0], t)
-        curves = [r["loss_curve"] for r in results]
-        length = max(len(c) for c in curves)
-        self.loss_curve_ = [float(np.mean([c[i] for c in curves if len(c) > i]))
-                            for i in range(length)]
+        self.loss_curve_ = mean_over_classes([r["loss_curve"] for r in results])
+        self.momentum_curve_ = mean_over_classes([r["momentum_curve"] for r in results])
         self.staleness_ = StalenessStats.merge(r["staleness"] for r in results)
         self._set_momentum_attributes(np.mean([r["momentum"] for r in results]))
         self._remember_momenta(results, continued=velocity_given)
@@ -841,6 +848,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.n_iter_ = res["n_iter"]
         self.t_ = self._clock_after(res["t"], X.shape[0], t)
         self.loss_curve_ = res["loss_curve"]
+        self.momentum_curve_ = res["momentum_curve"]
         self.staleness_ = res["staleness"]
         self._set_momentum_attributes(res["momentum"])
         self._remember_momenta([res], continued=velocity_given)

@@ -243,6 +243,7 @@ class _BaseAsyncMLP(BaseEstimator):
                 intercepts.append(b)
             st["t_"] = 0
             st["loss_curve_"] = []
+            st["momentum_curve_"] = []
             st["_no_improvement_count"] = 0
             if self.early_stopping:
                 st["validation_scores_"] = []
@@ -265,6 +266,7 @@ class _BaseAsyncMLP(BaseEstimator):
                          "best_validation_score_"):
                 st[name] = getattr(self, name)
             st["loss_curve_"] = list(self.loss_curve_)
+            st["momentum_curve_"] = list(self.momentum_curve_)
             # early_stopping switched since the last fit: the records the new
             # setting watches start here, the other's are dropped (scikit-
             # learn's MLPs fail there on a None)
@@ -381,6 +383,7 @@ class _BaseAsyncMLP(BaseEstimator):
                 n_iter += 1
                 st["t_"] += n_train
                 st["loss_curve_"].append(loss)
+                st["momentum_curve_"].append(float(params["momentum"]))
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (n_iter, loss))
                 if self.early_stopping:
@@ -535,7 +538,9 @@ _DOC_NEW = """
 
     Attributes as scikit-learn's (coefs_, intercepts_, loss_curve_, loss_,
     best_loss_, n_iter_, t_, n_layers_, n_outputs_, out_activation_, ...)
-    plus ``staleness_`` (StalenessStats of the last fit call).
+    plus ``staleness_`` (StalenessStats of the last fit call) and
+    ``momentum_curve_`` (the explicit momentum each epoch of loss_curve_ ran
+    with: under ``momentum="auto"``, the choices).
 """
 
 

@@ -1014,6 +1014,8 @@ def test_auto_momentum_partial_fit_chooses_once(momentum):
     fixed.partial_fit(X, y)
     assert est.momentum_ == fixed.momentum_
     assert_same_weights(est, fixed)
+    # the calls' epochs, one momentum each, as loss_curve_ keeps their losses
+    assert est.momentum_curve_ == fixed.momentum_curve_ == [est.momentum_] * 2
 
 
 def test_auto_momentum_warm_start_keeps_the_choice():

@@ -682,6 +682,10 @@ def test_auto_momentum_fits(kind, sparse, engine):
     assert 0.0 <= est.implicit_momentum_ < 1.0
     assert est.total_momentum_ == pytest.approx(est.momentum_ + est.implicit_momentum_)
     assert est.momentum == "auto"  # the parameter is left as given
+    # one choice an epoch, the last of them momentum_
+    assert len(est.momentum_curve_) == len(est.loss_curve_) == est.n_iter_
+    assert np.all(np.abs(est.momentum_curve_) <= 0.9)
+    assert est.momentum_curve_[-1] == pytest.approx(est.momentum_, abs=1e-12)
     if kind == "clf":
         assert est.score(X, y) > 0.7
     else:
