@@ -6,7 +6,7 @@ the learning rate held fixed: epochs to reach a target loss at M = 1, 4,
 target_momentum=0.9 (explicit + measured implicit momentum held at 0.9,
 MLPClassifier's default momentum), the rule the probe replaced.
 
-    python bench/bench_mlp_momentum.py [--set design|...|defaults|later3|all] [--seed S] [--jobs N] [--quick]
+    python bench/bench_mlp_momentum.py [--set design|...|defaults|later3|all] [--seed S] [--jobs N] [--quick] [--grid-cache DIR] [--auto-only]
 
 "design" holds the problem the probe was developed on (digits, 32 hidden
 units, minibatches of 32); "check" holds six more, made after it was
@@ -51,7 +51,10 @@ its updates: it probes nothing); "probe" is momentum="probe"'s ratio in
 the fit's epochs, "probed" its probe's own updates (three epochs per
 momentum tried, on copies of the weights) in epochs of the data, and
 "+probed" its ratio with them counted; "time x" is auto's and probe's fit
-times against the best fixed momentum's."""
+times against a fixed momentum's (the mean of the grid's). --grid-cache
+keeps the grid's curves in a folder (as bench_auto_momentum's does; clear
+it when the engine changes), and --auto-only leaves out probe and
+"total 0.9", so that a change to auto is measured again quickly."""
 import argparse
 import os
 import time
@@ -67,6 +70,7 @@ from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, lo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
+from bench_auto_momentum import cached_grid
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor
 
 FRACTION = 0.05
@@ -270,12 +274,19 @@ def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
 
 
 def case(args):
-    name, X, y, Est, kw, M, lr, epochs, seed = args
-    runs = {mu: curve(Est, X, y, M, mu, lr, epochs, kw, seed) for mu in GRID}
+    name, X, y, Est, kw, M, lr, epochs, seed, grid_cache, auto_only = args
+
+    def grid_curves():
+        runs = {mu: curve(Est, X, y, M, mu, lr, epochs, kw, seed) for mu in GRID}
+        return ({mu: r[0] for mu, r in runs.items()},
+                float(np.mean([r[2] for r in runs.values()])))
+    curves, fixed_s = cached_grid(grid_cache, (name, M, lr, epochs, seed), grid_curves)
     auto_curve, auto_fit, auto_s = curve(Est, X, y, M, "auto", lr, epochs, kw, seed)
-    probe_curve, probe_fit, probe_s = curve(Est, X, y, M, "probe", lr, epochs, kw, seed)
-    held_curve = curve(Est, X, y, M, "auto", lr, epochs, kw, seed, target_momentum=0.9)[0]
-    curves = {mu: r[0] for mu, r in runs.items()}
+    skipped = np.full(epochs, np.nan), None, np.nan
+    probe_curve, probe_fit, probe_s = (
+        skipped if auto_only else curve(Est, X, y, M, "probe", lr, epochs, kw, seed))
+    held_curve = (skipped if auto_only else
+                  curve(Est, X, y, M, "auto", lr, epochs, kw, seed, target_momentum=0.9))[0]
     low = min(c.min() for c in curves.values())
     if not np.isfinite(low):
         return f"{name:<36} {M:>3} {lr:>6g}  no grid value converges", None
@@ -292,7 +303,9 @@ def case(args):
     def decided(c, momentum, target_momentum=None):
         """Epochs to the target; where the best needs over 2/3 of the budget,
         a fit that has not reached it runs on to 1.5x the best's epochs,
-        as the budget alone cannot tell a miss."""
+        as the budget alone cannot tell a miss (nan: not run)."""
+        if np.isnan(c).all():
+            return np.nan
         decisive = int(np.ceil(RATIO * reach[best]))
         if epochs_to(c) < np.inf or decisive <= epochs:
             return epochs_to(c)
@@ -303,7 +316,7 @@ def case(args):
     auto, probed = decided(auto_curve, "auto"), decided(probe_curve, "probe")
     held = decided(held_curve, "auto", target_momentum=0.9)
     batch = kw.get("batch_size", min(200, X.shape[0]))
-    probe = (np.nan if probe_fit is None
+    probe = (np.nan if probe_fit is None or auto_only
              else probe_fit.probe_updates_ / np.ceil(X.shape[0] / batch))
     auto_mu = np.nan if auto_fit is None else auto_fit.momentum_
     ratios = (auto / reach[best], probed / reach[best], (probed + probe) / reach[best],
@@ -311,14 +324,14 @@ def case(args):
     line = (f"{name:<36} {M:>3} {lr:>6g} {best:>7.1f} {reach[best]:>5.0f} {auto:>5.0f}"
             f"{'m' if auto == np.inf else ' '} {ratios[0]:>6.2f} {auto_mu:>7.2f}"
             f" {ratios[1]:>6.2f} {probe:>6.1f} {ratios[2]:>7.2f} {ratios[3]:>9.2f}"
-            f" {auto_s / runs[best][2]:>6.1f} {probe_s / runs[best][2]:>6.1f}")
+            f" {auto_s / fixed_s:>6.1f} {probe_s / fixed_s:>6.1f}")
     return line, ratios
 
 
-def run(which="design", seed=0, jobs=1, quick=False):
+def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=False):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
-    cases = [(name, X, y, Est, kw, M, lr, epochs, seed)
+    cases = [(name, X, y, Est, kw, M, lr, epochs, seed, grid_cache, auto_only)
              for name, X, y, Est, kw, lrs in problems(which) for lr in lrs for M in Ms]
     print(f"{os.cpu_count()} cores; seed {seed}; {epochs} epochs")
     print(f"{'problem':<36} {'M':>3} {'lr':>6} {'best mu':>7} {'best':>5} {'auto':>5}  "
@@ -336,6 +349,8 @@ def run(which="design", seed=0, jobs=1, quick=False):
     labels = ("auto (all its updates)", "probe, fit epochs", "probe, probed updates counted",
               "total 0.9")
     for label, r in zip(labels, ratios.T):
+        if np.isnan(r).all():
+            continue
         print(f"{label}: within {RATIO:g}x of the best fixed momentum in {np.sum(r <= RATIO)} of "
               f"{r.size} cases; median {np.median(r):.2f}; target missed in "
               f"{np.sum(np.isinf(r))}")
@@ -349,5 +364,9 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--grid-cache", metavar="DIR",
+                        help="keep the grid's curves here and reuse them")
+    parser.add_argument("--auto-only", action="store_true",
+                        help="leave out momentum='probe' and target_momentum=0.9")
     args = parser.parse_args()
-    run(args.set, args.seed, args.jobs, args.quick)
+    run(args.set, args.seed, args.jobs, args.quick, args.grid_cache, args.auto_only)
