@@ -50,7 +50,12 @@ auto's alike. The last column is auto's CPU time over a fixed momentum's
 grid's curves (they do not depend on auto) in a folder, so that a change
 to auto is measured again at a third of the cost (clear it when the
 engine changes: the key is the problem and the settings, not the code);
-its CPU column then compares with the cached fits' times."""
+its CPU column then compares with the cached fits' times.
+--oracle-seed S runs the grid at seed S too (other shuffles and staleness
+draws), and its best momentum at --seed: "known best" is that momentum's
+updates over this seed's best's, how close knowing the best momentum of
+the problem, but not of the seed, comes (a bound on what any choice made
+before the fit sees its draws can hold)."""
 import argparse
 import hashlib
 import os
@@ -524,49 +529,66 @@ def cached_grid(cache, key, compute):
     return curves, seconds
 
 
+def epochs_to(curve, target):
+    """Epochs a loss curve takes to reach `target` (inf: it never does)."""
+    hit = np.flatnonzero(np.asarray(curve) <= target)
+    return hit[0] + 1 if hit.size else np.inf
+
+
+def grid_reach(curves):
+    """(the target: FRACTION of the way from the first epoch's loss, momentum
+    0's where it is finite, to the lowest loss any grid value reaches;
+    each momentum's epochs to it), or None where no grid value converges."""
+    low = min(c.min() for c in curves.values())
+    if not np.isfinite(low):
+        return None
+    start = curves[0.0][0] if np.isfinite(curves[0.0][0]) else max(
+        c[0] for c in curves.values() if np.isfinite(c[0]))
+    target = low + FRACTION * (start - low)
+    return target, {mu: epochs_to(c, target) for mu, c in curves.items()}
+
+
 def per_sample_curvature(X):
     sq = X.multiply(X).sum(axis=1) if hasattr(X, "multiply") else (X * X).sum(axis=1)
     return float(np.mean(sq))
 
 
-def run(quick, which="design", seed=0, steps=STEPS, partial_fit=False, grid_cache=None):
+def run(quick, which="design", seed=0, steps=STEPS, partial_fit=False, grid_cache=None,
+        oracle_seed=None):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
     fit_curve = partial_fit_curve if partial_fit else curve
     print(f"{'problem':<30} {'M':>3} {'eta0':>7} {'best mu':>7} {'best upd':>9} "
-          f"{'auto upd':>9} {'ratio':>6} {'auto mu':>7} {'auto s / fixed s':>16}")
-    ratios, misses, seconds = [], 0, {"auto": 0.0, "fixed": 0.0}
+          f"{'auto upd':>9} {'ratio':>6} {'auto mu':>7} {'auto s / fixed s':>16}"
+          f"{' known best' if oracle_seed is not None else ''}")
+    ratios, oracles, misses, seconds = [], [], 0, {"auto": 0.0, "fixed": 0.0}
     for name, X, y, Est, kw in problems(which):
         r2 = per_sample_curvature(X)
         for eta in (step / r2 for step in steps):
             for M in Ms:
-                def grid_curves():
-                    start_time = time.process_time()
-                    curves = {mu: fit_curve(Est, X, y, M, mu, eta, epochs, kw, seed)[0]
-                              for mu in GRID}
-                    return curves, (time.process_time() - start_time) / len(GRID)
-                curves, fixed_seconds = cached_grid(
-                    grid_cache, (name, M, eta, epochs, seed, partial_fit), grid_curves)
+                def grid_curves(grid_seed):
+                    def compute():
+                        start_time = time.process_time()
+                        curves = {mu: fit_curve(Est, X, y, M, mu, eta, epochs, kw, grid_seed)[0]
+                                  for mu in GRID}
+                        return curves, (time.process_time() - start_time) / len(GRID)
+                    return cached_grid(grid_cache, (name, M, eta, epochs, grid_seed, partial_fit),
+                                       compute)
+                curves, fixed_seconds = grid_curves(seed)
                 start_time = time.process_time()
                 auto_curve, auto = fit_curve(Est, X, y, M, "auto", eta, epochs, kw, seed)
                 auto_seconds = time.process_time() - start_time
                 seconds["auto"] += auto_seconds
                 seconds["fixed"] += fixed_seconds
-                low = min(c.min() for c in curves.values())
-                if not np.isfinite(low):
+                reached = grid_reach(curves)
+                if reached is None:
                     print(f"{name:<30} {M:>3} {eta:>7.4f}  no grid value converges; "
                           f"auto {'converges' if np.isfinite(auto_curve).all() else 'diverges'}")
                     continue
-                start = curves[0.0][0] if np.isfinite(curves[0.0][0]) else max(
-                    c[0] for c in curves.values() if np.isfinite(c[0]))
-                target = low + FRACTION * (start - low)
-
-                def upd(c):
-                    hit = np.flatnonzero(c <= target)
-                    return (hit[0] + 1) * X.shape[0] if hit.size else np.inf
-                grid_upd = {mu: upd(c) for mu, c in curves.items()}
+                target, grid_epochs = reached
+                grid_upd = {mu: e * X.shape[0] for mu, e in grid_epochs.items()}
                 best = min(grid_upd, key=grid_upd.get)
-                auto_upd = upd(auto_curve)
+                auto_upd = epochs_to(auto_curve, target) * X.shape[0]
                 # a best that needs over 2/3 of the budget leaves a miss
                 # undecided: auto runs on (untimed) to 1.5x the best's epochs
                 decisive = int(np.ceil(RATIO * grid_upd[best] / X.shape[0]))
@@ -574,14 +596,29 @@ def run(quick, which="design", seed=0, steps=STEPS, partial_fit=False, grid_cach
                     longer = fit_curve(Est, X, y, M, "auto", eta, decisive, kw, seed)[0]
                     if not np.array_equal(longer[:epochs], auto_curve):
                         raise RuntimeError(f"{name}: auto's longer fit left its first epochs")
-                    auto_upd = upd(longer)
+                    auto_upd = epochs_to(longer, target) * X.shape[0]
                 ratio = auto_upd / grid_upd[best]
                 ratios.append(ratio)
+                oracle = np.nan
+                if oracle_seed is not None:
+                    other = grid_reach(grid_curves(oracle_seed)[0])
+                    if other is not None:
+                        known = min(other[1], key=other[1].get)
+                        oracle = grid_upd[known] / grid_upd[best]
+                        if not np.isfinite(oracle) and decisive > epochs:
+                            longer = fit_curve(Est, X, y, M, known, eta, decisive, kw, seed)[0]
+                            oracle = epochs_to(longer, target) * X.shape[0] / grid_upd[best]
+                        oracles.append(oracle)
                 misses += not np.isfinite(auto_upd)
                 print(f"{name:<30} {M:>3} {eta:>7.4f} {best:>7.1f} {grid_upd[best]:>9.0f} "
                       f"{auto_upd:>9.0f} {ratio:>6.2f} "
                       f"{auto.momentum_ if auto is not None else float('nan'):>7.2f} "
-                      f"{auto_seconds / fixed_seconds:>16.1f}")
+                      f"{auto_seconds / fixed_seconds:>16.1f}"
+                      f"{'' if oracle_seed is None else f' {oracle:>10.2f}'}")
+    if oracles:
+        print(f"seed {oracle_seed}'s best fixed momentum, run at seed {seed}: within {RATIO:g}x "
+              f"of this seed's best in {np.sum(np.array(oracles) <= RATIO)} of {len(oracles)} "
+              f"cases; target missed in {np.sum(np.isinf(oracles))}")
     print(f"auto / best-grid updates: median {np.median(ratios):.2f}, worst "
           f"{max(ratios):.2f}; within {RATIO:g}x in {np.mean(np.array(ratios) <= RATIO):.0%} "
           f"of {len(ratios)} cases; auto missed the target in {misses}; "
@@ -605,6 +642,8 @@ if __name__ == "__main__":
                         help="drive every fit's epochs through partial_fit, one call each")
     parser.add_argument("--grid-cache", metavar="DIR",
                         help="keep the grid's curves here and reuse them (auto alone reruns)")
+    parser.add_argument("--oracle-seed", type=int, metavar="S",
+                        help="also run the grid at seed S, and its best momentum at --seed")
     args = parser.parse_args()
     run(args.quick, args.set, args.seed, tuple(float(s) for s in args.steps.split(",")),
-        args.partial_fit, args.grid_cache)
+        args.partial_fit, args.grid_cache, args.oracle_seed)

@@ -42,19 +42,23 @@ grid's 30 epochs; deciding the misses as below, the seven sets take 881
 and 48, "later3" 207 and 14; and once one simulated worker shuffled as
 scikit-learn does, 882 and 53, "later3" 207 and 16.
 The target is
-FRACTION of the way from the first epoch's loss at momentum 0 to the
+(as bench_auto_momentum's) FRACTION of the way from the first epoch's loss at momentum 0 to the
 lowest loss any grid value reaches in the budget; where the best needs
 more than 2/3 of it, a fit that has not reached the target by then runs on
 to 1.5x the best's epochs, so that a miss is one (the budget alone cannot
 tell). "m" marks a target auto never reached. "ratio" counts auto's epochs (all
-its updates: it probes nothing); "probe" is momentum="probe"'s ratio in
+its updates: it probes nothing); "auto mu" is its last momentum, "1st mu"
+its first choice; "probe" is momentum="probe"'s ratio in
 the fit's epochs, "probed" its probe's own updates (three epochs per
 momentum tried, on copies of the weights) in epochs of the data, and
 "+probed" its ratio with them counted; "time x" is auto's and probe's fit
 times against a fixed momentum's (the mean of the grid's). --grid-cache
 keeps the grid's curves in a folder (as bench_auto_momentum's does; clear
 it when the engine changes), and --auto-only leaves out probe and
-"total 0.9", so that a change to auto is measured again quickly."""
+"total 0.9", so that a change to auto is measured again quickly.
+--oracle-seed S runs the grid at seed S too, and its best momentum at
+--seed ("known best", as in bench_auto_momentum: how close knowing the
+problem's best momentum, but not the seed's, comes)."""
 import argparse
 import os
 import time
@@ -70,10 +74,9 @@ from sklearn.datasets import (load_breast_cancer, load_diabetes, load_digits, lo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
-from bench_auto_momentum import cached_grid
+from bench_auto_momentum import cached_grid, epochs_to, grid_reach
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor
 
-FRACTION = 0.05
 RATIO = 1.5  # the goal: auto within this many times the best fixed momentum's epochs
 GRID = np.round(np.arange(-0.9, 0.91, 0.1), 1)
 
@@ -274,30 +277,25 @@ def curve(Est, X, y, M, momentum, lr, epochs, kw, seed, target_momentum=None):
 
 
 def case(args):
-    name, X, y, Est, kw, M, lr, epochs, seed, grid_cache, auto_only = args
+    name, X, y, Est, kw, M, lr, epochs, seed, grid_cache, auto_only, oracle_seed = args
 
-    def grid_curves():
-        runs = {mu: curve(Est, X, y, M, mu, lr, epochs, kw, seed) for mu in GRID}
-        return ({mu: r[0] for mu, r in runs.items()},
-                float(np.mean([r[2] for r in runs.values()])))
-    curves, fixed_s = cached_grid(grid_cache, (name, M, lr, epochs, seed), grid_curves)
+    def grid_curves(grid_seed):
+        def compute():
+            runs = {mu: curve(Est, X, y, M, mu, lr, epochs, kw, grid_seed) for mu in GRID}
+            return ({mu: r[0] for mu, r in runs.items()},
+                    float(np.mean([r[2] for r in runs.values()])))
+        return cached_grid(grid_cache, (name, M, lr, epochs, grid_seed), compute)
+    curves, fixed_s = grid_curves(seed)
     auto_curve, auto_fit, auto_s = curve(Est, X, y, M, "auto", lr, epochs, kw, seed)
     skipped = np.full(epochs, np.nan), None, np.nan
     probe_curve, probe_fit, probe_s = (
         skipped if auto_only else curve(Est, X, y, M, "probe", lr, epochs, kw, seed))
     held_curve = (skipped if auto_only else
                   curve(Est, X, y, M, "auto", lr, epochs, kw, seed, target_momentum=0.9))[0]
-    low = min(c.min() for c in curves.values())
-    if not np.isfinite(low):
+    reached = grid_reach(curves)
+    if reached is None:
         return f"{name:<36} {M:>3} {lr:>6g}  no grid value converges", None
-    start = curves[0.0][0] if np.isfinite(curves[0.0][0]) else max(
-        c[0] for c in curves.values() if np.isfinite(c[0]))
-    target = low + FRACTION * (start - low)
-
-    def epochs_to(c):
-        hit = np.flatnonzero(c <= target)
-        return hit[0] + 1 if hit.size else np.inf
-    reach = {mu: epochs_to(c) for mu, c in curves.items()}
+    target, reach = reached
     best = min(reach, key=reach.get)
 
     def decided(c, momentum, target_momentum=None):
@@ -307,36 +305,46 @@ def case(args):
         if np.isnan(c).all():
             return np.nan
         decisive = int(np.ceil(RATIO * reach[best]))
-        if epochs_to(c) < np.inf or decisive <= epochs:
-            return epochs_to(c)
+        if epochs_to(c, target) < np.inf or decisive <= epochs:
+            return epochs_to(c, target)
         longer = curve(Est, X, y, M, momentum, lr, decisive, kw, seed, target_momentum)[0]
         if not np.array_equal(longer[:epochs], c):
             raise RuntimeError(f"{name}: the longer {momentum} fit left its first epochs")
-        return epochs_to(longer)
+        return epochs_to(longer, target)
     auto, probed = decided(auto_curve, "auto"), decided(probe_curve, "probe")
     held = decided(held_curve, "auto", target_momentum=0.9)
+    known = np.nan  # the best momentum of another seed's grid, run at this seed
+    if oracle_seed is not None:
+        other = grid_reach(grid_curves(oracle_seed)[0])
+        if other is not None:
+            known_mu = min(other[1], key=other[1].get)
+            known = decided(curves[known_mu], known_mu)
     batch = kw.get("batch_size", min(200, X.shape[0]))
     probe = (np.nan if probe_fit is None or auto_only
              else probe_fit.probe_updates_ / np.ceil(X.shape[0] / batch))
-    auto_mu = np.nan if auto_fit is None else auto_fit.momentum_
+    auto_mu, first_mu = ((np.nan, np.nan) if auto_fit is None
+                         else (auto_fit.momentum_, auto_fit.momentum_curve_[0]))
     ratios = (auto / reach[best], probed / reach[best], (probed + probe) / reach[best],
-              held / reach[best])
+              held / reach[best], known / reach[best])
     line = (f"{name:<36} {M:>3} {lr:>6g} {best:>7.1f} {reach[best]:>5.0f} {auto:>5.0f}"
             f"{'m' if auto == np.inf else ' '} {ratios[0]:>6.2f} {auto_mu:>7.2f}"
+            f" {first_mu:>6.2f}"
             f" {ratios[1]:>6.2f} {probe:>6.1f} {ratios[2]:>7.2f} {ratios[3]:>9.2f}"
-            f" {auto_s / fixed_s:>6.1f} {probe_s / fixed_s:>6.1f}")
+            f" {auto_s / fixed_s:>6.1f} {probe_s / fixed_s:>6.1f}"
+            f"{'' if oracle_seed is None else f' {ratios[4]:>10.2f}'}")
     return line, ratios
 
 
-def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=False):
+def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=False,
+        oracle_seed=None):
     Ms = (1, 16, 64) if quick else (1, 4, 16, 32, 64)
     epochs = 15 if quick else 30
-    cases = [(name, X, y, Est, kw, M, lr, epochs, seed, grid_cache, auto_only)
+    cases = [(name, X, y, Est, kw, M, lr, epochs, seed, grid_cache, auto_only, oracle_seed)
              for name, X, y, Est, kw, lrs in problems(which) for lr in lrs for M in Ms]
     print(f"{os.cpu_count()} cores; seed {seed}; {epochs} epochs")
     print(f"{'problem':<36} {'M':>3} {'lr':>6} {'best mu':>7} {'best':>5} {'auto':>5}  "
-          f"{'ratio':>6} {'auto mu':>7} {'probe':>6} {'probed':>6} {'+probed':>7} "
-          f"{'total 0.9':>9} {'time x':>13}")
+          f"{'ratio':>6} {'auto mu':>7} {'1st mu':>6} {'probe':>6} {'probed':>6} {'+probed':>7} "
+          f"{'total 0.9':>9} {'time x':>13}{' known best' if oracle_seed is not None else ''}")
     pool = Pool(jobs) if jobs > 1 else None
     ratios = []
     for line, case_ratios in (pool.imap(case, cases) if pool else map(case, cases)):
@@ -345,9 +353,9 @@ def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=
             ratios.append(case_ratios)
     if pool:
         pool.close()
-    ratios = np.array(ratios).reshape(-1, 4)
+    ratios = np.array(ratios).reshape(-1, 5)
     labels = ("auto (all its updates)", "probe, fit epochs", "probe, probed updates counted",
-              "total 0.9")
+              "total 0.9", f"seed {oracle_seed}'s best fixed momentum")
     for label, r in zip(labels, ratios.T):
         if np.isnan(r).all():
             continue
@@ -368,5 +376,8 @@ if __name__ == "__main__":
                         help="keep the grid's curves here and reuse them")
     parser.add_argument("--auto-only", action="store_true",
                         help="leave out momentum='probe' and target_momentum=0.9")
+    parser.add_argument("--oracle-seed", type=int, metavar="S",
+                        help="also run the grid at seed S, and its best momentum at --seed")
     args = parser.parse_args()
-    run(args.set, args.seed, args.jobs, args.quick, args.grid_cache, args.auto_only)
+    run(args.set, args.seed, args.jobs, args.quick, args.grid_cache, args.auto_only,
+        args.oracle_seed)
