@@ -13,7 +13,7 @@ from sklearn.linear_model import SGDClassifier, SGDRegressor
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor, _sgd
 
-from test_reference import (EPOCHS, EST_LOSSES, L1_RATIO, N, TOL, binary_target,
+from test_reference import (EPOCHS, EST_LOSSES, N, TOL, binary_target,
                             estimator, grid_orders, hyper, make_data, model_err,
                             reference_for, shuffled_orders, sklearn_shuffle_seeds)
 
