@@ -1405,6 +1405,30 @@ def test_auto_momentum_undoes_a_network_thrown_back_to_a_constant_prediction(see
     assert auto.score(X / 16, y) > zero.score(X / 16, y) - 0.05
 
 
+def test_auto_momentum_undoes_an_epoch_far_worse_than_a_constant_prediction():
+    """Heavy ball at 8 workers (the reproduce report's MLP): the model
+    allows 0.9, whose first epochs never get below the classes' shares'
+    loss (log 10) and then climb past 3 times it, short of 5x the start.
+    Such an epoch is undone too: the fit goes back to the start, lower,
+    and ends far below where momentum 0.9 stays."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(32,), batch_size=16, learning_rate_init=0.05,
+              nesterovs_momentum=False, max_iter=5, tol=0.0, n_iter_no_change=100,
+              asynchrony="simulated", n_workers=8, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fixed = AsyncMLPClassifier(momentum=0.9, **kw).fit(X, y)
+        auto = AsyncMLPClassifier(momentum="auto", **kw).fit(X, y)
+    null = np.log(10)
+    assert min(fixed.loss_curve_[:2]) > 0.9 * null     # the earlier rule never fires
+    assert fixed.loss_curve_[1] > 3 * null and fixed.loss_curve_[-1] > 2 * null
+    assert auto.momentum_curve_[:2] == [0.9, 0.9]       # the model's choice: 0.9
+    assert auto.loss_curve_[:2] == fixed.loss_curve_[:2]
+    assert auto.momentum_curve_[2] < 0.9
+    assert auto.loss_curve_[-1] < 0.1 * fixed.loss_curve_[-1]
+
+
 def epochs_to(curve, target):
     hit = np.flatnonzero(np.asarray(curve) <= target)
     return hit[0] + 1 if hit.size else np.inf
