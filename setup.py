@@ -18,7 +18,7 @@ link_args = ["-pthread"] + os.environ.get("PYASYNC_LDFLAGS", "").split()
 core = Extension(
     "pyasync._core",
     sources=["pyasync/_core.pyx", "csrc/linear.c", "csrc/engine_threads.c",
-             "csrc/engine_sim.c", "csrc/surrogate.c"],
+             "csrc/engine_sim.c", "csrc/surrogate.c", "csrc/growth.c"],
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,

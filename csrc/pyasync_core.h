@@ -154,6 +154,17 @@ int pa_feature_sample_grid(const double *Xs, const double *y, int64_t m, int64_t
                            const int64_t *stale, int64_t n_updates, int64_t every,
                            double decay, double *losses);
 
+/* Stale SGD with momentum on a quadratic direction of step x curvature
+ * step_curvature, from x = 1 at rest: for each of the c momenta of grid
+ * and each of the replicas runs, update t takes its gradient stale[t x
+ * replicas + r] updates back (of the start where that is before it; below
+ * span, a power of two), rescaled every `every` updates. out (c x
+ * replicas) gets each run's log(|x| + |v|) at the end. Returns 0, or -1
+ * when out of memory. */
+int pa_growth_runs(const double *grid, int64_t c, double step_curvature,
+                   const int64_t *stale, int64_t n_updates, int64_t replicas,
+                   int64_t span, int nesterov, int64_t every, double *out);
+
 /* Shuffles order in place as scikit-learn's SGD shuffles its rows with
  * `seed`; PA_NOMEM past 2^31 - 1 rows (its draws' range). */
 int pa_shuffle_order(int64_t *order, int64_t n, uint32_t seed);

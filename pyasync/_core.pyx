@@ -77,6 +77,8 @@ cdef extern from "pyasync_core.h":
                         const pa_engine_opts *, pa_epoch_stats *) nogil
     double pa_eta(const pa_linear_params *, double, int64_t) nogil
     int pa_shuffle_order(int64_t *, int64_t, uint32_t) nogil
+    int pa_growth_runs(const double *, int64_t, double, const int64_t *, int64_t, int64_t,
+                       int64_t, int, int64_t, double *) nogil
     int pa_row_sample_grid(const double *, const double *, const double *, int64_t,
                            const double *, const double *, const double *, int64_t, double,
                            int, double, double, const double *, int64_t,
@@ -164,6 +166,29 @@ def shuffle_order(cnp.ndarray order, uint64_t seed):
         status = pa_shuffle_order(ptr, n, sk_seed)
     if status != PA_OK:
         raise ValueError(f"{n} rows to shuffle; at most 2147483647 are supported")
+
+
+def growth_runs(cnp.ndarray grid, double step_curvature, cnp.ndarray stale, int64_t span,
+                bint nesterov, int64_t every):
+    """Each run's log(|x| + |v|) after stale SGD with momentum on a
+    quadratic direction (len(grid) x replicas; see momentum.growth_rates):
+    stale (n_updates x replicas, int64) the delays, each below span (a
+    power of two), the runs rescaled every `every` updates."""
+    if stale.ndim != 2 or grid.ndim != 1 or every < 1 or span < 1 or span & (span - 1):
+        raise ValueError("growth_runs: inconsistent sizes")
+    cdef int64_t n = stale.shape[0], replicas = stale.shape[1], c = grid.shape[0]
+    if n and (stale.min() < 0 or stale.max() >= span):
+        raise ValueError("growth_runs: a delay out of range")
+    cdef cnp.ndarray out = np.empty((c, replicas), dtype=np.float64)
+    cdef const double *g = <double *>_data(grid, np.float64, "grid")
+    cdef const int64_t *st = <int64_t *>_data(stale, np.int64, "stale")
+    cdef double *o = <double *>_data(out, np.float64, "out")
+    cdef int rc
+    with nogil:
+        rc = pa_growth_runs(g, c, step_curvature, st, n, replicas, span, nesterov, every, o)
+    if rc != 0:
+        raise MemoryError("growth_runs: out of memory")
+    return out
 
 
 def row_sample_grid(cnp.ndarray K, cnp.ndarray p0, cnp.ndarray y, str loss,

@@ -187,7 +187,7 @@ def growth_rates(grid, step_curvature, pmf=None, nesterov=False, n_updates=2000,
     draws' spread does: at many workers a few long delays undo momenta the
     mean allows. Updates as the kernels': v <- mu v - a g, w <- w + v
     (nesterov: w + mu v - a g)."""
-    grid = np.asarray(grid, dtype=np.float64)[:, None]
+    grid = np.ascontiguousarray(grid, dtype=np.float64)
     if (pmf is None) == (draws is None):
         raise ValueError("growth_rates needs a staleness pmf or draws, not both")
     if draws is None:
@@ -200,25 +200,13 @@ def growth_rates(grid, step_curvature, pmf=None, nesterov=False, n_updates=2000,
         n_updates, replicas = stale.shape
         longest = int(stale.max())
     span = 1 << (longest + 1).bit_length()  # a ring of past points, longer than any delay
-    past = np.zeros((span, grid.size, replicas))
-    past[0] = 1.0
-    x, v = np.ones((grid.size, replicas)), np.zeros((grid.size, replicas))
-    log_scale = np.zeros((grid.size, replicas))
-    momentum_index, replica_index = np.arange(grid.size)[:, None], np.arange(replicas)
     # an update grows |x| + |v| by at most 3 + 2 a h: rescale before 1e250
     every = int(np.clip(250.0 / np.log10(3.0 + 2.0 * abs(step_curvature)), 1, 50))
-    for t in range(n_updates):
-        g = step_curvature * past[(t - np.minimum(stale[t], t)) % span,
-                                  momentum_index, replica_index]
-        v = grid * v - g
-        x = x + (grid * v - g if nesterov else v)
-        past[(t + 1) % span] = x
-        if t % every == every - 1:
-            scale = np.maximum(np.maximum(np.abs(past).max(axis=0), np.abs(v)), 1e-300)
-            past /= scale
-            x, v = x / scale, v / scale
-            log_scale += np.log(scale)
-    return (log_scale + np.log(np.abs(x) + np.abs(v) + 1e-300)).mean(axis=1) / n_updates
+    from . import _core
+    runs = _core.growth_runs(grid, float(step_curvature),
+                             np.ascontiguousarray(stale, dtype=np.int64), span,
+                             bool(nesterov), every)
+    return runs.mean(axis=1) / n_updates
 
 
 def heaviest_stable(grid, step_curvature, pmf=None, nesterov=False, draws=None):

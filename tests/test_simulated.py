@@ -564,6 +564,55 @@ def test_growth_rates_see_what_the_expected_dynamics_miss():
     assert chosen == sorted(chosen, reverse=True) and chosen[0] == 0.9
 
 
+def reference_growth_rates(grid, step_curvature, stale, nesterov):
+    """growth_rates in NumPy: every momentum and replica a step at a time."""
+    grid = np.asarray(grid, dtype=np.float64)[:, None]
+    n_updates, replicas = stale.shape
+    span = 1 << (int(stale.max()) + 1).bit_length()
+    past = np.zeros((span, grid.size, replicas))
+    past[0] = 1.0
+    x, v = np.ones((grid.size, replicas)), np.zeros((grid.size, replicas))
+    log_scale = np.zeros((grid.size, replicas))
+    every = int(np.clip(250.0 / np.log10(3.0 + 2.0 * abs(step_curvature)), 1, 50))
+    for t in range(n_updates):
+        g = step_curvature * past[(t - np.minimum(stale[t], t)) % span,
+                                  np.arange(grid.size)[:, None], np.arange(replicas)]
+        v = grid * v - g
+        x = x + (grid * v - g if nesterov else v)
+        past[(t + 1) % span] = x
+        if t % every == every - 1:
+            scale = np.maximum(np.maximum(np.abs(past).max(axis=0), np.abs(v)), 1e-300)
+            past /= scale
+            x, v = x / scale, v / scale
+            log_scale += np.log(scale)
+    return (log_scale + np.log(np.abs(x) + np.abs(v) + 1e-300)).mean(axis=1) / n_updates
+
+
+@pytest.mark.parametrize("workers,batches", [(1, 10), (16, 100), (64, 9), (256, 300)])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_growth_rates_equal_the_numpy_recursion(workers, batches, nesterov):
+    """The compiled runs are the NumPy recursion's, bit for bit, from a
+    step that barely moves to one that overflows without rescaling."""
+    draws = epoch_staleness(workers, batches, n_updates=500, replicas=8)
+    for step_curvature in (1e-4, 0.1, 1.0, 5.0, 1e3):
+        np.testing.assert_array_equal(
+            growth_rates(MOMENTUM_GRID, step_curvature, nesterov=nesterov, draws=draws),
+            reference_growth_rates(MOMENTUM_GRID, step_curvature, draws, nesterov))
+
+
+def test_growth_runs_names_bad_input():
+    """The kernel refuses a delay its ring cannot hold and a ring that is
+    not a power of two."""
+    from pyasync import _core
+    stale = np.zeros((10, 2), dtype=np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.growth_runs(MOMENTUM_GRID, 0.1, stale + 4, 4, False, 5)
+    with pytest.raises(ValueError, match="inconsistent sizes"):
+        _core.growth_runs(MOMENTUM_GRID, 0.1, stale, 6, False, 5)
+    with pytest.raises(TypeError, match="int64"):
+        _core.growth_runs(MOMENTUM_GRID, 0.1, stale.astype(np.int32), 4, False, 5)
+
+
 def test_epoch_staleness_and_growth_rates_name_bad_input():
     """No workers, no minibatches, or a staleness law given twice or not at
     all get an error that says so."""
