@@ -1,9 +1,10 @@
-/* momentum="auto" for the MLPs: stale SGD with momentum on one quadratic
- * direction, a run per momentum and staleness replica (see
- * pyasync/momentum.py, growth_rates); each run keeps its own ring of past
- * points. */
+/* momentum="auto" for the MLPs: the staleness of the engine's epochs, and
+ * stale SGD with momentum on one quadratic direction, a run per momentum
+ * and staleness replica (see pyasync/momentum.py, epoch_staleness and
+ * growth_rates); each run keeps its own ring of past points. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pyasync_core.h"
 
@@ -68,5 +69,33 @@ int pa_growth_runs(const double *grid, int64_t c, double step_curvature,
             out[m * replicas + r] = log_scale[r] + log(fabs(x[r]) + fabs(v[r]) + 1e-300);
     }
     free(past); free(x); free(v); free(log_scale);
+    return 0;
+}
+
+int pa_epoch_staleness(const int64_t *picks, int64_t n_updates, int64_t replicas,
+                       int64_t workers, int64_t n_batches, int64_t *out)
+{
+    /* the minibatch each busy worker read, a row of workers a replica */
+    int64_t *read = malloc(sizeof(int64_t) * (size_t)(workers * replicas));
+    if (!read) return -1;
+    int64_t t = 0;
+    while (t < n_updates) {  /* an epoch */
+        memset(read, 0, sizeof(int64_t) * (size_t)(workers * replicas));
+        int64_t busy = workers;
+        const int64_t last = n_batches < n_updates - t ? n_batches : n_updates - t;
+        for (int64_t k = 0; k < last; k++, t++) {
+            const int64_t *pick = picks + t * replicas;
+            int64_t *stale = out + t * replicas;
+            const int leaves = workers + k >= n_batches;  /* no minibatch left to read */
+            for (int64_t r = 0; r < replicas; r++) {
+                int64_t *row = read + r * workers;
+                stale[r] = k - row[pick[r]];
+                /* a leaving worker's place goes to the last busy one */
+                row[pick[r]] = leaves ? row[busy - 1] : k + 1;
+            }
+            busy -= leaves;
+        }
+    }
+    free(read);
     return 0;
 }

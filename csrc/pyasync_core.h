@@ -165,6 +165,15 @@ int pa_growth_runs(const double *grid, int64_t c, double step_curvature,
                    const int64_t *stale, int64_t n_updates, int64_t replicas,
                    int64_t span, int nesterov, int64_t every, double *out);
 
+/* The staleness of n_updates x replicas updates of the MLP engines'
+ * epochs of n_batches minibatches, `workers` (at most n_batches) reading
+ * the first at the epoch's start: update t (the k-th of its epoch) is
+ * written by busy worker picks[t x replicas + r] (below the workers still
+ * busy), which reads the next minibatch or, with none left, leaves.
+ * Returns 0, or -1 when out of memory. */
+int pa_epoch_staleness(const int64_t *picks, int64_t n_updates, int64_t replicas,
+                       int64_t workers, int64_t n_batches, int64_t *out);
+
 /* Shuffles order in place as scikit-learn's SGD shuffles its rows with
  * `seed`; PA_NOMEM past 2^31 - 1 rows (its draws' range). */
 int pa_shuffle_order(int64_t *order, int64_t n, uint32_t seed);

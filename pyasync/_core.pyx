@@ -77,6 +77,7 @@ cdef extern from "pyasync_core.h":
                         const pa_engine_opts *, pa_epoch_stats *) nogil
     double pa_eta(const pa_linear_params *, double, int64_t) nogil
     int pa_shuffle_order(int64_t *, int64_t, uint32_t) nogil
+    int pa_epoch_staleness(const int64_t *, int64_t, int64_t, int64_t, int64_t, int64_t *) nogil
     int pa_growth_runs(const double *, int64_t, double, const int64_t *, int64_t, int64_t,
                        int64_t, int, int64_t, double *) nogil
     int pa_row_sample_grid(const double *, const double *, const double *, int64_t,
@@ -166,6 +167,26 @@ def shuffle_order(cnp.ndarray order, uint64_t seed):
         status = pa_shuffle_order(ptr, n, sk_seed)
     if status != PA_OK:
         raise ValueError(f"{n} rows to shuffle; at most 2147483647 are supported")
+
+
+def epoch_staleness_runs(cnp.ndarray picks, int64_t workers, int64_t n_batches):
+    """The staleness of the MLP engines' epochs (n_updates x replicas, as
+    picks; see momentum.epoch_staleness): picks[t, r] the busy worker that
+    writes update t of run r, below the workers still busy then."""
+    if picks.ndim != 2 or workers < 1 or n_batches < workers:
+        raise ValueError("epoch_staleness_runs: inconsistent sizes")
+    cdef int64_t n = picks.shape[0], replicas = picks.shape[1]
+    if n and (picks.min() < 0 or picks.max() >= workers):
+        raise ValueError("epoch_staleness_runs: a worker out of range")
+    cdef cnp.ndarray out = np.empty((n, replicas), dtype=np.int64)
+    cdef const int64_t *p = <int64_t *>_data(picks, np.int64, "picks")
+    cdef int64_t *o = <int64_t *>_data(out, np.int64, "out")
+    cdef int rc
+    with nogil:
+        rc = pa_epoch_staleness(p, n, replicas, workers, n_batches, o)
+    if rc != 0:
+        raise MemoryError("epoch_staleness_runs: out of memory")
+    return out
 
 
 def growth_runs(cnp.ndarray grid, double step_curvature, cnp.ndarray stale, int64_t span,

@@ -141,23 +141,14 @@ def epoch_staleness(n_workers, n_batches, round_robin=False, n_updates=2000, rep
                 turn = q % len(busy) if busy else 0
         reps = -(-n_updates // n_batches)
         return np.tile(np.array(epoch * reps, dtype=np.int64)[:n_updates, None], (1, replicas))
-    rng = np.random.RandomState(seed)
-    stale = np.zeros((n_updates, replicas), dtype=np.int64)
-    runs = np.arange(replicas)
-    t = 0
-    while t < n_updates:
-        read = np.zeros((replicas, workers), dtype=np.int64)
-        busy = workers
-        for k in range(min(n_batches, n_updates - t)):
-            q = rng.randint(0, busy, size=replicas)
-            stale[t] = k - read[runs, q]
-            if workers + k < n_batches:
-                read[runs, q] = k + 1
-            else:  # the worker leaves: the last busy one takes its place
-                read[runs, q] = read[runs, busy - 1]
-                busy -= 1
-            t += 1
-    return stale
+    # the k-th update of an epoch has workers - max(0, k - (n_batches -
+    # workers)) busy workers to pick from: the draws do not depend on the
+    # picks, so they are drawn at once (the same stream as one at a time)
+    k = np.arange(n_updates) % n_batches
+    busy = workers - np.maximum(0, k - (n_batches - workers))
+    picks = np.random.RandomState(seed).randint(0, busy[:, None], size=(n_updates, replicas))
+    from . import _core
+    return _core.epoch_staleness_runs(picks.astype(np.int64), workers, n_batches)
 
 
 def replayed_epoch_staleness(pmf, n_batches, n_updates=2000, replicas=32, seed=0):

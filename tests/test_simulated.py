@@ -600,9 +600,43 @@ def test_growth_rates_equal_the_numpy_recursion(workers, batches, nesterov):
             reference_growth_rates(MOMENTUM_GRID, step_curvature, draws, nesterov))
 
 
+def reference_epoch_staleness(n_workers, n_batches, n_updates, replicas, seed):
+    """epoch_staleness in NumPy: a uniformly random busy worker an update."""
+    workers = min(n_workers, n_batches)
+    rng = np.random.RandomState(seed)
+    stale = np.zeros((n_updates, replicas), dtype=np.int64)
+    runs = np.arange(replicas)
+    t = 0
+    while t < n_updates:
+        read = np.zeros((replicas, workers), dtype=np.int64)
+        busy = workers
+        for k in range(min(n_batches, n_updates - t)):
+            q = rng.randint(0, busy, size=replicas)
+            stale[t] = k - read[runs, q]
+            if workers + k < n_batches:
+                read[runs, q] = k + 1
+            else:
+                read[runs, q] = read[runs, busy - 1]
+                busy -= 1
+            t += 1
+    return stale
+
+
+@pytest.mark.parametrize("workers,batches", [(1, 1), (1, 10), (16, 100), (64, 9), (64, 3),
+                                             (300, 256), (5, 1000)])
+def test_epoch_staleness_equals_the_numpy_draws(workers, batches):
+    """The compiled epochs are the NumPy loop's, draw for draw, for whole
+    and cut epochs and one worker a minibatch."""
+    for n_updates, replicas, seed in ((2000, 32, 0), (17, 3, 5), (1, 1, 1)):
+        np.testing.assert_array_equal(
+            epoch_staleness(workers, batches, n_updates=n_updates, replicas=replicas, seed=seed),
+            reference_epoch_staleness(workers, batches, n_updates, replicas, seed))
+
+
 def test_growth_runs_names_bad_input():
-    """The kernel refuses a delay its ring cannot hold and a ring that is
-    not a power of two."""
+    """The kernels refuse a delay the ring cannot hold, a ring that is not
+    a power of two, a worker that is not there and more workers than
+    minibatches."""
     from pyasync import _core
     stale = np.zeros((10, 2), dtype=np.int64)
     with pytest.raises(ValueError, match="out of range"):
@@ -611,6 +645,10 @@ def test_growth_runs_names_bad_input():
         _core.growth_runs(MOMENTUM_GRID, 0.1, stale, 6, False, 5)
     with pytest.raises(TypeError, match="int64"):
         _core.growth_runs(MOMENTUM_GRID, 0.1, stale.astype(np.int32), 4, False, 5)
+    with pytest.raises(ValueError, match="worker out of range"):
+        _core.epoch_staleness_runs(stale + 3, 3, 10)
+    with pytest.raises(ValueError, match="inconsistent sizes"):
+        _core.epoch_staleness_runs(stale, 4, 3)
 
 
 def test_epoch_staleness_and_growth_rates_name_bad_input():
