@@ -148,7 +148,8 @@ def epoch_staleness(n_workers, n_batches, round_robin=False, n_updates=2000, rep
     busy = workers - np.maximum(0, k - (n_batches - workers))
     picks = np.random.RandomState(seed).randint(0, busy[:, None], size=(n_updates, replicas))
     from . import _core
-    return _core.epoch_staleness_runs(picks.astype(np.int64), workers, n_batches)
+    return _core.epoch_staleness_runs(np.ascontiguousarray(picks, dtype=np.int64), workers,
+                                      n_batches)
 
 
 def replayed_epoch_staleness(pmf, n_batches, n_updates=2000, replicas=32, seed=0):
