@@ -64,7 +64,8 @@ it when the engine changes), and --auto-only leaves out probe and
 "total 0.9", so that a change to auto is measured again quickly.
 --oracle-seed S runs the grid at seed S too, and its best momentum at
 --seed ("known best", as in bench_auto_momentum: how close knowing the
-problem's best momentum, but not the seed's, comes)."""
+problem's best momentum, but not the seed's, comes). Each summary line
+is followed by its counts by workers."""
 import argparse
 import os
 import time
@@ -403,12 +404,13 @@ def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=
           f"{'ratio':>6} {'auto mu':>7} {'1st mu':>6} {'probe':>6} {'probed':>6} {'+probed':>7} "
           f"{'total 0.9':>9} {'time x':>13}{' known best' if oracle_seed is not None else ''}")
     pool = Pool(jobs) if jobs > 1 else None
-    ratios, epochs_by_case = [], {}
+    ratios, workers, epochs_by_case = [], [], {}
     for args, (line, case_ratios, counts) in zip(
             cases, pool.imap(case, cases) if pool else map(case, cases)):
         print(line, flush=True)
         if case_ratios is not None:
             ratios.append(case_ratios)
+            workers.append(args[5])
             epochs_by_case[args[0], args[5], args[6]] = counts
     if pool:
         pool.close()
@@ -419,8 +421,11 @@ def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=
         if np.isnan(r).all():
             continue
         print(f"{label}: within {RATIO:g}x of the best fixed momentum in {np.sum(r <= RATIO)} of "
-              f"{r.size} cases; median {np.median(r):.2f}; target missed in "
+              f"{r.size} cases; median {np.nanmedian(r):.2f}; target missed in "
               f"{np.sum(np.isinf(r))}")
+        by_workers = [f"M={M} {np.sum(r[np.array(workers) == M] <= RATIO)}/"
+                      f"{np.sum(np.array(workers) == M)}" for M in Ms]
+        print(f"  by workers: {', '.join(by_workers)}")
     return epochs_by_case
 
 
