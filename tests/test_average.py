@@ -147,8 +147,8 @@ def test_average_on_every_engine(sparse, momentum):
     iterate. Racy threads on dense rows are only held to beating the
     majority class by 0.05: two threads that run at once overwrite each
     other's changes to the weights (and the one velocity), which the
-    average still counts (300 fits on 2 idle cores: 0.653-0.778 without
-    momentum, 0.627-0.778 with 0.5, against scikit-learn's 0.7745;
+    average still counts (600 fits on 2 idle cores: 0.653-0.778 without
+    momentum, 0.606-0.778 with 0.5, against scikit-learn's 0.7745;
     atomic 0.758-0.781; README). (Locked threads average too; an unfair
     lock lets one thread run far ahead of the clock that orders the
     iterates, so their accuracy is not held to it.)"""
