@@ -415,6 +415,7 @@ def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=
     if pool:
         pool.close()
     ratios = np.array(ratios).reshape(-1, 5)
+    workers = np.array(workers)
     labels = ("auto (all its updates)", "probe, fit epochs", "probe, probed updates counted",
               "total 0.9", f"seed {oracle_seed}'s best fixed momentum")
     for label, r in zip(labels, ratios.T):
@@ -423,8 +424,8 @@ def run(which="design", seed=0, jobs=1, quick=False, grid_cache=None, auto_only=
         print(f"{label}: within {RATIO:g}x of the best fixed momentum in {np.sum(r <= RATIO)} of "
               f"{r.size} cases; median {np.nanmedian(r):.2f}; target missed in "
               f"{np.sum(np.isinf(r))}")
-        by_workers = [f"M={M} {np.sum(r[np.array(workers) == M] <= RATIO)}/"
-                      f"{np.sum(np.array(workers) == M)}" for M in Ms]
+        by_workers = [f"M={M} {np.sum(r[workers == M] <= RATIO)}/{np.sum(workers == M)}"
+                      for M in Ms]
         print(f"  by workers: {', '.join(by_workers)}")
     return epochs_by_case
 
