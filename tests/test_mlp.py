@@ -907,7 +907,7 @@ def test_bad_data():
 
 # -- Ctrl-C ----------------------------------------------------------------------
 CHILD = r"""
-import json, signal, time, warnings
+import json, signal, traceback, warnings
 import numpy as np
 from pyasync import AsyncMLPClassifier
 # a child of a shell's background job starts with SIGINT ignored
@@ -923,8 +923,8 @@ print("READY", flush=True)
 out = {}
 try:
     est.fit(X, y)
-except KeyboardInterrupt:
-    out["caught"] = time.monotonic()
+except KeyboardInterrupt as exc:
+    out["frames"] = [f.name for f in traceback.extract_tb(exc.__traceback__)]
     out["unfitted"] = not hasattr(est, "coefs_")
 print("RESULT " + json.dumps(out), flush=True)
 """
@@ -933,24 +933,29 @@ print("RESULT " + json.dumps(out), flush=True)
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
                     reason="needs POSIX signals")
 def test_sigint_stops_the_fit():
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD)
-    try:
-        assert proc.stdout.readline().strip() == "READY"
-        time.sleep(1.0)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-    assert line, err
-    res = json.loads(line[-1][len("RESULT "):])
-    assert "caught" in res, "the fit was never interrupted"
-    assert res["caught"] - sent < 1.0
-    assert res["unfitted"]
+    """SIGINT raises KeyboardInterrupt from inside the compiled epoch (its
+    workers poll for signals), not at the epoch's end; in the rare case it
+    lands in the Python code between epochs, try again, later each time."""
+    for attempt in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD)
+        try:
+            assert proc.stdout.readline().strip() == "READY"
+            time.sleep(1.0 * 2 ** attempt)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+        assert line, err
+        res = json.loads(line[-1][len("RESULT "):])
+        assert "frames" in res, "the fit was never interrupted"
+        assert res["unfitted"]
+        if any(f.endswith("mlp_epoch") for f in res["frames"]):
+            return
+    pytest.fail(f"the signal never landed mid-epoch: {res['frames']}")
 
 
 @pytest.mark.parametrize("n_workers", [1, 4, 16])
