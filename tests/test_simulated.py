@@ -683,6 +683,18 @@ def test_epoch_staleness_of_a_synchronous_epoch():
     np.testing.assert_allclose(one_worker, growth_rates(MOMENTUM_GRID, 0.3, [1.0]))
 
 
+def test_heaviest_stable_skips_an_island_of_stability():
+    """Heavy ball at 64 workers' epoch delays (113 minibatches an epoch):
+    momenta 0 to 0.6 grow, 0.8 shrinks by a hair; the choice is the
+    heaviest of the stable run that starts at the lightest momentum."""
+    draws = epoch_staleness(64, 113)
+    rates = growth_rates(MOMENTUM_GRID, 0.0247, nesterov=False, draws=draws)
+    chosen = heaviest_stable(MOMENTUM_GRID, 0.0247, nesterov=False, draws=draws)
+    k = int(np.flatnonzero(MOMENTUM_GRID == chosen)[0])
+    assert np.all(rates[:k + 1] < 0.0) and rates[k + 1] >= 0.0
+    assert np.any(rates[k + 1:] < 0.0), "no island above the choice: the case tests nothing"
+
+
 @pytest.mark.filterwarnings("error")
 def test_heaviest_stable_at_extreme_curvatures():
     """A step far past any stability overflows nothing (the lowest momentum
