@@ -328,6 +328,7 @@ class AutoMomentum:
         self.step_climb_undone = False
         self.safe = None           # the model after the best epoch (or at the start)
         self.rolled_back = set()   # epochs undone: their losses say nothing of the model
+        self.floor = -0.9          # the lightest momentum left to choose (`recover`)
 
     def keep_safe(self, state):
         """Copies the model (weights, intercept, L1 accumulators, averaged
@@ -358,11 +359,17 @@ class AutoMomentum:
             if mean_loss < self.best_loss:
                 self.keep_safe(state)
             return False
-        if self.current <= -0.9:
-            # at the lowest momentum there is nothing safer to try: going
+        lift = False
+        if self.current <= self.floor:
+            # at the lowest momentum there is nothing lighter to try: going
             # back would rerun the same epoch for good (a finite climb there
-            # is a transient the fit rides out; a divergence raises)
-            return False
+            # is a transient the fit rides out). A divergence goes back once
+            # with the floor lifted: under long delays a heavy negative
+            # momentum oscillates itself apart where a lighter one converges
+            # (64 workers: -0.9 diverges, -0.7 converges); a second raises.
+            if np.isfinite(mean_loss) or self.floor > -0.9:
+                return False
+            lift = True
         for key, value in self.safe.items():
             if isinstance(value, np.ndarray):
                 state[key][...] = value
@@ -371,7 +378,9 @@ class AutoMomentum:
         for key in ("v", "vb"):
             if state.get(key) is not None:
                 state[key].fill(0.0)
-        if steps_climb:
+        if lift:
+            self.floor = -0.9 + self.BLOW_UP_STEP
+        elif steps_climb:
             self.step_climb_undone = True
         else:
             self.cap = max(-0.9, min(self.cap, self.current) - self.BLOW_UP_STEP)
@@ -419,8 +428,8 @@ class AutoMomentum:
                 self.stalled = 0
                 if self.undo is not None:  # the drop brought no new best: back, and stay
                     self.cap, self.undo, self.settled = self.undo, None, True
-                elif not self.settled and self.current > MOMENTUM_GRID[0]:
-                    # (at the grid's floor there is nothing lower to try: a cap
+                elif not self.settled and self.current > self.floor:
+                    # (at the floor there is nothing lower to try: a cap
                     # there would hold every later choice to it)
                     self.undo = min(self.cap, self.current)
                     self.cap = max(-0.9, self.undo - self.CAP_STEP)
@@ -429,7 +438,7 @@ class AutoMomentum:
             choice = self.propose(epoch, w, b, eta, memory)
             if choice is not None:
                 self.choice = choice
-        self.current = float(round(min(self.choice, self.cap), 10))
+        self.current = float(round(max(self.floor, min(self.choice, self.cap)), 10))
         return self.current
 
     def propose(self, epoch, w, b, eta, memory):

@@ -1341,6 +1341,31 @@ def test_auto_momentum_keeps_a_climb_at_the_lowest_momentum(monkeypatch):
     assert_same_weights(auto, fixed)
 
 
+def test_auto_momentum_lifts_the_floor_where_the_lowest_momentum_diverges(monkeypatch):
+    """At 64 workers heavy negative momentum can oscillate itself apart: a
+    fit held at -0.9 diverges (and raises), where momentum="auto" goes back
+    to the best epoch's start with the floor lifted to -0.5, and ends
+    finite."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto, "heaviest_stable", lambda *args, **kwargs: -0.9)
+    X, y = make_regression(1500, 40, n_informative=25, noise=5.0, random_state=64)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    kw = dict(hidden_layer_sizes=(128,), batch_size=40, learning_rate_init=0.03, max_iter=30,
+              tol=0, n_iter_no_change=100, asynchrony="simulated", n_workers=64,
+              random_state=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(ValueError, match="diverged"):
+            AsyncMLPRegressor(momentum=-0.9, **kw).fit(X, y)
+        auto = AsyncMLPRegressor(momentum="auto", **kw).fit(X, y)
+    lifted = auto.momentum_curve_.index(-0.5)
+    assert set(auto.momentum_curve_[:lifted]) == {-0.9}
+    assert not np.isfinite(auto.loss_curve_[lifted - 1])  # the divergence, undone
+    assert set(auto.momentum_curve_[lifted:]) == {-0.5}
+    assert all(np.all(np.isfinite(c)) for c in auto.coefs_)
+    assert auto.loss_curve_[-1] < auto.loss_curve_[0]
+
+
 def test_auto_momentum_rolls_back_to_where_the_best_epoch_started(monkeypatch):
     """At 32 workers an epoch of 28 batches is read wholly at its start:
     its loss is the loss where it began, and where it ended may already

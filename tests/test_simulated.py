@@ -1112,12 +1112,18 @@ def test_auto_momentum_recover_restores_the_best_model_at_rest():
     assert not auto.recover(3, state, 1e6)
     assert auto.recover(4, state, np.inf)
     assert auto.rolled_back == {1, 2, 4}
-    auto.current = -0.9                       # nothing lower to try: a divergence stands,
-    assert not auto.recover(5, state, np.inf)
+    auto.current = -0.9                       # nothing lower to try: a climb is kept
     auto.start_loss = 1.0
     state["w"][:] = 9.0
-    assert not auto.recover(6, state, 1e6)    # and a climb is kept (undoing it would loop)
+    assert not auto.recover(5, state, 1e6)    # (undoing it would loop)
     assert state["w"] == pytest.approx([9.0] * 3) and auto.rolled_back == {1, 2, 4}
+    assert auto.recover(6, state, np.inf)     # a divergence goes back, the floor lifted
+    assert state["w"] == pytest.approx([1.0] * 3) and auto.floor == pytest.approx(-0.5)
+    auto.cap = -0.9
+    assert auto.choose(7, None, None, np.zeros(3), 0.1, []) == pytest.approx(-0.5)
+    assert not auto.recover(7, state, 1e6)    # the new floor keeps a climb
+    assert not auto.recover(8, state, np.inf)  # and a second divergence stands
+    assert auto.rolled_back == {1, 2, 4, 6}
 
 
 def test_auto_momentum_undoes_a_climb_every_momentum_makes_once_and_keeps_the_cap():
