@@ -6,16 +6,12 @@ or with its previous weights) and able to fit again.
 
 Each case runs in a subprocess, so that a crash or a hang cannot take
 pytest down with it."""
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from child import CHILD_CWD
+import child
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir("/proc/self/task") or not hasattr(signal, "SIGINT"),
@@ -91,39 +87,10 @@ print("RESULT " + json.dumps(out), flush=True)
 """
 
 
-def interrupt(engine, prefit, delay=0.5):
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, engine, str(int(prefit))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=CHILD_CWD)
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "READY", (line, proc.stderr.read())
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, f"child died with {proc.returncode}:\n{err}"
-    results = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-    assert results, f"no result:\n{out}\n{err}"
-    res = json.loads(results[-1][len("RESULT "):])
+def interrupt_mid_epoch(engine, prefit):
+    res = child.interrupt_mid_epoch(CHILD, "linear_epoch", (engine, str(int(prefit))))
     assert "error" not in res, res["error"]
     return res
-
-
-def interrupt_mid_epoch(engine, prefit):
-    """The signal must land inside the compiled epoch (`linear_epoch` in the
-    traceback); in the rare case it lands in the Python code around the
-    epochs, try again, later each time: on a loaded machine the checks
-    before the first epoch can outlast the first delay."""
-    for attempt in range(5):
-        res = interrupt(engine, prefit, delay=0.5 * 2 ** attempt)
-        if any("linear_epoch" in f for f in res["frames"]):
-            return res
-    pytest.fail(f"the signal never landed mid-epoch: {res['frames']}")
 
 
 @pytest.mark.parametrize("prefit", [False, True], ids=["unfitted", "prefitted"])

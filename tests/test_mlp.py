@@ -4,13 +4,10 @@ against a plain-numpy reference, scikit-learn's MLP*(solver="sgd") matched
 to rounding with one worker, accuracy on digits with two threads, the
 simulated engine's determinism and schedules, bad input, Ctrl-C."""
 import inspect
-import json
 import os
 import pickle
 import signal
-import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -29,7 +26,7 @@ from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, _mlp
 from pyasync.mlp import HIST_LEN
 from pyasync.momentum import epoch_staleness, heaviest_stable, replayed_epoch_staleness
 
-from child import CHILD_CWD
+from child import interrupt_mid_epoch
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 
@@ -933,29 +930,8 @@ print("RESULT " + json.dumps(out), flush=True)
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32",
                     reason="needs POSIX signals")
 def test_sigint_stops_the_fit():
-    """SIGINT raises KeyboardInterrupt from inside the compiled epoch (its
-    workers poll for signals), not at the epoch's end; in the rare case it
-    lands in the Python code between epochs, try again, later each time."""
-    for attempt in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD)
-        try:
-            assert proc.stdout.readline().strip() == "READY"
-            time.sleep(1.0 * 2 ** attempt)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-        assert line, err
-        res = json.loads(line[-1][len("RESULT "):])
-        assert "frames" in res, "the fit was never interrupted"
-        assert res["unfitted"]
-        if any(f.endswith("mlp_epoch") for f in res["frames"]):
-            return
-    pytest.fail(f"the signal never landed mid-epoch: {res['frames']}")
+    res = interrupt_mid_epoch(CHILD, "mlp_epoch", delay=1.0)
+    assert res["unfitted"]
 
 
 @pytest.mark.parametrize("n_workers", [1, 4, 16])
