@@ -103,7 +103,8 @@ class MLPAutoMomentum(AutoMomentum):
     """`AutoMomentum`'s closed loop (the stall cap, the blow-up rollback) with
     the choice made before a fit's first epoch, from the starting weights.
     By default (`probe` False) it is the model's: the heaviest
-    momentum of the grid under which stale SGD shrinks on a quadratic
+    momentum of the grid under which (and under every lighter one down to
+    the lightest stable) stale SGD shrinks on a quadratic
     direction of a share (CURVATURE_SHARE, by the output's loss) of
     the top curvature (`top_curvature`),
     its delays those of the engine's epochs, whose workers (`probe_engine`,
