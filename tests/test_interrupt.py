@@ -1,8 +1,8 @@
 """Ctrl-C during a fit: SIGINT sent to a fit in progress (n_jobs=4 threads,
 or the simulated engine) must raise KeyboardInterrupt from inside the
 compiled epoch (its workers poll for signals, so Ctrl-C does not wait for
-the epoch's end), with every worker thread joined, the estimator left as it was (unfitted,
-or with its previous weights) and able to fit again.
+the epoch's end), with every worker thread joined, the estimator left as
+it was (unfitted, or with its previous weights) and able to fit again.
 
 Each case runs in a subprocess, so that a crash or a hang cannot take
 pytest down with it."""
