@@ -304,8 +304,9 @@ class AutoMomentum:
     BLOW_UP_STEP = 0.4
 
     def __init__(self, X, y, params, engine, target, seed, epoch_rows=None,
-                 sample_weight=None, measured=None):
+                 sample_weight=None, measured=None, rows=None):
         self.X, self.y, self.params = X, y, params
+        self.rows = rows   # the rows the fit learns on (None: all)
         # the fit's threads (idle while it chooses) run the simulations, no
         # more than the cores: threads beyond them do not run at once
         self.n_threads = min(engine.get("n_threads", engine.get("n_jobs", 1)), usable_cores())
@@ -447,7 +448,8 @@ class AutoMomentum:
         prm = self.params
         sample = row_sample(self.X, self.y, w, b, prm["loss"], prm["loss_param"],
                             prm["fit_intercept"], prm["intercept_decay"], self.rng,
-                            sample_weight=self.sample_weight, memory=memory)
+                            sample_weight=self.sample_weight, memory=memory,
+                            candidates=self.rows)
         if epoch == 0:  # the reference a blow-up is judged by
             self.start_loss = sample_loss(sample, prm["loss"], prm["loss_param"])
         peaks = []
@@ -538,7 +540,8 @@ def fit_epochs(X, y, sample_weight, *, params, coef, intercept, velocity,
     if params["momentum"] == "auto":
         auto = AutoMomentum(X, y, params, engine, target_momentum, seed,
                             epoch_rows=len(train_idx), sample_weight=sample_weight,
-                            measured=measured_staleness)
+                            measured=measured_staleness,
+                            rows=train_idx if len(train_idx) < X.shape[0] else None)
         params = dict(params, momentum=0.0)
     X_engine = engine_input(X)
     # unit weights would cost a cache miss a row for nothing

@@ -359,7 +359,7 @@ def dense(product):
 
 
 def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng,
-               max_rows=None, sample_weight=None, memory=1.0):
+               max_rows=None, sample_weight=None, memory=1.0, candidates=None):
     """A row sample of the problem in its own row space: SGD from w never
     leaves w + span of the rows it visits, so simulating it needs only the
     sample's Gram matrix K and predictions, and keeps the real loss, whose
@@ -393,13 +393,21 @@ def row_sample(X, y, w, b, loss, loss_param, fit_intercept, intercept_decay, rng
 
     A row's update is its sample weight times the step (the loss watched,
     like the fit's, is unweighted): row i of K and of the held-out
-    products is scaled by it, the row the simulation's update reads."""
+    products is scaled by it, the row the simulation's update reads.
+
+    `candidates`: the rows the fit learns on (None: all of X's), the only
+    ones sampled: early stopping's held-out rows are not the fit's."""
     n, d = X.shape
+    if candidates is not None:
+        candidates = np.sort(np.asarray(candidates, dtype=np.int64))
+        n = candidates.size
     m = sample_size(X) if max_rows is None else max_rows
     independent = sparse_rows(X) or d >= m
     rescaled = n > m and independent and memory >= MEMORY_KEPT
     held = 0 if rescaled or n <= m else min(n - m, int(HELD_FRACTION * m))
     rows = rng.choice(n, m + held, replace=False) if n > m else np.arange(n)
+    if candidates is not None:
+        rows = candidates[rows]
     rows, held_rows = np.sort(rows[:m]), np.sort(rows[m:])
     Xs = X[rows]
     p = np.asarray(Xs @ w, dtype=np.float64).ravel() + b

@@ -1126,6 +1126,30 @@ def test_auto_momentum_recover_restores_the_best_model_at_rest():
     assert auto.rolled_back == {1, 2, 4, 6}
 
 
+def test_auto_momentum_samples_only_the_rows_it_learns_on():
+    """Early stopping's held-out rows are not the fit's: the choice made
+    before the first epoch is the one a fit on the training rows alone
+    makes (the same rows drawn from them), whatever the held-out rows
+    hold."""
+    from sklearn.datasets import make_regression
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import ShuffleSplit
+    X, y = make_regression(3000, 10, noise=1.0, random_state=0)
+    y = y / y.std()
+    kw = dict(momentum="auto", max_iter=1, tol=None, asynchrony="simulated", n_workers=16,
+              eta0=0.05, learning_rate="constant", random_state=0)
+    train, held = next(ShuffleSplit(test_size=0.3, random_state=0).split(X))
+    train = np.sort(train)  # the sample keeps the data's row order
+    y_far = y.copy()
+    y_far[held] = 1e3 * np.sign(y[held])  # nothing like the rows learnt on
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        alone = AsyncSGDRegressor(**kw).fit(X[train], y[train]).momentum_curve_[0]
+        early = [AsyncSGDRegressor(early_stopping=True, validation_fraction=0.3, **kw)
+                 .fit(X, target).momentum_curve_[0] for target in (y, y_far)]
+    assert early == [alone, alone]
+
+
 def test_auto_momentum_undoes_a_climb_every_momentum_makes_once_and_keeps_the_cap():
     """A climb within ten times the least any simulated momentum climbed to
     is the step's: the first goes back (a decaying step has shrunk since)
