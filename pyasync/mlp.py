@@ -347,8 +347,9 @@ class _BaseAsyncMLP(BaseEstimator):
                                    self.target_momentum, seed, n_train,
                                    self.momentum_ if goes_on else None,
                                    probe=self.momentum == "probe", sample_weight=sw_engine,
-                                   epochs_before=len(self.loss_curve_) if goes_on else 0)
-            if backend is None:  # the Ray server holds its own model
+                                   epochs_before=len(self.loss_curve_) if goes_on else 0,
+                                   loop=self._auto_loop if goes_on else None)
+            if backend is None and auto.safe is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:
             for it in range(self.max_iter):
@@ -373,7 +374,10 @@ class _BaseAsyncMLP(BaseEstimator):
                 diverged = (res["diverged"] or not np.isfinite(res["sumloss"])
                             or not np.all(np.isfinite(w)))
                 loss = np.inf if diverged else res["sumloss"] / n_train
-                if auto is not None and backend is None and auto.recover(it, model, loss):
+                # epochs are counted where choose() finds them: in the whole
+                # loss curve, a fit that goes on included
+                if auto is not None and backend is None and auto.recover(
+                        len(st["loss_curve_"]), model, loss):
                     diverged = False  # rolled back to the best epoch's model
                 if diverged:
                     raise ValueError(
@@ -447,8 +451,12 @@ class _BaseAsyncMLP(BaseEstimator):
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.n_iter_ = n_iter
         self.staleness_ = StalenessStats.from_counts(hist, stale_sum, stale_max)
-        self.momentum_ = float(params["momentum"])
+        # a fit that goes on starts from it: below the last epoch's where
+        # that one was rolled back
+        self.momentum_ = float(params["momentum"] if auto is None else auto.going_on())
         self._momentum_chosen = auto is not None
+        # where a fit that goes on takes the closed loop on from
+        self._auto_loop = None if auto is None else auto.loop_state()
         self.probe_updates_ = 0 if auto is None else auto.probe_updates
         self.implicit_momentum_ = (fit_geometric(self.staleness_).implicit_momentum
                                    if self.staleness_.n_measured else 0.0)

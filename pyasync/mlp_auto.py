@@ -143,7 +143,7 @@ class MLPAutoMomentum(AutoMomentum):
     CAP_STEP = 0.1
 
     def __init__(self, X, Y, params, engine, target, seed, n_rows, initial=None,
-                 probe=False, sample_weight=None, epochs_before=0):
+                 probe=False, sample_weight=None, epochs_before=0, loop=None):
         # an epoch's updates are its minibatches
         n_batches = -(-n_rows // params["batch_size"])
         super().__init__(None, None, params, engine, target, seed, epoch_rows=n_batches)
@@ -159,6 +159,8 @@ class MLPAutoMomentum(AutoMomentum):
         self.staleness = None  # the model's delays: drawn once, on its first choice
         if initial is not None:
             self.choice = initial
+        if loop is not None:  # a fit that goes on: where its last call left the loop
+            self.resume(loop)
 
     def resamples(self, epoch):
         epoch += self.epochs_before
@@ -195,9 +197,11 @@ class MLPAutoMomentum(AutoMomentum):
 
     def measure_references(self, w, rows):
         """The losses the closed loop judges epochs by, on `rows`: the
-        start's at w (a blow-up's reference, returned) and a constant
-        prediction's (`collapsed`)."""
-        self.start_loss = self.batch_losses(w, rows)
+        start's at w (a blow-up's reference, returned; unless a fit that
+        goes on brought its first call's) and a constant prediction's
+        (`collapsed`)."""
+        if not np.isfinite(self.start_loss):
+            self.start_loss = self.batch_losses(w, rows)
         self.null_loss = self.null_losses(rows)
         return self.start_loss
 
@@ -228,7 +232,16 @@ class MLPAutoMomentum(AutoMomentum):
 
     def choose(self, epoch, w, b, staleness, eta, loss_curve, memory=1.0):
         self.epoch_start = w.copy()
+        if epoch == 0 and self.target is None and not self.resamples(epoch):
+            # a fit that goes on keeps its momentum without a choice, yet
+            # its blow-ups are judged as a fresh fit's: against the model
+            # its first call started from and a constant prediction
+            self.measure_references(w, self.reference_rows())
         return super().choose(epoch, w, b, staleness, eta, loss_curve, memory)
+
+    def reference_rows(self):
+        """The rows the model's curvature and references are measured on."""
+        return np.sort(self.rng.permutation(self.n_rows)[:CURVATURE_ROWS]).astype(np.int64)
 
     def keep_safe(self, state):
         """Keeps the weights the epoch started from, not those it ended
@@ -248,8 +261,8 @@ class MLPAutoMomentum(AutoMomentum):
 
     def model_choice(self, w, eta):
         """The heaviest momentum stale SGD is stable under (see the class)."""
-        rows = np.sort(self.rng.permutation(self.n_rows)[:CURVATURE_ROWS]).astype(np.int64)
-        if not np.isfinite(self.start_loss):
+        rows = self.reference_rows()
+        if not np.isfinite(self.null_loss):
             self.measure_references(w, rows)
 
         def gradient(point):

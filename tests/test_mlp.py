@@ -1295,6 +1295,50 @@ def test_auto_momentum_rolls_back_an_epoch_that_diverges(monkeypatch):
     assert est.score(X, y) > 0.99
 
 
+@pytest.mark.parametrize("goes_on", ["partial_fit", "warm_start"])
+def test_auto_momentum_goes_on_undoing_blow_ups(goes_on):
+    """A fit that goes on (partial_fit calls, warm_start) keeps the closed
+    loop's caps, references and model to go back to: an epoch that blows
+    up is undone and the momentum capped lower there too, as in one fit
+    (here 64 workers throw momentum 0.7 to 3.5 times the first epoch's
+    loss), instead of riding the climb on."""
+    X, y = make_classification(600, 8, n_classes=3, n_informative=4, random_state=0)
+    kw = dict(asynchrony="simulated", n_workers=64, momentum="auto", random_state=0,
+              shuffle=False, hidden_layer_sizes=(6,), batch_size=8, learning_rate_init=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        whole = AsyncMLPClassifier(max_iter=9, **kw).fit(X, y)
+        if goes_on == "partial_fit":
+            est = AsyncMLPClassifier(**kw)
+            for _ in range(9):
+                est.partial_fit(X, y, classes=[0, 1, 2])
+        else:
+            est = AsyncMLPClassifier(max_iter=1, warm_start=True, **kw).fit(X, y)
+            est.set_params(max_iter=8).fit(X, y)
+    for fit in (whole, est):
+        assert fit.loss_curve_[1] > 3 * fit.loss_curve_[0]        # the blow-up
+        assert fit.momentum_curve_[2] == pytest.approx(fit.momentum_curve_[1] - 0.4)
+        assert fit.loss_curve_[-1] < 0.5 * fit.loss_curve_[0]
+
+
+def test_auto_momentum_warm_start_counts_undone_epochs_where_they_stand(monkeypatch):
+    """A warm-started fit's undone epoch sits after the earlier fit's in
+    loss_curve_, and is left out of the stall rule there: the momentum
+    capped by the rollback holds until real epochs stop improving."""
+    from pyasync import mlp_auto
+    monkeypatch.setattr(mlp_auto.MLPAutoMomentum, "propose", lambda self, *a: 0.9)
+    X, y = make_regression(500, 10, noise=1.0, random_state=0)
+    X, y = StandardScaler().fit_transform(X), y / y.std()
+    kw = dict(hidden_layer_sizes=(8,), activation="identity", max_iter=2, batch_size=8,
+              learning_rate_init=0.3, asynchrony="simulated", n_workers=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = AsyncMLPRegressor(momentum=0.0, **kw).fit(X, y)
+        est.set_params(momentum="auto", warm_start=True, max_iter=3).fit(X, y)
+    assert est.loss_curve_[2] == np.inf                       # 0.9 diverged, undone
+    assert est.momentum_curve_[2:] == pytest.approx([0.9, 0.5, 0.5])
+
+
 def test_auto_momentum_keeps_a_climb_at_the_lowest_momentum(monkeypatch):
     """At -0.9 nothing safer is left to roll back to: an epoch that climbs
     past the blow-up bound is kept (rerunning it would loop), so the fit
