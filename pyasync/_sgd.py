@@ -46,16 +46,32 @@ def in_input_precision(values, dtype):
     return cast
 
 
-def warn_if_climbed(loss_curve, step_name):
+def warn_if_climbed(loss_curve, step_name, predicting_zero=None):
     """A ConvergenceWarning where a fit ended with its loss CLIMBED times its
-    first epoch's or more: finite, so nothing raised, but diverging."""
+    first epoch's or more: finite, so nothing raised, but diverging; or,
+    given `predicting_zero` (a regressor's loss at predictions 0), CLIMBED
+    times that: a fit that blew up within its first epoch, whose later
+    epochs may even fall, is worse than no model."""
     finite = [loss for loss in loss_curve if np.isfinite(loss)]
+    advice = (f"Lower {step_name} or the momentum (asynchrony adds about 1 - 1/M for M "
+              "workers; negative momentum is allowed), or use momentum='auto'.")
     if len(finite) >= 2 and finite[0] > 0 and finite[-1] >= CLIMBED * finite[0]:
         warnings.warn(
             f"The loss climbed from {finite[0]:.4g} (first epoch) to {finite[-1]:.4g} "
-            f"(last): the fit is diverging. Lower {step_name} or the momentum "
-            "(asynchrony adds about 1 - 1/M for M workers; negative momentum is "
-            "allowed), or use momentum='auto'.", ConvergenceWarning)
+            f"(last): the fit is diverging. {advice}", ConvergenceWarning)
+    elif finite and predicting_zero and finite[-1] >= CLIMBED * predicting_zero:
+        warnings.warn(
+            f"The loss ended at {finite[-1]:.4g}, over {CLIMBED:g} times that of predicting "
+            f"0 ({predicting_zero:.4g}): the fit blew up. Scale the input "
+            f"(StandardScaler) or {advice[0].lower()}{advice[1:]}", ConvergenceWarning)
+
+
+def loss_predicting_zero(loss, loss_param, y, rows, max_rows=1000):
+    """The mean loss of predictions 0 over `rows` of y (evenly spaced, at
+    most `max_rows` of them): a regressor's reference for a fit that blew up."""
+    rows = np.asarray(rows)[::max(1, -(-len(rows) // max_rows))]
+    return float(np.mean([_core.loss_value(loss, loss_param, float(y[i]), 0.0)
+                          for i in rows])) if rows.size else 0.0
 
 
 def unchanged_on_failure(fit_method):

@@ -383,7 +383,7 @@ class _BaseAsyncSGD(BaseEstimator):
             warnings.warn("Maximum number of iteration reached before "
                           "convergence. Consider increasing max_iter to "
                           "improve the fit.", ConvergenceWarning)
-        _sgd.warn_if_climbed(self.loss_curve_, "eta0")
+        _sgd.warn_if_climbed(self.loss_curve_, "eta0", getattr(self, "_loss_predicting_zero", None))
 
     def __sklearn_is_fitted__(self):
         # validation sets n_features_in_ before a fit can fail
@@ -830,6 +830,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         params = self._engine_params(sp.issparse(X))
         if momenta is not None:
             params["momentum"] = momenta[0]
+        predicting_zero = _sgd.loss_predicting_zero(params["loss"], params["loss_param"], y, train)
         measured = getattr(self, "staleness_", None) if velocity_given else None
         sums, counts = self._average_start(velocity_given, 1, n_features)
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
@@ -848,6 +849,7 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.n_iter_ = res["n_iter"]
         self.t_ = self._clock_after(res["t"], X.shape[0], t)
         self.loss_curve_ = res["loss_curve"]
+        self._loss_predicting_zero = predicting_zero  # what a blown-up fit is judged by
         self.momentum_curve_ = res["momentum_curve"]
         self.staleness_ = res["staleness"]
         self._set_momentum_attributes(res["momentum"])

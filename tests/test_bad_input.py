@@ -644,6 +644,24 @@ def test_a_fit_that_climbs_away_says_so(Est):
             pytest.fail("diverged to non-finite instead of climbing")
 
 
+@pytest.mark.parametrize("scale", [1.0, 50.0])
+def test_a_regressor_that_blew_up_in_its_first_epoch_says_so(scale):
+    """Unscaled rows (x 50) at the default step: the first epoch blows the
+    loss up to ~1e26 and the decaying step brings it down from there, so
+    it never climbs past the first epoch's, yet the model is far worse
+    than predicting 0 (R^2 ~ -1e21): the fit warns. The same rows scaled
+    fit well and do not."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 5)
+    y = X @ np.arange(1.0, 6.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = AsyncSGDRegressor(max_iter=8, tol=None, random_state=0).fit(scale * X, y)
+    blew_up = [w for w in caught if "times that of predicting 0" in str(w.message)]
+    assert len(blew_up) == (scale > 1) and (est.score(scale * X, y) < 0) == (scale > 1)
+    assert all(w.category is ConvergenceWarning for w in blew_up)
+
+
 def test_huge_but_finite_rate_gives_finite_weights(unscaled):
     """eta0=1e10 on values ~1e3: like scikit-learn (whose loss derivative is
     clipped at 1e12), the weights are huge but finite, never NaN."""
