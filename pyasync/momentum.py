@@ -14,6 +14,7 @@ with curvature h this is a linear recurrence in ``x[t]`` whose roots set the
 convergence rate (`recurrence_rate`)."""
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from numbers import Real
 from typing import NamedTuple
 
 import numpy as np
@@ -21,12 +22,52 @@ import numpy as np
 from .staleness import StalenessStats, staleness_counts
 
 
+def _real(name, value, low=-np.inf, high=np.inf, ends="[]", many=False, finite=True):
+    """`value`, a real number (where `many`, or a non-empty array of them),
+    as float64; a ValueError naming `name` where it is not one (a bool, a
+    string, None), is not finite (unless not `finite`) or lies outside
+    low..high (`ends`: "[]", "(]", "[)" or "()", closed or open)."""
+    what = "a real number or a non-empty array of them" if many else "a real number"
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        if isinstance(value, Real):
+            values = np.float64(value)
+        else:
+            values = np.asarray(value)
+            if values.dtype.kind not in "iuf" or not values.size or values.ndim and not many:
+                raise TypeError
+            values = values.astype(np.float64)
+    except OverflowError:  # an int past float64's range
+        values = np.float64(np.inf if value > 0 else -np.inf)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
+    if not finite:
+        return values[()]
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values < low if ends[0] == "[" else values <= low) \
+            | (values > high if ends[1] == "]" else values >= high)
+    if np.any(bad):
+        span = (f" and in {ends[0]}{low:g}, {high:g}{ends[1]}" if np.isfinite(low + high)
+                else f" and >{'=' * (ends[0] == '[')} {low:g}" if np.isfinite(low)
+                else f" and <{'=' * (ends[1] == ']')} {high:g}" if np.isfinite(high) else "")
+        got = repr(value) if values.ndim == 0 else f"{values[bad][0]:g} among its values"
+        raise ValueError(f"{name} must be finite{span}, got {got}")
+    return values[()]
+
+
+def _grid(grid):
+    """A grid of momenta, each in (-1, 1), as a 1-d float64 array."""
+    grid = np.atleast_1d(_real("grid", grid, -1, 1, "()", many=True))
+    if grid.ndim != 1:
+        raise ValueError(f"grid must be a 1-d array of momenta, got shape {grid.shape}")
+    return grid
+
+
 def implicit_momentum(n_workers):
-    """``1 - 1/M``: the momentum M asynchronous workers add."""
-    n_workers = np.asarray(n_workers, dtype=np.float64)
-    if not np.all(np.isfinite(n_workers)) or np.any(n_workers < 1):
-        raise ValueError(f"n_workers must be finite and >= 1, got {n_workers}")
-    return 1.0 - 1.0 / n_workers
+    """``1 - 1/M``: the momentum M asynchronous workers add (M a number, or
+    an array of them)."""
+    return 1.0 - 1.0 / _real("n_workers", n_workers, 1, many=True)
 
 
 MAX_PMF_LENGTH = 2 ** 26  # a law's staleness values (512 MB of float64)
@@ -37,14 +78,15 @@ def staleness_pmf(n_workers, max_staleness=None):
     ``l = 0..max_staleness`` (default: where the tail falls below 1e-12)."""
     if np.ndim(n_workers) != 0:
         raise ValueError(f"n_workers must be one number (a law of one M), got {n_workers!r}")
-    if not np.isfinite(n_workers) or n_workers < 1:
-        raise ValueError(f"n_workers must be finite and >= 1, got {n_workers}")
+    _real("n_workers", n_workers, 1)
     q = 1.0 - 1.0 / n_workers
     if max_staleness is None:
-        max_staleness = 0 if q == 0 else int(np.ceil(np.log(1e-12) / np.log(q)))
-        if max_staleness > MAX_PMF_LENGTH:
-            raise ValueError(f"the law of {n_workers:g} workers reaches past {MAX_PMF_LENGTH} "
-                             f"updates: pass max_staleness")
+        # past 2**53 workers q rounds to 1: a tail that never falls
+        length = 0.0 if q == 0 else np.inf if q == 1 else np.ceil(np.log(1e-12) / np.log(q))
+        if length > MAX_PMF_LENGTH:
+            raise ValueError(f"the law of {float(n_workers):g} workers reaches past "
+                             f"{MAX_PMF_LENGTH} updates: pass max_staleness")
+        max_staleness = int(length)
     elif (isinstance(max_staleness, bool) or not isinstance(max_staleness, (int, np.integer))
             or not 0 <= max_staleness <= MAX_PMF_LENGTH):
         raise ValueError(f"max_staleness must be an integer in [0, {MAX_PMF_LENGTH}], "
@@ -66,25 +108,25 @@ def fit_geometric(histogram):
     staleness, or a fit's ``staleness_``, whose exact mean counts the
     staleness its last bin pools): M = 1 + mean staleness."""
     counts = staleness_counts(histogram)
-    mean = (float(histogram.mean) if isinstance(histogram, StalenessStats)
+    mean = (float(_real("histogram.mean", histogram.mean, 0))
+            if isinstance(histogram, StalenessStats)
             else float(np.arange(counts.size) @ counts / counts.sum()))
     m = 1.0 + mean
     return GeometricFit(m, 1.0 - 1.0 / m, mean)
 
 
 def total_momentum(explicit, implicit):
-    """First-order total momentum: explicit + implicit."""
-    try:
-        return np.asarray(explicit, dtype=np.float64)[()] + np.asarray(
-            implicit, dtype=np.float64)[()]
-    except (TypeError, ValueError):
-        raise ValueError(f"total_momentum needs numbers, got {explicit!r} and "
-                         f"{implicit!r}") from None
+    """First-order total momentum: explicit (in (-1, 1)) + implicit (in
+    [0, 1))."""
+    return (_real("explicit", explicit, -1, 1, "()", many=True)
+            + _real("implicit", implicit, 0, 1, "[)", many=True))
 
 
 def momentum_recursion(explicit, implicit):
     """Coefficients (c1, c2, g) of ``E V[t+1] = c1 E V[t] - c2 E V[t-1]
     - a g E grad f(w[t])``; explicit in (-1, 1), implicit in [0, 1)."""
+    _real("explicit", explicit, many=True)
+    _real("implicit", implicit, many=True)
     if not (np.all(np.abs(explicit) < 1) and np.all((0 <= implicit) & (implicit < 1))):
         raise ValueError(f"momentum_recursion needs explicit momentum in (-1, 1) and "
                          f"implicit in [0, 1), got {explicit!r} and {implicit!r}")
@@ -97,6 +139,10 @@ def recurrence_rate(explicit, implicit, step, curvature):
     ``z^3 - (1 + c1 - a g h) z^2 + (c1 + c2) z - c2``
     (from ``x[t+1] - x[t] = c1 (x[t] - x[t-1]) - c2 (x[t-1] - x[t-2])
     - a g h x[t]``). Below 1 converges; smaller is faster."""
+    _real("explicit", explicit)
+    _real("implicit", implicit)
+    _real("step", step, 0)
+    _real("curvature", curvature)
     c1, c2, g = momentum_recursion(explicit, implicit)
     roots = np.roots([1.0, -(1.0 + c1 - step * g * curvature), c1 + c2, -c2])
     return float(np.max(np.abs(roots)))
@@ -106,10 +152,13 @@ def best_explicit_momentum(implicit, step, curvatures, grid=None):
     """The explicit momentum that makes the slowest curvature direction
     fastest under the expected dynamics (negative values included)."""
     grid = np.linspace(-0.9, 0.9, 181) if grid is None else np.asarray(grid)
-    curvatures = np.atleast_1d(np.asarray(curvatures, dtype=np.float64))
-    if curvatures.size == 0 or grid.size == 0:
+    if np.size(curvatures) == 0 or grid.size == 0:
         raise ValueError("best_explicit_momentum needs at least one curvature and "
                          "one momentum")
+    grid = _grid(grid)
+    curvatures = np.atleast_1d(_real("curvatures", curvatures, many=True))
+    _real("implicit", implicit, 0, 1, "[)")
+    _real("step", step, 0)
     worst = [max(recurrence_rate(mu, implicit, step, h) for h in curvatures)
              for mu in grid]
     return float(grid[int(np.argmin(worst))])
@@ -124,6 +173,8 @@ def epoch_staleness(n_workers, n_batches, round_robin=False, n_updates=2000, rep
     minibatch; once none is left, workers leave as they write; the next
     epoch starts afresh. Where a few minibatches make an epoch, its
     staleness stays below them, however many workers there are."""
+    _real("n_workers", n_workers)
+    _real("n_batches", n_batches)
     if n_workers < 1 or n_batches < 1:
         raise ValueError(f"epoch_staleness needs n_workers >= 1 and n_batches >= 1, "
                          f"got {n_workers} and {n_batches}")
@@ -179,16 +230,22 @@ def growth_rates(grid, step_curvature, pmf=None, nesterov=False, n_updates=2000,
     draws' spread does: at many workers a few long delays undo momenta the
     mean allows. Updates as the kernels': v <- mu v - a g, w <- w + v
     (nesterov: w + mu v - a g)."""
-    grid = np.ascontiguousarray(grid, dtype=np.float64)
+    grid = np.ascontiguousarray(_grid(grid))
+    _real("step_curvature", step_curvature)
     if (pmf is None) == (draws is None):
-        raise ValueError("growth_rates needs a staleness pmf or draws, not both")
+        raise ValueError("growth_rates needs a staleness pmf or draws, "
+                         + ("got neither" if pmf is None else "not both"))
     if draws is None:
+        staleness_counts(pmf, "pmf")
         pmf = np.asarray(pmf, dtype=np.float64)
         rng = np.random.RandomState(seed)
         stale = rng.choice(pmf.size, size=(n_updates, replicas), p=pmf / pmf.sum())
         longest = pmf.size - 1
     else:
         stale = np.asarray(draws, dtype=np.int64)
+        if stale.ndim != 2 or stale.size == 0 or stale.min() < 0:
+            raise ValueError(f"draws must be a non-empty 2-d array (updates x runs) of "
+                             f"staleness >= 0, got shape {stale.shape}")
         n_updates, replicas = stale.shape
         longest = int(stale.max())
     span = 1 << (longest + 1).bit_length()  # a ring of past points, longer than any delay
@@ -211,8 +268,8 @@ def heaviest_stable(grid, step_curvature, pmf=None, nesterov=False, draws=None):
     momentum is not taken: its growth rate sits a hair below 0 (-0.002 for
     momentum 0.8 among positive rates from 0 to 0.6: heavy ball on digits
     at 64 workers, which momentum 0.8 throws to 5 times its start's loss)."""
-    grid = np.sort(np.asarray(grid, dtype=np.float64))
-    if not np.isfinite(step_curvature):
+    grid = np.sort(_grid(grid))
+    if not np.isfinite(_real("step_curvature", step_curvature, finite=False)):
         return float(grid[0])
     if step_curvature <= 0.0:  # no direction curves up: none limits the momentum
         return float(grid[-1])
@@ -235,12 +292,18 @@ def estimate_momentum(trajectory, gradients, step=None):
     least-squares ratio): identifiable even where the trajectory follows one
     mode. Without it, the two-parameter least squares
     ``V[t+1] = mu V[t] - c g[t]``. Returns (mu, effective step)."""
-    w = np.asarray(trajectory, dtype=np.float64)
+    w = _real("trajectory", trajectory, many=True)
     if w.ndim == 1:
         w = w[:, None]
-    if w.shape[0] < 3:
+    if w.ndim != 2 or w.shape[0] < 3:
         raise ValueError("a trajectory needs at least 3 points")
-    g = np.asarray(gradients, dtype=np.float64).reshape(w.shape)
+    g = _real("gradients", gradients, many=True)
+    if g.size != w.size:
+        raise ValueError(f"gradients must have the trajectory's shape {w.shape}, got "
+                         f"shape {g.shape}")
+    g = g.reshape(w.shape)
+    if step is not None:
+        _real("step", step, 0)
     delta = np.diff(w, axis=0)          # delta[t-1] = w[t] - w[t-1]
     if step is not None:
         num = (delta[1:] + step * g[1:-1]).ravel()

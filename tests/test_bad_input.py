@@ -10,6 +10,11 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from pyasync import AsyncMLPClassifier, AsyncMLPRegressor, AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync.momentum import (best_explicit_momentum, epoch_staleness, estimate_momentum,
+                              fit_geometric, growth_rates, heaviest_stable, implicit_momentum,
+                              momentum_recursion, recurrence_rate, staleness_pmf,
+                              total_momentum)
+from pyasync.staleness import StalenessStats
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
@@ -720,3 +725,97 @@ def test_parameters_of_other_settings_are_checked_too(Est, name, value, data):
     X, y = data[0], _y(Est, data)
     with pytest.raises(ValueError, match=name):
         Est(**{name: value}).fit(X, y)
+
+
+# ---------------------------------------------------- theory functions ----
+
+NAN_RUN = np.full((5, 2), np.nan)
+STILL_RUN = np.zeros((5, 2))
+
+
+def _stats(mean):
+    return StalenessStats(np.array([1, 2]), mean, 1, 3)
+
+
+def _bad(call, match, id):
+    return pytest.param(call, match, id=id)
+
+
+@pytest.mark.parametrize("call, match", [
+    # past 2**53 workers q = 1 - 1/M rounds to 1: a tail that never falls
+    _bad(lambda: staleness_pmf(1e17), "reaches past .* pass max_staleness", "pmf-1e17"),
+    _bad(lambda: staleness_pmf(2 ** 60), "reaches past .* pass max_staleness", "pmf-2**60"),
+    _bad(lambda: staleness_pmf("3"), "n_workers must be a real number", "pmf-str"),
+    _bad(lambda: staleness_pmf(None), "n_workers must be a real number", "pmf-None"),
+    _bad(lambda: staleness_pmf(True), "n_workers must be a real number", "pmf-bool"),
+    _bad(lambda: implicit_momentum("3"), "n_workers must be a real number", "implicit-str"),
+    _bad(lambda: implicit_momentum(True), "n_workers must be a real number", "implicit-bool"),
+    _bad(lambda: implicit_momentum([]), "n_workers must be .* non-empty", "implicit-empty"),
+    _bad(lambda: implicit_momentum([2, np.nan]), "n_workers must be finite", "implicit-nan"),
+    _bad(lambda: total_momentum(None, 0.5), "explicit must be a real number", "total-None"),
+    _bad(lambda: total_momentum(np.nan, 0.5), r"explicit must be finite and in \(-1, 1\)",
+         "total-nan"),
+    _bad(lambda: total_momentum(5.0, 0.5), r"explicit must be finite and in \(-1, 1\)",
+         "total-5"),
+    _bad(lambda: total_momentum(0.5, np.nan), r"implicit must be finite and in \[0, 1\)",
+         "total-implicit-nan"),
+    _bad(lambda: total_momentum(0.5, 1.0), r"implicit must be finite and in \[0, 1\)",
+         "total-implicit-1"),
+    _bad(lambda: total_momentum(0.5, -0.1), r"implicit must be finite and in \[0, 1\)",
+         "total-implicit-negative"),
+    _bad(lambda: fit_geometric(_stats(np.nan)), "histogram.mean must be finite and >= 0",
+         "fit-mean-nan"),
+    _bad(lambda: fit_geometric(_stats(-5.0)), "histogram.mean must be finite and >= 0",
+         "fit-mean-negative"),
+    _bad(lambda: momentum_recursion("x", 0.1), "explicit must be a real number",
+         "recursion-str"),
+    _bad(lambda: momentum_recursion(0.1, None), "implicit must be a real number",
+         "recursion-None"),
+    _bad(lambda: recurrence_rate(0.5, 0.5, np.nan, 1.0), "step must be finite", "rate-step"),
+    _bad(lambda: recurrence_rate(0.5, 0.5, 0.1, np.inf), "curvature must be finite",
+         "rate-curvature"),
+    _bad(lambda: best_explicit_momentum(0.5, np.nan, [1.0]), "step must be finite",
+         "best-step"),
+    _bad(lambda: best_explicit_momentum(0.5, 0.1, [1.0, np.inf]), "curvatures must be finite",
+         "best-curvatures"),
+    _bad(lambda: best_explicit_momentum(0.5, 0.1, [1.0], grid=[0.5, 1.5]),
+         "grid must be finite", "best-grid"),
+    _bad(lambda: heaviest_stable([], 0.1, [1.0]), "grid must be .* non-empty",
+         "heaviest-empty-grid"),
+    _bad(lambda: heaviest_stable([0.5], "x", [1.0]), "step_curvature must be a real number",
+         "heaviest-str"),
+    _bad(lambda: growth_rates([0.0, 1.5], 0.1, [1.0]), r"grid must be finite and in \(-1, 1\)",
+         "growth-momentum-1.5"),
+    _bad(lambda: growth_rates([0.5], np.inf, [1.0]), "step_curvature must be finite",
+         "growth-inf"),
+    _bad(lambda: growth_rates([0.5], 0.1), "pmf or draws, got neither", "growth-neither"),
+    _bad(lambda: growth_rates([0.5], 0.1, [1.0, np.nan]),
+         "pmf holds a count that is not finite", "growth-pmf-nan"),
+    _bad(lambda: growth_rates([0.5], 0.1, draws=[1, 2]), "draws must be a non-empty 2-d array",
+         "growth-draws-1d"),
+    _bad(lambda: epoch_staleness(np.nan, 5), "n_workers must be finite", "epoch-nan"),
+    _bad(lambda: epoch_staleness(4, np.inf), "n_batches must be finite", "epoch-inf"),
+    _bad(lambda: estimate_momentum(NAN_RUN, STILL_RUN), "trajectory must be finite",
+         "estimate-nan"),
+    _bad(lambda: estimate_momentum(NAN_RUN, STILL_RUN, step=0.1), "trajectory must be finite",
+         "estimate-nan-step"),
+    _bad(lambda: estimate_momentum(STILL_RUN, NAN_RUN), "gradients must be finite",
+         "estimate-nan-gradients"),
+    _bad(lambda: estimate_momentum(STILL_RUN, STILL_RUN, step=np.nan), "step must be finite",
+         "estimate-step-nan"),
+])
+def test_theory_functions_name_bad_input(call, match):
+    """The public theory functions refuse bad input with a ValueError naming
+    the argument and what is wrong: no OverflowError, numpy ufunc error,
+    IndexError or LinAlgError, and no NaN or out-of-range answer."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_theory_functions_still_take_valid_input():
+    assert staleness_pmf(2 ** 60, max_staleness=3).size == 4
+    assert staleness_pmf(np.float32(4)).size > 1
+    np.testing.assert_allclose(implicit_momentum(np.array([1, 4])), [0.0, 0.75])
+    assert total_momentum(-0.25, np.float32(0.75)) == 0.5
+    np.testing.assert_allclose(momentum_recursion(np.array([0.5, -0.5]), 0.5)[0], [1.0, 0.0])
+    assert heaviest_stable([0.5, -0.5], np.nan, [1.0]) == -0.5  # documented: the lowest

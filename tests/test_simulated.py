@@ -464,7 +464,7 @@ def test_staleness_pmf_bad_input():
     assert staleness_pmf(1e9, 3).size == 4
     with pytest.raises(ValueError, match="at least one curvature"):
         best_explicit_momentum(0.75, 1.0, [])
-    with pytest.raises(ValueError, match="needs numbers"):
+    with pytest.raises(ValueError, match="explicit must be a real number"):
         total_momentum("a", "b")
 
 
