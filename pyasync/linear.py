@@ -379,7 +379,7 @@ class _BaseAsyncSGD(BaseEstimator):
                               if self.momentum == "auto" else [])
 
     def _warn_if_not_converged(self, max_iter):
-        if self.tol is not None and self.n_iter_ == max_iter and max_iter > 1:
+        if self.tol is not None and self.n_iter_ == max_iter:
             warnings.warn("Maximum number of iteration reached before "
                           "convergence. Consider increasing max_iter to "
                           "improve the fit.", ConvergenceWarning)

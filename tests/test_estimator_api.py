@@ -898,10 +898,16 @@ def test_tol_stops_before_max_iter(digits):
     assert clf.n_iter_ == 6
 
 
-def test_convergence_warning(binary):
+@pytest.mark.parametrize("Est,Ref", [(AsyncSGDClassifier, SGDClassifier),
+                                     (AsyncSGDRegressor, SGDRegressor)])
+@pytest.mark.parametrize("max_iter", [1, 2])
+def test_convergence_warning(binary, Est, Ref, max_iter):
+    """As scikit-learn's: a fit that used every epoch with tol set warns,
+    one epoch included."""
     Xtr, _, ytr, _ = binary
-    with pytest.warns(ConvergenceWarning):
-        AsyncSGDClassifier(random_state=0, max_iter=2, tol=1e-30).fit(Xtr, ytr)
+    for cls in (Est, Ref):
+        with pytest.warns(ConvergenceWarning):
+            cls(random_state=0, max_iter=max_iter, tol=1e-30).fit(Xtr, ytr)
 
 
 # ------------------------------------------------------- fitted attributes ----
