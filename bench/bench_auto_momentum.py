@@ -72,6 +72,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from pyasync import AsyncSGDClassifier, AsyncSGDRegressor
+from pyasync.benchmark import numbers
 from pyasync.datasets import make_rcv1_like
 from pyasync.reproduce import regression_problem
 
@@ -636,7 +637,7 @@ if __name__ == "__main__":
                                  "blind"))
     parser.add_argument("--seed", type=int, default=0,
                         help="random_state of every fit (shuffles, staleness draws, samples)")
-    parser.add_argument("--steps", default=",".join(map(str, STEPS)),
+    parser.add_argument("--steps", type=numbers, default=",".join(map(str, STEPS)),
                         help="comma-separated learning rates, times 1 / mean squared row norm")
     parser.add_argument("--partial-fit", action="store_true",
                         help="drive every fit's epochs through partial_fit, one call each")
@@ -645,5 +646,5 @@ if __name__ == "__main__":
     parser.add_argument("--oracle-seed", type=int, metavar="S",
                         help="also run the grid at seed S, and its best momentum at --seed")
     args = parser.parse_args()
-    run(args.quick, args.set, args.seed, tuple(float(s) for s in args.steps.split(",")),
+    run(args.quick, args.set, args.seed, tuple(args.steps),
         args.partial_fit, args.grid_cache, args.oracle_seed)

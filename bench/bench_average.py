@@ -19,8 +19,8 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import log_loss
 
 from pyasync import AsyncSGDClassifier
-from pyasync.benchmark import (machine_info, per_epoch_seconds, save_json, settle_blas,
-                               thread_counts_arg)
+from pyasync.benchmark import (counts, machine_info, numbers, per_epoch_seconds,
+                               positive_int, save_json, settle_blas, writable_file)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -82,18 +82,18 @@ def run(rows, repeats, epochs, threads, momenta=()):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--momentum", default="0.5",
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=positive_int, default=200_000)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--threads", type=counts, default="1,2")
+    parser.add_argument("--momentum", type=numbers, default="0.5",
                         help="momenta besides 0, comma-separated ('' for none)")
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", type=writable_file, default=None)
     args = parser.parse_args()
-    threads = thread_counts_arg(args.threads, parser)
-    momenta = [float(m) for m in args.momentum.split(",") if m.strip()]
-    save_json(args.json, run(args.rows, args.repeats, args.epochs, threads, momenta))
+    save_json(args.json, run(args.rows, args.repeats, args.epochs, args.threads,
+                             args.momentum))
 
 
 if __name__ == "__main__":

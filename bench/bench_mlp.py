@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pyasync import AsyncMLPClassifier
-from pyasync.benchmark import settle_blas
+from pyasync.benchmark import counts, positive_int, settle_blas
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -98,14 +98,13 @@ def report(title, rows, base_label):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="20,000 synthetic rows")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", default="1,2", help="pyasync thread counts, e.g. 1,2,4,8,16")
+    ap.add_argument("--repeats", type=positive_int, default=5)
+    ap.add_argument("--threads", type=counts, default="1,2",
+                    help="pyasync thread counts, e.g. 1,2,4,8,16")
     ap.add_argument("--epoch-only", action="store_true",
                     help="only digits' time per epoch (small data: threads against minibatches)")
     args = ap.parse_args()
-    threads = sorted({int(t) for t in args.threads.split(",")})
-    if threads[0] < 1:
-        ap.error("--threads takes positive thread counts")
+    threads = args.threads
     print(f"cores available: {n_cores()} (os.cpu_count() = {os.cpu_count()}); "
           f"OpenBLAS threads by default: {blas_threads()}")
 

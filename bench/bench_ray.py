@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from pyasync import AsyncSGDClassifier
-from pyasync.benchmark import machine_info, per_epoch_seconds
+from pyasync.benchmark import machine_info, per_epoch_seconds, positive_int
 from pyasync.datasets import make_dense_classification
 from pyasync.distributed.ray_backend import RayBackend
 
@@ -83,8 +83,9 @@ def run(rows, repeats, epochs=8):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=positive_int, default=20_000)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     args = parser.parse_args()
     run(args.rows, args.repeats)

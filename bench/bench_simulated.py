@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, _sgd
-from pyasync.benchmark import fit_seconds, machine_info
+from pyasync.benchmark import (counts, fit_seconds, machine_info, positive_int,
+                               writable_file)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -95,16 +96,16 @@ def run_mlp(rows, repeats, epochs, workers):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--workers", default="1,4,16,64,256")
-    parser.add_argument("--json", default=None)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=positive_int, default=200_000)
+    parser.add_argument("--repeats", type=positive_int, default=7)
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--workers", type=counts, default="1,4,16,64,256")
+    parser.add_argument("--json", type=writable_file, default=None)
     args = parser.parse_args()
-    workers = [int(m) for m in args.workers.split(",")]
     with _sgd.one_blas_thread():
-        out = run(args.rows, args.repeats, args.epochs, workers)
+        out = run(args.rows, args.repeats, args.epochs, args.workers)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -11,33 +11,17 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
-
-def _thread_list(text):
-    try:
-        counts = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--threads takes counts like 1,2,4; got {text!r}")
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"--threads takes counts >= 1; got {text!r}")
-    return counts
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from .benchmark import counts, positive_int
 
 
 def _out_folder(command, path):
-    """Creates the output folder first: a folder that cannot be made fails
-    before the work, not after it."""
+    """Creates the output folder and writes a file in it first: a folder
+    that cannot be made or written to fails before the work, not after it."""
     try:
         os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
     except OSError as exc:
         raise SystemExit(f"pyasync {command}: cannot write to {path!r}: {exc}")
 
@@ -58,11 +42,11 @@ def main(argv=None):
                       help="hinge, log_loss, modified_huber, ... profile AsyncSGDClassifier; "
                       "squared_error, huber, epsilon_insensitive, "
                       "squared_epsilon_insensitive AsyncSGDRegressor (default: hinge)")
-    prof.add_argument("--threads", type=_thread_list, default=[1, 2, 4],
+    prof.add_argument("--threads", type=counts, default=[1, 2, 4],
                       help="comma-separated thread counts (default 1,2,4)")
-    prof.add_argument("--epochs", type=_positive, default=3,
+    prof.add_argument("--epochs", type=positive_int, default=3,
                       help="epochs a timed fit adds (default 3)")
-    prof.add_argument("--repeats", type=_positive, default=3,
+    prof.add_argument("--repeats", type=positive_int, default=3,
                       help="timed repeats, their median reported (default 3)")
     prof.add_argument("--json", default=None, help="also write the results here")
     rep = sub.add_parser("reproduce", help="asynchrony begets momentum: tables and plots")
@@ -72,24 +56,44 @@ def main(argv=None):
     demo = sub.add_parser("demo", help="fit on built-in data, compare with scikit-learn")
     demo.add_argument("--quick", action="store_true", help="smaller sparse set")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"pyasync {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args):
     if args.command == "report":
         from . import report
         _out_folder("report", args.out)
         report.run(out=args.out, quick=args.quick)
     elif args.command == "profile":
         from . import profile
-        if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-            print(f"pyasync profile: no folder for --json {args.json!r}", file=sys.stderr)
+        # opened first: a path that cannot be written fails before the work
+        try:
+            json_file = open(args.json, "w") if args.json else None
+        except OSError as exc:
+            print(f"pyasync profile: cannot write --json {args.json!r}: {exc.strerror}",
+                  file=sys.stderr)
             return 2
         try:
             res = profile.run(args.data, loss=args.loss, threads=args.threads,
                               epochs=args.epochs, repeats=args.repeats)
-        except ValueError as exc:
+        except BaseException as exc:
+            if json_file is not None:
+                json_file.close()
+                os.remove(args.json)
+            if not isinstance(exc, ValueError):
+                raise
             print(f"pyasync profile: {exc}", file=sys.stderr)
             return 2
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=1)
+        if json_file is not None:
+            with json_file:
+                json.dump(res, json_file, indent=1)
     elif args.command == "reproduce":
         from . import reproduce
         _out_folder("reproduce", args.out)
@@ -97,8 +101,6 @@ def main(argv=None):
     elif args.command == "demo":
         from . import demo as demo_module
         demo_module.run(quick=args.quick)
-    else:
-        parser.print_help()
     return 0
 
 

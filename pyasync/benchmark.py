@@ -1,9 +1,11 @@
 """Timing helpers shared by the report, the profiler and the benchmark
 scripts: per-epoch time with fixed costs cancelled, the memory floor, and
 the machine it ran on."""
+import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 import warnings
 from typing import NamedTuple
@@ -126,13 +128,51 @@ def machine_info():
             "pyasync": __version__, "platform": platform.platform()}
 
 
-def thread_counts_arg(text, parser, always=()):
-    """The sorted thread counts of a comma-separated --threads value (with
-    `always` added); a parser error names a count below 1."""
-    threads = sorted(set(always) | {int(t) for t in text.split(",")})
-    if threads[0] < 1:
-        parser.error("--threads takes positive thread counts")
-    return threads
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def counts(text):
+    """argparse type: comma-separated integers >= 1 (thread or worker
+    counts, "1,2,4"), sorted and each once."""
+    try:
+        values = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected counts >= 1 like 1,2,4, got {text!r}")
+    return values
+
+
+def numbers(text):
+    """argparse type: comma-separated real numbers ("0.5,0.9"; "" for none)."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,0.9, got {text!r}")
+    if not all(np.isfinite(values)):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
+def writable_file(text):
+    """argparse type: a file path whose folder takes a new file, so that a
+    bad path fails before the work, not after it."""
+    folder = os.path.dirname(os.path.abspath(text))
+    try:
+        if os.path.isdir(text):
+            raise IsADirectoryError(f"{text!r} is a folder")
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {exc}")
+    return text
 
 
 def save_json(path, results):

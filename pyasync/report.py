@@ -265,7 +265,7 @@ def headline(results):
         kind = "MLP " if e in results["mlp"] else "linear "
         lines.append(
             f"| {kind}{e['data']} | {e['sklearn_s']:.4f} | {one['vs_sklearn']:.2f}x | "
-            f"{best['threads']} threads {best['update']} | {best['vs_sklearn']:.2f}x | "
+            f"{_threads(best['threads'])} {best['update']} | {best['vs_sklearn']:.2f}x | "
             f"{floor} |")
     lines += ["", "| problem | recommended | time to target | vs 1 thread, momentum 0 |",
               "| --- | --- | ---: | ---: |"]
@@ -275,10 +275,14 @@ def headline(results):
             lines.append(f"| {e['problem']} | none reached the target | - | - |")
             continue
         sp = r["speedup_vs_1_thread_momentum_0"]
-        lines.append(f"| {e['problem']} | {r['threads']} threads, momentum "
+        lines.append(f"| {e['problem']} | {_threads(r['threads'])}, momentum "
                      f"{_label(r['momentum'])} | {r['time_to_target_s']:.3f} s | "
                      f"{_fmt(sp, '.2f')}{'x' if sp else ''} |")
     return lines
+
+
+def _threads(count):
+    return f"{count} thread{'s' * (count != 1)}"
 
 
 def _slug(name):
@@ -442,8 +446,8 @@ def run(out="report", quick=False, echo=print, settings=None, with_reproduce=Tru
         f.write("\n".join(lines))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=_json_default)
-    echo("\n".join(["pyasync report: " + os.path.join(out, "report.md"), ""]
-                   + headline(results)))
+    echo("\n".join([f"pyasync report: {os.path.join(out, 'report.md')} (measured on "
+                    f"{machine['cores']} cores)", ""] + headline(results)))
     return results
 
 

@@ -152,13 +152,42 @@ def test_profile_says_what_is_wrong_before_measuring(tmp_path, classification_da
         profile.run(str(bad), threads=[1], epochs=1, repeats=1)
 
 
+def test_benchmark_arguments_are_checked_before_the_work(tmp_path):
+    """The bench scripts' and the CLI's argument types: a bad count, list
+    or output path is a usage error, not a traceback after the run."""
+    import argparse
+    from pyasync.benchmark import counts, numbers, positive_int, writable_file
+    assert positive_int("3") == 3 and counts("4,1,2,4") == [1, 2, 4]
+    assert numbers("0.5, -0.9") == [0.5, -0.9] and numbers("") == []
+    assert writable_file(str(tmp_path / "out.json")) == str(tmp_path / "out.json")
+    (tmp_path / "file").write_text("")
+    for check, bad in [(positive_int, "0"), (positive_int, "-1"), (positive_int, "x"),
+                       (counts, "0,2"), (counts, ""), (counts, "a"), (numbers, "abc"),
+                       (numbers, "nan"), (writable_file, str(tmp_path)),
+                       (writable_file, str(tmp_path / "file" / "x.json"))]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            check(bad)
+
+
+def test_cli_says_interrupted_without_a_traceback(monkeypatch, capsys):
+    from pyasync import demo
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(demo, "run", interrupted)
+    assert cli.main(["demo"]) == 130
+    assert capsys.readouterr().err.strip() == "pyasync demo: interrupted"
+
+
 def test_cli_refuses_bad_counts_and_folders(tmp_path, capsys):
     for flag in ("--epochs", "--repeats"):
         with pytest.raises(SystemExit):
             cli.main(["profile", "x.npz", flag, "0"])
         assert "positive integer" in capsys.readouterr().err
-    assert cli.main(["profile", "x.npz", "--json", str(tmp_path / "no" / "p.json")]) == 2
-    assert "no folder" in capsys.readouterr().err
+    for json_path in (tmp_path / "no" / "p.json", tmp_path):  # no folder; a folder
+        assert cli.main(["profile", "x.npz", "--json", str(json_path)]) == 2
+        assert "cannot write --json" in capsys.readouterr().err
+    assert cli.main([]) == 2 and "usage" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     for command in ("report", "reproduce"):
         with pytest.raises(SystemExit, match="cannot write"):
