@@ -64,6 +64,32 @@ def test_unreachable_address_fails_at_once():
     check_reachable("auto")  # Ray's to resolve
 
 
+@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+def test_an_open_port_that_is_not_a_ray_head_fails_at_once(answer):
+    """A port that accepts connections but is not a Ray head's (a silent
+    service, or an HTTP one such as the dashboard's) fails within the
+    timeout, not after Ray's minutes of retries."""
+    import socket
+    import threading
+    import time
+    from pyasync.distributed.ray_backend import check_reachable
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(64)
+            if answer is not None:
+                conn.sendall(answer)
+            time.sleep(3)
+    threading.Thread(target=serve, daemon=True).start()
+    with pytest.raises(ConnectionError, match="does not speak gRPC"):
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}", timeout=1.0)
+    server.close()
+
+
 # ---- the rest needs Ray ----
 
 @pytest.fixture(scope="module")
@@ -96,6 +122,12 @@ def digits():
                                               stratify=y)
     sc = StandardScaler().fit(X_tr)
     return sc.transform(X_tr), sc.transform(X_te), y_tr, y_te
+
+
+def test_a_ray_head_passes_the_reachability_check(ray):
+    """The check lets a real Ray head's GCS address through."""
+    from pyasync.distributed.ray_backend import check_reachable
+    check_reachable(ray.get_runtime_context().gcs_address, timeout=5.0)
 
 
 def test_accuracy_within_a_point_of_threads(ray, digits):

@@ -13,6 +13,7 @@ for all, with the explicit momentum over the global sequence of pushes:
 With local_steps=1 and a linear model, delta = -eta * gradient: the paper's
 model. The staleness of a push is the server's version when it applies the
 push minus the version the worker pulled."""
+import os
 import socket
 import uuid
 import warnings
@@ -61,22 +62,43 @@ def ray_engine(n_workers, local_steps, address):
 CONNECT_TIMEOUT = 10.0
 
 
+# HTTP/2's client preface and an empty SETTINGS frame: a Ray head's ports
+# (GCS, Ray Client) speak gRPC and answer with a SETTINGS frame of their own
+HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4
+
+
 def check_reachable(address, timeout=CONNECT_TIMEOUT):
-    """A ConnectionError, at once, where `address` ("host:port" or
-    "ray://host:port"; "auto" and local addresses are Ray's to resolve)
-    accepts no TCP connection within `timeout` seconds."""
+    """A ConnectionError within `timeout` seconds where `address` ("host:port"
+    or "ray://host:port"; "auto" and local addresses are Ray's to resolve)
+    accepts no TCP connection, or accepts one but does not answer as gRPC
+    does (another service's port: Ray would wait on it for minutes). Under
+    RAY_USE_TLS the handshake is TLS's: only the port is tried."""
     host_port = address.split("://", 1)[-1]
     host, sep, port = host_port.rpartition(":")
     bare_ipv6 = ":" in host and not host.startswith("[")
     if address == "auto" or not sep or not port.isdigit() or bare_ipv6:
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as exc:
         raise ConnectionError(
             f"ray_address={address!r}: no Ray head answers there ({exc}). Start one "
             "(ray start --head) or pass its address; ray_address=None starts a local "
             "Ray.") from None
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        try:
+            conn.sendall(HTTP2_HELLO)
+            reply = conn.recv(9)
+        except OSError:  # a timeout, or the peer hung up
+            reply = b""
+    if len(reply) < 4 or reply[3] != HTTP2_SETTINGS:
+        raise ConnectionError(
+            f"ray_address={address!r}: the port is open, but no Ray head answers there "
+            "(it does not speak gRPC: another service, or the dashboard's port?). Pass "
+            "the head's GCS address (HEAD:6379) or ray://HEAD:10001.")
 
 
 def connect(address):
