@@ -46,6 +46,13 @@ static inline double pa_cas_axpb(double *p, double a, double b)
     return new_;
 }
 
+/* *p = new_ if it still holds *expected; else *expected = what it holds. */
+static inline int pa_cas(double *p, double *expected, double new_)
+{
+    return __atomic_compare_exchange(p, expected, &new_, 1, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED);
+}
+
 /* Advance a coordinate's lazy clock from `old` to `now`; only the caller
  * that wins owns the catch-up of that interval. */
 static inline int pa_cas_i64(int64_t *p, int64_t old, int64_t now)

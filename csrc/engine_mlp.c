@@ -31,8 +31,8 @@
 #include <time.h>
 #include "mlp_kernel.h"
 #include "rng.h"
+#include "lines.h"
 
-#define PA_LINE 64
 #define POLL_NS 50000000LL
 
 typedef struct {
@@ -212,7 +212,8 @@ int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double
     int status = PA_OK, n_init = 0;
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_counter) * T);
     mlp_worker *wk = aligned_alloc(PA_LINE, sizeof(mlp_worker) * T);
-    int64_t *hists = calloc((size_t)T * (size_t)hist_len, sizeof(int64_t));
+    size_t hist_stride;
+    int64_t *hists = pa_line_rows_i64(T, hist_len, &hist_stride);
     if (!sh.commits || !wk || !hists) { status = PA_NOMEM; goto out; }
     memset(sh.commits, 0, sizeof(pa_counter) * T);
     memset(wk, 0, sizeof(mlp_worker) * T);
@@ -220,7 +221,7 @@ int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double
         mlp_worker *x = &wk[n_init];
         x->sh = &sh;
         x->tid = n_init;
-        x->hist = hists + (size_t)n_init * (size_t)hist_len;
+        x->hist = hists + (size_t)n_init * hist_stride;
         if (pa_mlp_work_init(&x->work, p) != PA_OK) { status = PA_NOMEM; goto out; }
     }
     if (T == 1) {

@@ -23,8 +23,8 @@
 #include <time.h>
 #include "linear.h"
 #include "atomics.h"
+#include "lines.h"
 
-#define PA_LINE 64
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
 /* Updates between flushes of a worker's private copy of a dense model:
@@ -388,7 +388,8 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     pthread_cond_init(&sh.exit_cond, NULL);
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_commit_counter) * T);
     pa_worker *wk = aligned_alloc(PA_LINE, sizeof(pa_worker) * T);
-    int64_t *hists = calloc((size_t)T * hist_len, sizeof(int64_t));
+    size_t hist_stride;
+    int64_t *hists = pa_line_rows_i64(T, hist_len, &hist_stride);
     double *copy_mem = copies ? aligned_alloc(PA_LINE, (size_t)T * copy_stride * sizeof(double))
                               : NULL;
     if (!sh.commits || !wk || !hists || (copies && !copy_mem)) {
@@ -411,7 +412,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
         wk[t].end = n * (t + 1) / T;
         if (wk[t].end - wk[t].start > sh.round_len)
             wk[t].last_round = ++past_round;
-        wk[t].hist = hists + (size_t)t * hist_len;
+        wk[t].hist = hists + (size_t)t * hist_stride;
         wk[t].model.avg_acc = accs ? accs[t] : NULL;
         if (copies) {
             double *c = copy_mem + (size_t)t * copy_stride;

@@ -66,15 +66,26 @@ static inline void FN(pa_l1_step)(pa_linear_model *m, int64_t j, double u,
                                   double scale, double qa)
 {
     /* q is shared like w: relaxed loads and the mode's add */
-    double z = LD(&m->w[j]) * scale, w = z, q = LD(&m->q[j]);
-    if (z > 0.0) {
-        w = z - (u + q);
-        if (w < 0.0) w = 0.0;
-    } else if (z < 0.0) {
-        w = z + (u - q);
-        if (w > 0.0) w = 0.0;
+    double stored = LD(&m->w[j]), q = LD(&m->q[j]), z, w;
+    for (;;) {
+        z = stored * scale;
+        w = z;
+        if (z > 0.0) {
+            w = z - (u + q);
+            if (w < 0.0) w = 0.0;
+        } else if (z < 0.0) {
+            w = z + (u - q);
+            if (w > 0.0) w = 0.0;
+        }
+#if MODE_ATOMIC
+        /* truncate the weight as it is when written: a step another
+         * worker lands meanwhile is kept, not overwritten */
+        if (pa_cas(&m->w[j], &stored, w / scale)) break;
+#else
+        ST(&m->w[j], w / scale);
+        break;
+#endif
     }
-    ST(&m->w[j], w / scale);
     AXPB(&m->q[j], 1.0, w - z);
     if (qa != 0.0) m->avg_acc[j] -= qa * (w - z) / scale;
 }

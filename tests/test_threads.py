@@ -320,16 +320,19 @@ def test_hot_columns_are_the_most_frequent(monkeypatch):
             assert set(hot) == set(expected)
 
 
-@pytest.mark.parametrize("layout, momentum", [
-    ("dense", 0.0), ("dense", 0.5), ("sparse", 0.0), ("sparse", 0.5),
-    ("sparse_wide", 0.0)])  # momentum on sparse rows: the "sparse" case's path
-def test_atomic_updates_lose_nothing(layout, momentum):
+@pytest.mark.parametrize("layout, momentum, penalty", [
+    ("dense", 0.0, None), ("dense", 0.5, None), ("sparse", 0.0, None),
+    ("sparse", 0.5, None), ("sparse_wide", 0.0, None),  # momentum on sparse rows:
+    ("dense", 0.0, "l1"), ("sparse", 0.0, "l1")])      # the "sparse" case's path
+def test_atomic_updates_lose_nothing(layout, momentum, penalty):
     """Where every step is the same whatever the weights (huber far outside
     epsilon: a constant-size gradient), the model after an epoch is the sum
     of all steps in any order: 8 atomic workers must land where one worker
     does, whether they flush private copies by compare-and-swap (dense;
     sparse without momentum) or write the shared model (momentum on sparse
-    rows; a model too wide for copies to pay)."""
+    rows; a model too wide for copies to pay; an L1 penalty, whose
+    truncation, here too small to move a weight, must not overwrite a step
+    another worker lands)."""
     rng = np.random.RandomState(0)
     if layout == "sparse_wide":
         X = _wide_sparse(rng, 6000, 50000, 20)
@@ -338,9 +341,9 @@ def test_atomic_updates_lose_nothing(layout, momentum):
         X = rng.random_sample((6000, 40)) * (rng.random_sample((6000, 40)) < 0.3)
         X = sp.csr_matrix(X) if layout == "sparse" else X
     y = np.full(6000, 1e6)  # residual stays positive: step = eta0 * epsilon
-    common = dict(loss="huber", epsilon=1e-3, penalty=None, learning_rate="constant",
-                  eta0=1e-3, max_iter=1, tol=None, momentum=momentum,
-                  fit_intercept=True, random_state=0)
+    common = dict(loss="huber", epsilon=1e-3, penalty=penalty, alpha=1e-300,
+                  learning_rate="constant", eta0=1e-3, max_iter=1, tol=None,
+                  momentum=momentum, fit_intercept=True, random_state=0)
     one = AsyncSGDRegressor(n_jobs=1, **common).fit(X, y)
     many = AsyncSGDRegressor(n_jobs=N_THREADS, update="atomic", **common).fit(X, y)
     if momentum == 0.0:
