@@ -146,7 +146,16 @@ class LinearChunks:
         delta = np.empty_like(theta)
         np.subtract(state["w"], theta[:-1], out=delta[:-1])
         delta[-1] = state["b"][0] - theta[-1]
-        return delta, res["sumloss"], res["n_updates"], res["diverged"]
+        # the L2 decay's share of the change, which the server keeps out of
+        # the velocity as the other engines do (w <- d w + v): exact at one
+        # update a push, the decays' product over the push's steps beyond
+        shrink = None
+        if p["l2"] > 0.0 and res["n_updates"]:
+            steps = _core.etas(p, eta, t0 + 1, res["n_updates"])
+            decay = float(np.prod(np.maximum(0.0, 1.0 - p["l2"] * steps)))
+            shrink = np.zeros_like(theta)
+            shrink[:-1] = (decay - 1.0) * theta[:-1]  # the intercept is not decayed
+        return delta, shrink, res["sumloss"], res["n_updates"], res["diverged"]
 
 
 class MLPChunks:
@@ -166,7 +175,8 @@ class MLPChunks:
         w = theta.copy()
         res = _mlp.mlp_epoch(dict(self.params, lr=eta), X, Y, w, np.zeros_like(w), rows,
                              ONE_THREAD, np.zeros(1, dtype=np.int64), sw)
-        return w - theta, res["sumloss"], res["n_updates"], res["diverged"]
+        # alpha is in the gradient, as scikit-learn's MLP: no decay to keep apart
+        return w - theta, None, res["sumloss"], res["n_updates"], res["diverged"]
 
 
 class Worker:
@@ -289,7 +299,7 @@ class ParameterServer:
             ready, _ = ray.wait(list(pending), num_returns=1)
             i, pulled, sid, rows = pending.pop(ready[0])
             try:
-                delta, sumloss, n_updates, diverged = ray.get(ready[0])
+                delta, shrink, sumloss, n_updates, diverged = ray.get(ready[0])
             except RayActorError:
                 queues[i].insert(0, (sid, rows))  # not applied: redo it elsewhere
                 self._bury(i, queues, stats["events"])
@@ -305,6 +315,9 @@ class ParameterServer:
             hist[min(staleness, self.hist_len - 1)] += 1
             stats["staleness_sum"] += staleness
             stats["staleness_max"] = max(stats["staleness_max"], staleness)
+            if shrink is not None:  # the decay acts on the model, not the velocity
+                delta = delta - shrink
+                self.theta += shrink
             self.velocity *= momentum
             self.velocity += delta
             if self.nesterov:
