@@ -13,14 +13,13 @@ second epoch (average=n + 1).
 
 Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, medians of
 --repeats; quality from the fits of 1 + E epochs on a held-out fifth."""
-import argparse
 
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import log_loss
 
 from pyasync import AsyncSGDClassifier
-from pyasync.benchmark import (counts, machine_info, numbers, per_epoch_seconds,
-                               positive_int, save_json, settle_blas, writable_file)
+from pyasync.benchmark import (counts, machine_info, numbers, per_epoch_seconds, save_json,
+                               settle_blas, timing_parser)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -82,15 +81,10 @@ def run(rows, repeats, epochs, threads, momenta=()):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=positive_int, default=200_000)
-    parser.add_argument("--repeats", type=positive_int, default=5)
-    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser = timing_parser(__doc__)
     parser.add_argument("--threads", type=counts, default="1,2")
     parser.add_argument("--momentum", type=numbers, default="0.5",
                         help="momenta besides 0, comma-separated ('' for none)")
-    parser.add_argument("--json", type=writable_file, default=None)
     args = parser.parse_args()
     save_json(args.json, run(args.rows, args.repeats, args.epochs, args.threads,
                              args.momentum))

@@ -8,14 +8,13 @@ staleness measurement, all measured side by side in one run.
 
 Per-epoch time = (fit of 1 + E epochs - fit of 1 epoch) / E, so validation
 and setup costs cancel for both libraries; medians of --repeats runs."""
-import argparse
 
 import numpy as np
 from sklearn.linear_model import SGDClassifier
 
 from pyasync import AsyncSGDClassifier, _sgd
 from pyasync.benchmark import (counts, machine_info, memory_floor_seconds, per_epoch_seconds,
-                               positive_int, save_json, settle_blas, writable_file)
+                               save_json, settle_blas, timing_parser)
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -74,14 +73,9 @@ def run(rows, repeats, epochs, threads=(1, 2)):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=positive_int, default=200_000)
-    parser.add_argument("--repeats", type=positive_int, default=5)
-    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser = timing_parser(__doc__)
     parser.add_argument("--threads", type=counts, default="1,2",
                         help="thread counts, e.g. 1,2,4,8,16 (1 is always measured)")
-    parser.add_argument("--json", type=writable_file, default=None)
     args = parser.parse_args()
     threads = sorted({1} | set(args.threads))
     save_json(args.json, run(args.rows, args.repeats, args.epochs, threads))

@@ -12,15 +12,13 @@ and set-up cancel, in CPU time (both engines run in one thread; BLAS is held
 to one). Each time is the fastest of --repeats fits, every configuration
 fitted in turn within a repeat: on a shared machine, interference only
 ever adds time, and medians of the same code moved by 30% between runs."""
-import argparse
 import json
 import time
 
 import numpy as np
 
 from pyasync import AsyncMLPClassifier, AsyncSGDClassifier, _sgd
-from pyasync.benchmark import (counts, fit_seconds, machine_info, positive_int,
-                               writable_file)
+from pyasync.benchmark import counts, fit_seconds, machine_info, timing_parser
 from pyasync.datasets import make_dense_classification, make_rcv1_like
 
 
@@ -96,13 +94,8 @@ def run_mlp(rows, repeats, epochs, workers):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=positive_int, default=200_000)
-    parser.add_argument("--repeats", type=positive_int, default=7)
-    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser = timing_parser(__doc__, repeats=7)
     parser.add_argument("--workers", type=counts, default="1,4,16,64,256")
-    parser.add_argument("--json", type=writable_file, default=None)
     args = parser.parse_args()
     with _sgd.one_blas_thread():
         out = run(args.rows, args.repeats, args.epochs, args.workers)

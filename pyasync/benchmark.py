@@ -175,6 +175,19 @@ def writable_file(text):
     return text
 
 
+def timing_parser(doc, rows=200_000, repeats=5, epochs=3):
+    """The bench scripts' command line: their docstring as --help, and
+    --rows, --repeats (the fastest or median of these), --epochs and --json,
+    checked before any work; each script adds its own options."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=positive_int, default=rows)
+    parser.add_argument("--repeats", type=positive_int, default=repeats)
+    parser.add_argument("--epochs", type=positive_int, default=epochs)
+    parser.add_argument("--json", type=writable_file, default=None)
+    return parser
+
+
 def save_json(path, results):
     """Writes a benchmark's results with the machine they ran on (nothing
     where `path` is None)."""
