@@ -511,7 +511,8 @@ _DOC_NEW = """
         epoch's; the epoch's loss stays in loss_curve_, inf where it
         diverged; see ``pyasync.mlp_auto``). A fit that goes on
         from a fitted model (partial_fit after its first call,
-        warm_start) keeps the momentum it had. Fitted: ``momentum_``,
+        warm_start) keeps the momentum it had, and the closed loop's caps
+        and model to go back to. Fitted: ``momentum_``,
         ``implicit_momentum_``, ``total_momentum_``,
         ``probe_updates_`` (the minibatch updates a probe ran on
         copies; 0 for "auto").

@@ -115,7 +115,8 @@ class MLPAutoMomentum(AutoMomentum):
     made again before epochs 1, 2, 4, 8, 16 from the weights then; the
     cross-entropy's share already counts its fall, so its choice is made
     once. A fit that goes on from a fitted model (partial_fit after the
-    first call, warm_start) counts its epochs on from `epochs_before`. With
+    first call, warm_start) counts its epochs on from `epochs_before` and
+    takes the closed loop on from `loop` (`AutoMomentum.loop_state`). With
     `probe`, the real network's: each momentum runs PROBE_EPOCHS epochs
     of the simulated engine on copies of the weights, on the same rows
     and staleness draws, and the one whose epoch losses first come
