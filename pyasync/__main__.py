@@ -80,20 +80,20 @@ def _run(args):
             print(f"pyasync profile: cannot write --json {args.json!r}: {exc.strerror}",
                   file=sys.stderr)
             return 2
+        res = None
         try:
             res = profile.run(args.data, loss=args.loss, threads=args.threads,
                               epochs=args.epochs, repeats=args.repeats)
-        except BaseException as exc:
-            if json_file is not None:
-                json_file.close()
-                os.remove(args.json)
-            if not isinstance(exc, ValueError):
-                raise
+        except ValueError as exc:
             print(f"pyasync profile: {exc}", file=sys.stderr)
             return 2
-        if json_file is not None:
-            with json_file:
-                json.dump(res, json_file, indent=1)
+        finally:
+            if json_file is not None:
+                with json_file:
+                    if res is not None:
+                        json.dump(res, json_file, indent=1)
+                if res is None:  # no results: no empty file left behind
+                    os.remove(args.json)
     elif args.command == "reproduce":
         from . import reproduce
         _out_folder("reproduce", args.out)

@@ -378,12 +378,12 @@ class _BaseAsyncSGD(BaseEstimator):
         self._auto_momenta = ([float(r["momentum"]) for r in results]
                               if self.momentum == "auto" else [])
 
-    def _warn_if_not_converged(self, max_iter):
+    def _warn_if_not_converged(self, max_iter, predicting_zero=None):
         if self.tol is not None and self.n_iter_ == max_iter:
             warnings.warn("Maximum number of iteration reached before "
                           "convergence. Consider increasing max_iter to "
                           "improve the fit.", ConvergenceWarning)
-        _sgd.warn_if_climbed(self.loss_curve_, "eta0", getattr(self, "_loss_predicting_zero", None))
+        _sgd.warn_if_climbed(self.loss_curve_, "eta0", predicting_zero)
 
     def __sklearn_is_fitted__(self):
         # validation sets n_features_in_ before a fit can fail
@@ -781,7 +781,9 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
             intercept_init = self.intercept_ if intercept_init is None else intercept_init
         self._fit(X, y, sample_weight, coef_init, intercept_init, None, 1.0,
                   self.max_iter, engine)
-        self._warn_if_not_converged(self.max_iter)
+        # what a blown-up fit is judged by (fit alone warns: not each partial_fit)
+        self._warn_if_not_converged(self.max_iter, _sgd.loss_predicting_zero(
+            self.loss, self._loss_param(), y, np.arange(y.shape[0])))
         return self
 
     @_sgd.unchanged_on_failure
@@ -830,7 +832,6 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         params = self._engine_params(sp.issparse(X))
         if momenta is not None:
             params["momentum"] = momenta[0]
-        predicting_zero = _sgd.loss_predicting_zero(params["loss"], params["loss_param"], y, train)
         measured = getattr(self, "staleness_", None) if velocity_given else None
         sums, counts = self._average_start(velocity_given, 1, n_features)
         res = self._fit_problem(X, y, sample_weight, coef, intercept,
@@ -849,7 +850,6 @@ class AsyncSGDRegressor(RegressorMixin, _BaseAsyncSGD):
         self.n_iter_ = res["n_iter"]
         self.t_ = self._clock_after(res["t"], X.shape[0], t)
         self.loss_curve_ = res["loss_curve"]
-        self._loss_predicting_zero = predicting_zero  # what a blown-up fit is judged by
         self.momentum_curve_ = res["momentum_curve"]
         self.staleness_ = res["staleness"]
         self._set_momentum_attributes(res["momentum"])
