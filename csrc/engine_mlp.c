@@ -23,7 +23,7 @@
  * was s_k writes earlier (s_k drawn from it), computed ahead when the
  * model is in that state: at most one gradient a possible staleness is
  * kept. */
-#include <errno.h>
+#define _POSIX_C_SOURCE 200809L /* pthread_condattr_setclock (exits.h) */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -32,6 +32,7 @@
 #include "mlp_kernel.h"
 #include "rng.h"
 #include "lines.h"
+#include "exits.h"
 
 #define POLL_NS 50000000LL
 
@@ -66,9 +67,7 @@ struct mlp_shared {
     _Alignas(PA_LINE) int stop;
     pa_counter *commits;
     pthread_mutex_t lock;
-    pthread_mutex_t exit_lock;
-    pthread_cond_t exit_cond;
-    int n_exited;
+    pa_exits exits;
     int inline_poll;          /* one thread, run by the launching thread */
     int64_t last_poll_ns;
 };
@@ -153,31 +152,8 @@ static void *worker_main(void *arg)
 {
     mlp_worker *wk = arg;
     run_worker(wk);
-    pthread_mutex_lock(&wk->sh->exit_lock);
-    wk->sh->n_exited++;
-    pthread_cond_signal(&wk->sh->exit_cond);
-    pthread_mutex_unlock(&wk->sh->exit_lock);
+    pa_exits_leave(&wk->sh->exits);
     return NULL;
-}
-
-/* Waits for the workers, polling the caller (signals) every 50 ms. */
-static void wait_workers(mlp_shared *sh, int n_started)
-{
-    pthread_mutex_lock(&sh->exit_lock);
-    while (sh->n_exited < n_started) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += POLL_NS;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        int rc = pthread_cond_timedwait(&sh->exit_cond, &sh->exit_lock, &ts);
-        if (rc == ETIMEDOUT && sh->opts->poll) {
-            pthread_mutex_unlock(&sh->exit_lock);
-            if (sh->opts->poll(sh->opts->poll_ctx))
-                __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
-            pthread_mutex_lock(&sh->exit_lock);
-        }
-    }
-    pthread_mutex_unlock(&sh->exit_lock);
 }
 
 static int64_t n_batches_of(int64_t n, int64_t B) { return B > 0 ? (n + B - 1) / B : 0; }
@@ -207,8 +183,7 @@ int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double
     sh.inline_poll = T == 1;
     sh.last_poll_ns = now_ns();
     pthread_mutex_init(&sh.lock, NULL);
-    pthread_mutex_init(&sh.exit_lock, NULL);
-    pthread_cond_init(&sh.exit_cond, NULL);
+    pa_exits_init(&sh.exits);
     int status = PA_OK, n_init = 0;
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_counter) * T);
     mlp_worker *wk = aligned_alloc(PA_LINE, sizeof(mlp_worker) * T);
@@ -232,7 +207,8 @@ int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w, double
             if (pthread_create(&wk[started].thread, NULL, worker_main, &wk[started]))
                 break;
         if (started < T) __atomic_store_n(&sh.stop, 1, __ATOMIC_RELAXED);
-        wait_workers(&sh, started);
+        pa_exits_wait(&sh.exits, started, sh.opts->poll, sh.opts->poll_ctx,
+                      &sh.stop);
         for (int t = 0; t < started; t++) pthread_join(wk[t].thread, NULL);
         if (started < T) status = PA_NOMEM;
     }
@@ -253,8 +229,7 @@ out:
     free(hists);
     free(wk);
     free(sh.commits);
-    pthread_cond_destroy(&sh.exit_cond);
-    pthread_mutex_destroy(&sh.exit_lock);
+    pa_exits_destroy(&sh.exits);
     pthread_mutex_destroy(&sh.lock);
     return stats->status = status;
 }

@@ -15,7 +15,7 @@
  * nothing shared is written on the hot path. Private copies: the updates
  * the others shared between the worker's last flush (its read) and its
  * next one (its write), counted for a sample of flush intervals. */
-#include <errno.h>
+#define _POSIX_C_SOURCE 200809L /* pthread_condattr_setclock (exits.h) */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@
 #include "linear.h"
 #include "atomics.h"
 #include "lines.h"
+#include "exits.h"
 
 #define PA_STOP_CHECK 256      /* updates between looks at the stop flag */
 #define PA_INLINE_WORK 2000000 /* below this many row entries, no thread */
@@ -107,9 +108,7 @@ struct pa_shared {
     int64_t slice;          /* sparse copies: coordinates swept a flush */
     int stop;
     pthread_mutex_t lock;   /* the update lock of the "locked" mode */
-    pthread_mutex_t exit_lock;
-    pthread_cond_t exit_cond;
-    int n_exited;
+    pa_exits exits;
 };
 
 static int64_t others_count(const pa_shared *sh, int tid, int seen)
@@ -274,31 +273,8 @@ static void *worker_main(void *arg)
 {
     pa_worker *wk = arg;
     run_chunk(wk);
-    pthread_mutex_lock(&wk->sh->exit_lock);
-    wk->sh->n_exited++;
-    pthread_cond_signal(&wk->sh->exit_cond);
-    pthread_mutex_unlock(&wk->sh->exit_lock);
+    pa_exits_leave(&wk->sh->exits);
     return NULL;
-}
-
-/* Waits for the workers, polling the caller (signals) every 50 ms. */
-static void wait_workers(pa_shared *sh, int n_started)
-{
-    pthread_mutex_lock(&sh->exit_lock);
-    while (sh->n_exited < n_started) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        int rc = pthread_cond_timedwait(&sh->exit_cond, &sh->exit_lock, &ts);
-        if (rc == ETIMEDOUT && sh->opts->poll) {
-            pthread_mutex_unlock(&sh->exit_lock);
-            if (sh->opts->poll(sh->opts->poll_ctx))
-                __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
-            pthread_mutex_lock(&sh->exit_lock);
-        }
-    }
-    pthread_mutex_unlock(&sh->exit_lock);
 }
 
 static int64_t row_cost(const pa_dataset *ds)
@@ -341,7 +317,8 @@ static int run_workers(pa_shared *sh, pa_worker *wk, int T)
             break;
     if (started < T) /* could not start them all: stop the others */
         __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
-    wait_workers(sh, started);
+    pa_exits_wait(&sh->exits, started, sh->opts->poll, sh->opts->poll_ctx,
+                  &sh->stop);
     for (int t = 0; t < started; t++) pthread_join(wk[t].thread, NULL);
     return started < T ? PA_NOMEM : PA_OK;
 }
@@ -384,8 +361,7 @@ int pa_linear_epoch(const pa_linear_params *params, const pa_dataset *data,
     sh.opts = opts;
     sh.hist_len = hist_len;
     pthread_mutex_init(&sh.lock, NULL);
-    pthread_mutex_init(&sh.exit_lock, NULL);
-    pthread_cond_init(&sh.exit_cond, NULL);
+    pa_exits_init(&sh.exits);
     sh.commits = aligned_alloc(PA_LINE, sizeof(pa_commit_counter) * T);
     pa_worker *wk = aligned_alloc(PA_LINE, sizeof(pa_worker) * T);
     size_t hist_stride;
@@ -452,8 +428,7 @@ out:
     free(hists);
     free(wk);
     free(sh.commits);
-    pthread_cond_destroy(&sh.exit_cond);
-    pthread_mutex_destroy(&sh.exit_lock);
+    pa_exits_destroy(&sh.exits);
     pthread_mutex_destroy(&sh.lock);
     pa_epoch_ctx_free(&ctx);
     return stats->status = status;
