@@ -1,8 +1,9 @@
 """Per-epoch time of the simulated engine (M virtual workers in one thread)
 against the threads engine at 1 thread, side by side on the same data:
-dense and RCV1-like sparse rows, without and with momentum, and an MLP
-(a tenth of the rows; a replayed histogram too). The simulated
-engine's bound is 1.5x a 1-thread epoch.
+dense and RCV1-like sparse rows, without and with momentum, and two MLPs:
+100-64-1 on a tenth of the rows (a replayed histogram too) and 784-256-1
+on a fiftieth (1.6 MB of weights, so 125 pending gradients are 201 MB).
+The simulated engine's bound is 1.5x a 1-thread epoch.
 
     python bench/bench_simulated.py [--rows 200000] [--repeats 7] [--epochs 3]
                                     [--workers 1,4,16,64,256] [--json out.json]
@@ -62,15 +63,20 @@ def run(rows, repeats, epochs, workers):
                                 "seconds": seconds[m], "threads_1_seconds": seconds[0],
                                 "ratio": ratio})
     results += run_mlp(rows // 10, repeats, epochs, workers)
+    # a step at which no M throws the network off: at 0.01, 64-256 workers
+    # blow it up, and its epochs then ran in half the time (the times would
+    # be the blow-up's, not the engine's)
+    results += run_mlp(rows // 50, repeats, epochs, workers, n_features=784, hidden=256,
+                       lr=1e-4)
     return {"machine": machine, "results": results}
 
 
-def run_mlp(rows, repeats, epochs, workers):
-    """The MLPs' simulated engine (minibatches of 32, one hidden layer of
-    64, momentum 0.5) against their threads engine at 1 thread, and a
+def run_mlp(rows, repeats, epochs, workers, n_features=100, hidden=64, lr=0.01):
+    """The MLPs' simulated engine (minibatches of 32, one hidden layer,
+    momentum 0.5) against their threads engine at 1 thread, and a
     replayed histogram of staleness 63."""
-    X, y = make_dense_classification(rows, 100)
-    common = dict(hidden_layer_sizes=(64,), batch_size=32, learning_rate_init=0.01,
+    X, y = make_dense_classification(rows, n_features)
+    common = dict(hidden_layer_sizes=(hidden,), batch_size=32, learning_rate_init=lr,
                   momentum=0.5, tol=0.0, n_iter_no_change=10**6, random_state=0)
     makers = {0: lambda n: AsyncMLPClassifier(max_iter=n, n_jobs=1, **common)}
     for m in workers:
@@ -81,14 +87,15 @@ def run_mlp(rows, repeats, epochs, workers):
     makers["replay 63"] = lambda n: AsyncMLPClassifier(
         max_iter=n, asynchrony="simulated", staleness=replayed, **common)
     seconds = fastest_epoch(makers, X, y, epochs, repeats)
-    print(f"\n== MLP 100-64-2, batch 32, momentum 0.5: {rows} rows; threads engine, "
+    shape = f"{n_features}-{hidden}-1"
+    print(f"\n== MLP {shape}, batch 32, momentum 0.5: {rows} rows; threads engine, "
           f"1 thread: {seconds[0]:.4f} s/epoch")
     print(f"{'M':>9} {'s/epoch':>9} {'x 1 thread':>11}")
     results = []
     for m in list(workers) + ["replay 63"]:
         ratio = seconds[m] / seconds[0]
         print(f"{m:>9} {seconds[m]:>9.4f} {ratio:>11.2f}")
-        results.append({"data": "mlp", "momentum": 0.5, "workers": m, "seconds": seconds[m],
+        results.append({"data": f"mlp {shape}", "momentum": 0.5, "workers": m, "seconds": seconds[m],
                         "threads_1_seconds": seconds[0], "ratio": ratio})
     return results
 

@@ -243,6 +243,39 @@ static int poll_due(const pa_sim_opts *o, int64_t *last_poll)
     return o->poll(o->poll_ctx);
 }
 
+static int64_t sim_slots(const pa_mlp_params *p, const pa_sim_opts *o)
+{
+    const int64_t nb = n_batches_of(o->n_order, p->batch_size);
+    if (o->schedule == PA_SIM_REPLAY)
+        return (o->replay_len < nb ? o->replay_len : nb) + 1;
+    const int64_t M = o->n_workers < nb ? o->n_workers : nb;
+    return M < 1 ? 1 : M;
+}
+
+int64_t pa_mlp_sim_scratch_len(const pa_mlp_params *p, const pa_sim_opts *o)
+{
+    return sim_slots(p, o) * pa_mlp_n_params(p);
+}
+
+/* The caller's scratch where it holds n doubles, else memory of our own
+ * (freed by whoever sees it is not o->scratch). */
+static double *scratch_or_own(const pa_sim_opts *o, int64_t n)
+{
+    if (o->scratch && o->scratch_len >= n) return o->scratch;
+    return malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+}
+
+/* pa_mlp_compute with the gradient written straight into `grad`. */
+static int compute_into(pa_mlp_work *work, const pa_mlp_data *d, const int64_t *rows,
+                        int64_t n, double *loss, double *grad)
+{
+    double *own = work->grad;
+    work->grad = grad;
+    int status = pa_mlp_compute(work, d, rows, n, loss);
+    work->grad = own;
+    return status;
+}
+
 /* The replay schedule (see the top of the file), as the linear engine's:
  * write k (1-based) reads at state max(0, k - 1 - s_k), s_k < S; reads wait
  * in buckets by state, a ring of S + 1 linked lists. Pending gradients are
@@ -253,8 +286,8 @@ static int mlp_replay(const pa_mlp_params *p, const pa_mlp_data *d, double *w, d
                       int64_t nb)
 {
     const int64_t B = p->batch_size, S = o->replay_len, P = work->n_params;
-    const int64_t G = (S < nb ? S : nb) + 1;
-    double *grads = malloc(sizeof(double) * (size_t)(G * P));
+    const int64_t G = sim_slots(p, o); /* min(S, nb) + 1 */
+    double *grads = scratch_or_own(o, G * P);
     double *loss = malloc(sizeof(double) * (size_t)G);
     int64_t *read_clock = malloc(sizeof(int64_t) * (size_t)(nb > 0 ? nb : 1));
     int64_t *next = malloc(sizeof(int64_t) * (size_t)(nb > 0 ? nb : 1));
@@ -277,9 +310,9 @@ static int mlp_replay(const pa_mlp_params *p, const pa_mlp_data *d, double *w, d
         for (int64_t e = head[state % (S + 1)]; e >= 0 && status == PA_OK; e = next[e]) {
             const int64_t start = e * B, n = o->n_order - start < B ? o->n_order - start : B;
             pa_mlp_snapshot(work, w, 0);
-            if (pa_mlp_compute(work, d, o->order + start, n, &loss[e % G]) != PA_OK)
+            if (compute_into(work, d, o->order + start, n, &loss[e % G],
+                             grads + (e % G) * P) != PA_OK)
                 status = PA_DIVERGED;
-            memcpy(grads + (e % G) * P, work->grad, sizeof(double) * (size_t)P);
         }
         head[state % (S + 1)] = -1;
         if (status != PA_OK) break;
@@ -292,7 +325,7 @@ static int mlp_replay(const pa_mlp_params *p, const pa_mlp_data *d, double *w, d
         if (poll_due(o, &last_poll)) status = PA_INTERRUPTED;
     }
 out:
-    free(grads);
+    if (grads != o->scratch) free(grads);
     free(loss);
     free(read_clock);
     free(next);
@@ -306,8 +339,7 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
     const int64_t B = p->batch_size, nb = n_batches_of(o->n_order, B);
     if (B < 1 || p->n_layers < 1 || p->n_layers > PA_MLP_MAX_LAYERS)
         return st->status = PA_NOMEM;
-    int64_t M = o->n_workers < nb ? o->n_workers : nb;
-    if (M < 1) M = 1;
+    const int64_t M = sim_slots(p, o);
     pa_mlp_work work;
     if (pa_mlp_work_init(&work, p) != PA_OK) return st->status = PA_NOMEM;
     if (o->schedule == PA_SIM_REPLAY) {
@@ -319,7 +351,7 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
         return st->status = status;
     }
     const int64_t P = work.n_params;
-    double *grads = malloc(sizeof(double) * (size_t)(M * P));
+    double *grads = scratch_or_own(o, M * P);
     double *loss = malloc(sizeof(double) * (size_t)M);
     int64_t *nrows = malloc(sizeof(int64_t) * (size_t)M);
     int64_t *read_clock = malloc(sizeof(int64_t) * (size_t)M);
@@ -335,9 +367,9 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
         const int64_t s_ = (slot), start_ = next * B;                            \
         const int64_t n_ = o->n_order - start_ < B ? o->n_order - start_ : B;    \
         pa_mlp_snapshot(&work, w, 0);                                            \
-        if (pa_mlp_compute(&work, d, o->order + start_, n_, &loss[s_]) != PA_OK) \
+        if (compute_into(&work, d, o->order + start_, n_, &loss[s_], grads + s_ * P) \
+            != PA_OK)                                                            \
             status = PA_DIVERGED;                                                \
-        memcpy(grads + s_ * P, work.grad, sizeof(double) * (size_t)P);           \
         nrows[s_] = n_;                                                          \
         read_clock[s_] = (clock);                                                \
         next++;                                                                  \
@@ -370,7 +402,7 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
     st->clock_end = st->n_updates;
 out:
     pa_mlp_work_free(&work);
-    free(grads);
+    if (grads != o->scratch) free(grads);
     free(loss);
     free(nrows);
     free(read_clock);

@@ -55,7 +55,12 @@ int64_t pa_mlp_n_params(const pa_mlp_params *p);
 int pa_mlp_epoch(const pa_mlp_params *p, const pa_mlp_data *d, double *w,
                  double *v, const pa_engine_opts *opts, pa_epoch_stats *stats);
 
-/* One epoch of the simulated engine (schedule exponential or round robin). */
+/* One epoch of the simulated engine. Its pending gradients take
+ * pa_mlp_sim_scratch_len doubles: opts->scratch where it has that many
+ * (memory the caller keeps from epoch to epoch is not faulted in and
+ * zeroed again: 125 pending gradients of 784-256-1 are 201 MB), else
+ * memory of the epoch's own. */
+int64_t pa_mlp_sim_scratch_len(const pa_mlp_params *p, const pa_sim_opts *opts);
 int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w,
                      double *v, const pa_sim_opts *opts, pa_epoch_stats *stats);
 

@@ -112,6 +112,8 @@ typedef struct {
     double *trace;            /* dense rows only: w after each write, or NULL */
     int (*poll)(void *);
     void *poll_ctx;
+    double *scratch;          /* MLPs: room for the pending gradients, kept */
+    int64_t scratch_len;      /* from epoch to epoch (or NULL, 0: allocated) */
 } pa_sim_opts;
 
 /* One epoch of the simulated engine (one thread, deterministic). */

@@ -69,6 +69,8 @@ cdef extern from "pyasync_core.h":
         double *trace
         int (*poll)(void *) noexcept nogil
         void *poll_ctx
+        double *scratch
+        int64_t scratch_len
     int pa_linear_epoch_sim(const pa_linear_params *, const pa_dataset *,
                             pa_linear_model *, int64_t, double,
                             const pa_sim_opts *, pa_epoch_stats *) nogil
@@ -446,6 +448,8 @@ def linear_epoch(dict params, X, cnp.ndarray y, sample_weight, dict state,
         so.replay_cdf = NULL
         so.replay_len = 0
         so.trace = NULL
+        so.scratch = NULL
+        so.scratch_len = 0
         trace = engine.get("trace")
         if trace is not None:
             if ds.sparse:

@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """The bridge of the MLP core: checks buffers, releases the GIL, runs an
 engine over one epoch, returns statistics."""
+import mmap
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, int32_t, uint64_t
@@ -43,6 +44,8 @@ cdef extern from "mlp.h":
         double *trace
         int (*poll)(void *) noexcept nogil
         void *poll_ctx
+        double *scratch
+        int64_t scratch_len
     ctypedef struct pa_mlp_params:
         int n_layers
         int64_t units[12]
@@ -57,6 +60,7 @@ cdef extern from "mlp.h":
     int64_t pa_mlp_n_params(const pa_mlp_params *) nogil
     int pa_mlp_epoch(const pa_mlp_params *, const pa_mlp_data *, double *, double *,
                      const pa_engine_opts *, pa_epoch_stats *) nogil
+    int64_t pa_mlp_sim_scratch_len(const pa_mlp_params *, const pa_sim_opts *) nogil
     int pa_mlp_epoch_sim(const pa_mlp_params *, const pa_mlp_data *, double *, double *,
                          const pa_sim_opts *, pa_epoch_stats *) nogil
     int pa_mlp_loss_grad(const pa_mlp_params *, const pa_mlp_data *, const double *,
@@ -188,7 +192,9 @@ def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
     """One epoch of minibatch SGD over the flat weights `w` (velocity `v`),
     updated in place, on the engine `engine` describes:
     {"kind": "threads", "n_threads", "update", "staleness_every"} or
-    {"kind": "simulated", "n_workers", "schedule", "replay_cdf", "seed"}.
+    {"kind": "simulated", "n_workers", "schedule", "replay_cdf", "seed"},
+    the last with an optional "scratch": a list, kept from epoch to epoch,
+    that holds the memory of its pending gradients.
     Staleness counts are added to `hist`; rows are weighted by
     `sample_weight`, if given. Returns epoch statistics."""
     cdef pa_mlp_params p
@@ -232,6 +238,18 @@ def mlp_epoch(dict params, X, cnp.ndarray Y, cnp.ndarray w, cnp.ndarray v,
             raise ValueError("n_workers must be >= 1")
         if so.schedule == 2:
             _set_replay(&so, engine)
+        so.scratch = NULL
+        so.scratch_len = 0
+        kept = engine.get("scratch")
+        if kept is not None:  # a list that keeps the memory from epoch to epoch
+            need = pa_mlp_sim_scratch_len(&p, &so)
+            if not kept or kept[0].shape[0] < need:
+                # small pages, as malloc's: numpy asks large arrays for huge
+                # ones, whose first allocation in a process compacted memory
+                # for 0.6-1 s (201 MB) where faulting small pages takes 0.14 s
+                kept[:] = [np.frombuffer(mmap.mmap(-1, need * 8), dtype=np.float64)]
+            so.scratch = <double *>_data(kept[0], np.float64, "scratch")
+            so.scratch_len = kept[0].shape[0]
         with nogil:
             status = pa_mlp_epoch_sim(&p, &d, wp, vp, &so, &st)
     elif engine["kind"] == "threads":

@@ -352,6 +352,7 @@ class _BaseAsyncMLP(BaseEstimator):
             if backend is None and auto.safe is None:  # the Ray server holds its own model
                 auto.keep_safe(model)
         try:
+            scratch = []  # the simulated engine's pending gradients, epoch to epoch
             for it in range(self.max_iter):
                 if auto is not None:
                     measured = StalenessStats.from_counts(hist, stale_sum, stale_max)
@@ -361,7 +362,8 @@ class _BaseAsyncMLP(BaseEstimator):
                     sample_idx = sk_shuffle(sample_idx, random_state=rs)
                 order = np.ascontiguousarray(sample_idx, dtype=np.int64)
                 if engine["kind"] == "simulated":
-                    engine = dict(engine, seed=(seed * 0x9E3779B9 + it) % 2**64)
+                    engine = dict(engine, seed=(seed * 0x9E3779B9 + it) % 2**64,
+                                  scratch=scratch)
                 params["lr"] = lr
                 if backend is not None:
                     res, w[:], v[:] = backend.epoch(0, lr, params["momentum"], it, self.shuffle)

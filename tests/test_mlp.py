@@ -640,6 +640,36 @@ def test_round_robin_staleness_is_m_minus_one(M):
     assert res["staleness_max"] == M - 1 and res["n_updates"] == 20
 
 
+@pytest.mark.parametrize("schedule", ["exponential", "round_robin", "replay"])
+def test_kept_scratch_changes_nothing(schedule):
+    """Pending gradients in memory kept from epoch to epoch (a fit's) give
+    the epochs of memory allocated for each, bit for bit; the memory is
+    made once, at the size the engine asks, and reused after."""
+    X, Y, units = problem("softmax", n=200)
+    prm = params(units, "relu", "softmax", momentum=0.5, batch_size=10)
+    w0 = np.random.RandomState(0).randn(_mlp.n_params(prm)) * 0.1
+    engine = {"kind": "simulated", "n_workers": 6, "schedule": schedule, "seed": 3}
+    if schedule == "replay":
+        engine["replay_cdf"] = np.cumsum([0.2, 0.3, 0.1, 0.4])
+    order = np.random.RandomState(1).permutation(200).astype(np.int64)
+    runs = []
+    for kept in (None, []):
+        w, v = w0.copy(), np.zeros_like(w0)
+        arrays = []
+        for epoch in range(3):
+            hist = np.zeros(HIST_LEN, dtype=np.int64)
+            eng = dict(engine, seed=epoch) if kept is None else dict(engine, seed=epoch,
+                                                                      scratch=kept)
+            _mlp.mlp_epoch(prm, X, Y, w, v, order, eng, hist)
+            if kept is not None:
+                arrays.append(kept[0])
+        runs.append((w, v, hist))
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+    slots = 5 if schedule == "replay" else 6  # replay: one a possible staleness, + 1
+    assert arrays[0].shape == (slots * w0.size,)
+    assert arrays[1] is arrays[0] and arrays[2] is arrays[0]
+
+
 def test_fixed_delay_is_round_robin_over_delay_plus_one(digits):
     X, _, y, _ = digits
     kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0, learning_rate_init=0.01,
