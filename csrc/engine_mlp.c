@@ -34,8 +34,6 @@
 #include "lines.h"
 #include "exits.h"
 
-#define POLL_NS 50000000LL
-
 typedef struct {
     _Alignas(PA_LINE) int64_t done;
     char pad[PA_LINE - sizeof(int64_t)];
@@ -110,7 +108,7 @@ static void run_worker(mlp_worker *wk)
         if (__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) break;
         if (sh->inline_poll && o->poll) {
             int64_t t = now_ns();
-            if (t - sh->last_poll_ns >= POLL_NS) {
+            if (t - sh->last_poll_ns >= PA_POLL_NS) {
                 sh->last_poll_ns = t;
                 if (o->poll(o->poll_ctx)) { sh->stop = 1; break; }
             }
@@ -126,7 +124,8 @@ static void run_worker(mlp_worker *wk)
         pa_mlp_snapshot(&wk->work, sh->w, shared);
         if (locked) pthread_mutex_unlock(&sh->lock);
         double loss;
-        if (pa_mlp_compute(&wk->work, sh->d, o->order + start, n, &loss) != PA_OK) {
+        if (pa_mlp_compute(&wk->work, sh->d, o->order + start, n, &loss, wk->work.grad)
+            != PA_OK) {
             wk->status = PA_DIVERGED;
             __atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
             break;
@@ -238,7 +237,7 @@ static int poll_due(const pa_sim_opts *o, int64_t *last_poll)
 {
     if (!o->poll) return 0;
     int64_t t = now_ns();
-    if (t - *last_poll < POLL_NS) return 0;
+    if (t - *last_poll < PA_POLL_NS) return 0;
     *last_poll = t;
     return o->poll(o->poll_ctx);
 }
@@ -263,17 +262,6 @@ static double *scratch_or_own(const pa_sim_opts *o, int64_t n)
 {
     if (o->scratch && o->scratch_len >= n) return o->scratch;
     return malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-}
-
-/* pa_mlp_compute with the gradient written straight into `grad`. */
-static int compute_into(pa_mlp_work *work, const pa_mlp_data *d, const int64_t *rows,
-                        int64_t n, double *loss, double *grad)
-{
-    double *own = work->grad;
-    work->grad = grad;
-    int status = pa_mlp_compute(work, d, rows, n, loss);
-    work->grad = own;
-    return status;
 }
 
 /* The replay schedule (see the top of the file), as the linear engine's:
@@ -310,8 +298,8 @@ static int mlp_replay(const pa_mlp_params *p, const pa_mlp_data *d, double *w, d
         for (int64_t e = head[state % (S + 1)]; e >= 0 && status == PA_OK; e = next[e]) {
             const int64_t start = e * B, n = o->n_order - start < B ? o->n_order - start : B;
             pa_mlp_snapshot(work, w, 0);
-            if (compute_into(work, d, o->order + start, n, &loss[e % G],
-                             grads + (e % G) * P) != PA_OK)
+            if (pa_mlp_compute(work, d, o->order + start, n, &loss[e % G],
+                               grads + (e % G) * P) != PA_OK)
                 status = PA_DIVERGED;
         }
         head[state % (S + 1)] = -1;
@@ -367,8 +355,8 @@ int pa_mlp_epoch_sim(const pa_mlp_params *p, const pa_mlp_data *d, double *w, do
         const int64_t s_ = (slot), start_ = next * B;                            \
         const int64_t n_ = o->n_order - start_ < B ? o->n_order - start_ : B;    \
         pa_mlp_snapshot(&work, w, 0);                                            \
-        if (compute_into(&work, d, o->order + start_, n_, &loss[s_], grads + s_ * P) \
-            != PA_OK)                                                            \
+        if (pa_mlp_compute(&work, d, o->order + start_, n_, &loss[s_],          \
+                           grads + s_ * P) != PA_OK)                             \
             status = PA_DIVERGED;                                                \
         nrows[s_] = n_;                                                          \
         read_clock[s_] = (clock);                                                \

@@ -16,7 +16,8 @@
 #define PA_EXITS_SETCLOCK 1
 #endif
 
-#define PA_EXITS_POLL_NS 50000000L
+/* how often a long run asks the caller whether to stop (Ctrl-C) */
+#define PA_POLL_NS 50000000LL
 
 typedef struct {
     pthread_mutex_t lock;
@@ -61,7 +62,7 @@ static inline void pa_exits_wait(pa_exits *e, int n, int (*poll)(void *), void *
     while (e->n_exited < n) {
         struct timespec ts;
         clock_gettime(PA_EXITS_CLOCK, &ts);
-        ts.tv_nsec += PA_EXITS_POLL_NS;
+        ts.tv_nsec += PA_POLL_NS;
         if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
         int rc = pthread_cond_timedwait(&e->cond, &e->lock, &ts);
         if (rc == ETIMEDOUT && poll) {

@@ -282,7 +282,7 @@ static double output_layer(const pa_mlp_work *wk, const pa_mlp_data *d,
 }
 
 int pa_mlp_compute(pa_mlp_work *wk, const pa_mlp_data *d, const int64_t *rows,
-                   int64_t n, double *loss_out)
+                   int64_t n, double *loss_out, double *grad)
 {
     const pa_mlp_params *p = wk->p;
     const int L = wk->L;
@@ -302,7 +302,7 @@ int pa_mlp_compute(pa_mlp_work *wk, const pa_mlp_data *d, const int64_t *rows,
     *loss_out = loss;
     if (!isfinite(loss)) return PA_DIVERGED;
     /* backward */
-    double *g = wk->grad;
+    double *g = grad;
     int64_t off = 0;
     int64_t offs[PA_MLP_MAX_LAYERS];
     for (int l = 0; l < L; l++) {
@@ -387,8 +387,7 @@ int pa_mlp_loss_grad(const pa_mlp_params *p, const pa_mlp_data *d, const double 
     pa_mlp_work wk;
     if (pa_mlp_work_init(&wk, &q) != PA_OK) return PA_NOMEM;
     pa_mlp_snapshot(&wk, w, 0);
-    int status = pa_mlp_compute(&wk, d, rows, n, loss);
-    memcpy(grad, wk.grad, sizeof(double) * (size_t)wk.n_params);
+    int status = pa_mlp_compute(&wk, d, rows, n, loss, grad);
     pa_mlp_work_free(&wk);
     return status;
 }

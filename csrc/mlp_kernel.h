@@ -33,10 +33,11 @@ void pa_mlp_work_free(pa_mlp_work *wk);
  * `shared` non-zero reads them with relaxed atomic loads. */
 void pa_mlp_snapshot(pa_mlp_work *wk, const double *w, int shared);
 
-/* Loss (batch mean + penalty) and flat gradient (wk->grad) of the rows
- * rows[0..n) at the snapshot. Returns PA_DIVERGED on a non-finite loss. */
+/* Loss (batch mean + penalty) and flat gradient (into `grad`, n_params:
+ * wk->grad, or a pending gradient's own slot) of the rows rows[0..n) at
+ * the snapshot. Returns PA_DIVERGED on a non-finite loss. */
 int pa_mlp_compute(pa_mlp_work *wk, const pa_mlp_data *d, const int64_t *rows,
-                   int64_t n, double *loss);
+                   int64_t n, double *loss, double *grad);
 
 /* Writes one update with gradient g into the shared w (and velocity v). */
 void pa_mlp_apply(const pa_mlp_params *p, int64_t n_params, double *w, double *v,
